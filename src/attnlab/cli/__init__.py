@@ -1,0 +1,48 @@
+"""The ``attnlab`` command line."""
+
+from __future__ import annotations
+
+import typer
+
+from .. import __version__
+from . import theory
+
+app = typer.Typer(
+    help="attnlab: a laboratory for attention mechanisms (ops, mixers, theory, claims).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+app.add_typer(theory.app, name="theory")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"attnlab {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """attnlab: make the claims of four attention posts executable, and ask them of your own mixers."""
+
+
+@app.command("mixers")
+def list_mixers() -> None:
+    """List the registered mixers and their options."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from .mixers import MIXERS
+
+    table = Table("name", "class", "summary")
+    for name in sorted(MIXERS):
+        cls = MIXERS[name]
+        table.add_row(name, cls.__name__, (cls.__doc__ or "").strip().splitlines()[0])
+    Console().print(table)

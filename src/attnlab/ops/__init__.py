@@ -1,0 +1,34 @@
+"""Pure attention math on ``q, k, v`` laid out ``[batch, seq, heads, dim]``.
+
+Each stateful family has a float32 ``recurrent`` reference, a ``chunk`` fast form (``mode=``) and
+a one-token ``*_step`` for decoding.
+"""
+
+from .attention import KERNELS, attention, attention_probs
+from .conv import short_conv, short_conv_step
+from .decay import decay_attention_matrix, decay_linear_attention, decay_linear_attention_step
+from .featuremaps import FEATURE_MAPS, get_feature_map
+from .linear import linear_attention, linear_attention_step, retention, retnet_decay, simple_gla
+from .masks import MASKS, build_mask
+from .rope import rope
+
+__all__ = [
+    "KERNELS",
+    "MASKS",
+    "FEATURE_MAPS",
+    "attention",
+    "attention_probs",
+    "build_mask",
+    "rope",
+    "get_feature_map",
+    "linear_attention",
+    "linear_attention_step",
+    "retention",
+    "retnet_decay",
+    "simple_gla",
+    "decay_linear_attention",
+    "decay_linear_attention_step",
+    "decay_attention_matrix",
+    "short_conv",
+    "short_conv_step",
+]

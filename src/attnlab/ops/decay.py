@@ -1,0 +1,153 @@
+"""Decayed linear attention: ``S_t = exp(g_t) S_{t-1} + k_t v_tᵀ``, ``o_t = S_tᵀ (scale · q_t)``.
+
+One engine serves three families (state ``[b, h, d_k, d_v]``):
+- linear attention (``g = 0``; Katharopoulos et al. 2020),
+- a fixed decay per head (RetNet, Sun et al. 2023: ``g = log γ_h``),
+- a data-dependent log-decay per token and head (simple GLA / Mamba-2 style, ``g_t ≤ 0``).
+
+``recurrent`` is the float32 token loop, the reference. ``chunk`` splits the sequence into chunks
+of ``C`` tokens: inside a chunk the quadratic form ``(Q Kᵀ ⊙ D) V`` with the decay matrix
+``D_ij = exp(G_i − G_j)`` (``G`` the in-chunk cumulative log-decay), across chunks the state.
+Its cost is ``O(t·C·d + t·d²)`` with a Python loop over chunks only.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..checks import check_choice, check_positive_int, check_qkv, check_state, check_tensor
+
+MODES = ("chunk", "recurrent")
+
+
+def check_log_decay(g: torch.Tensor | None, b: int, t: int, h: int) -> torch.Tensor | None:
+    if g is None:
+        return None
+    check_tensor("g", g, 3, "[batch, seq, heads]")
+    if tuple(g.shape) != (b, t, h):
+        raise ValueError(f"g must have shape {(b, t, h)} [batch, seq, heads], got {tuple(g.shape)}")
+    if bool((g > 0).any()):
+        raise ValueError("g is a log-decay and must be <= 0 (decay exp(g) in (0, 1]); got positive entries")
+    return g
+
+
+def _recurrent(q, k, v, g, scale, initial_state):
+    b, t, h, dk = q.shape
+    dv = v.shape[-1]
+    S = q.new_zeros(b, h, dk, dv, dtype=torch.float32)
+    if initial_state is not None:
+        S = S + initial_state.float()
+    q, k, v = q.float() * scale, k.float(), v.float()
+    out = []
+    for i in range(t):
+        if g is not None:
+            S = S * g[:, i].float().exp()[..., None, None]
+        S = S + k[:, i, :, :, None] * v[:, i, :, None, :]  # [b, h, dk, dv]
+        out.append(torch.einsum("bhk,bhkv->bhv", q[:, i], S))
+    return torch.stack(out, dim=1), S
+
+
+def _chunk(q, k, v, g, scale, chunk_size, initial_state):
+    b, t, h, dk = q.shape
+    dv = v.shape[-1]
+    C = chunk_size
+    pad = (-t) % C
+    # [b, t, h, d] -> [b, h, t, d]; padded tail: k = v = 0 adds nothing, g = 0 decays nothing
+    q, k, v = (F.pad(x.float().transpose(1, 2), (0, 0, 0, pad)) for x in (q, k, v))
+    n = (t + pad) // C
+    q = q.reshape(b, h, n, C, dk) * scale  # (b, h, n, C, dk)
+    k = k.reshape(b, h, n, C, dk)
+    v = v.reshape(b, h, n, C, dv)
+    tril = torch.ones(C, C, dtype=torch.bool, device=q.device).tril()
+    scores = q @ k.transpose(-1, -2)  # (b, h, n, C, C)
+    if g is None:
+        intra = scores.masked_fill(~tril, 0.0) @ v
+        q_in, k_out, chunk_decay = q, k, None
+    else:
+        G = F.pad(g.float().transpose(1, 2), (0, pad)).reshape(b, h, n, C).cumsum(-1)  # (b, h, n, C)
+        # mask before exp: above the diagonal G_i - G_j > 0 could overflow to inf, and inf * 0 = nan
+        diff = (G[..., :, None] - G[..., None, :]).masked_fill(~tril, float("-inf"))
+        intra = (scores * diff.exp()) @ v
+        q_in = q * G.exp()[..., None]  # decay from the chunk start to token i
+        k_out = k * (G[..., -1:] - G).exp()[..., None]  # decay from token j to the chunk end
+        chunk_decay = G[..., -1].exp()  # (b, h, n)
+    kv = k_out.transpose(-1, -2) @ v  # (b, h, n, dk, dv)
+    S = q.new_zeros(b, h, dk, dv) if initial_state is None else initial_state.float()
+    inter = []
+    for i in range(n):
+        inter.append(q_in[:, :, i] @ S)
+        S = (S if chunk_decay is None else S * chunk_decay[:, :, i, None, None]) + kv[:, :, i]
+    o = intra + torch.stack(inter, dim=2)  # (b, h, n, C, dv)
+    o = o.reshape(b, h, n * C, dv)[:, :, :t].transpose(1, 2)
+    return o, S
+
+
+def decay_linear_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    g: torch.Tensor | None = None,
+    *,
+    mode: str = "chunk",
+    chunk_size: int = 64,
+    scale: float | None = None,
+    initial_state: torch.Tensor | None = None,
+    output_final_state: bool = False,
+):
+    """``q, k [b, t, h, d_k]``, ``v [b, t, h, d_v]``, log-decay ``g [b, t, h]`` (≤ 0, or None).
+
+    Returns ``o [b, t, h, d_v]`` (in ``v``'s dtype) and, when ``output_final_state``, the float32
+    state ``[b, h, d_k, d_v]``; ``scale`` defaults to ``d_k ** -0.5``.
+    """
+    b, t, h, dk, dv = check_qkv(q, k, v)
+    check_choice("mode", mode, MODES)
+    check_positive_int("chunk_size", chunk_size)
+    g = check_log_decay(g, b, t, h)
+    check_state("initial_state", initial_state, (b, h, dk, dv))
+    scale = dk**-0.5 if scale is None else float(scale)
+    if mode == "recurrent":
+        o, S = _recurrent(q, k, v, g, scale, initial_state)
+    else:
+        o, S = _chunk(q, k, v, g, scale, chunk_size, initial_state)
+    o = o.to(v.dtype)
+    return (o, S) if output_final_state else o
+
+
+def decay_linear_attention_step(q_t, k_t, v_t, state, g_t=None, *, scale=None):
+    """One decoding step: ``q_t, k_t [b, h, d_k]``, ``v_t [b, h, d_v]``, ``g_t [b, h]``.
+
+    ``state`` is ``[b, h, d_k, d_v]`` or None (zeros). Returns ``(o_t [b, h, d_v], new_state)``.
+    """
+    for name, x in (("q_t", q_t), ("k_t", k_t), ("v_t", v_t)):
+        check_tensor(name, x, 3, "[batch, heads, dim]")
+    b, h, dk = q_t.shape
+    dv = v_t.shape[-1]
+    if tuple(k_t.shape) != (b, h, dk) or tuple(v_t.shape[:2]) != (b, h):
+        raise ValueError(
+            f"k_t must be {(b, h, dk)} and v_t [{b}, {h}, d_v]; got {tuple(k_t.shape)}, {tuple(v_t.shape)}"
+        )
+    check_state("state", state, (b, h, dk, dv))
+    scale = dk**-0.5 if scale is None else float(scale)
+    S = q_t.new_zeros(b, h, dk, dv, dtype=torch.float32) if state is None else state.float()
+    if g_t is not None:
+        check_tensor("g_t", g_t, 2, "[batch, heads]")
+        S = S * g_t.float().exp()[..., None, None]
+    S = S + k_t.float()[..., :, None] * v_t.float()[..., None, :]
+    o = torch.einsum("bhk,bhkv->bhv", q_t.float() * scale, S)
+    return o.to(v_t.dtype), S
+
+
+def decay_attention_matrix(
+    q: torch.Tensor, k: torch.Tensor, g: torch.Tensor | None = None, *, scale: float | None = None
+) -> torch.Tensor:
+    """The implicit matrix ``A [b, h, t, t]`` with ``o = A v``: ``A_ij = scale·q_i·k_j·exp(G_i − G_j)``, j ≤ i."""
+    b, t, h, dk = q.shape
+    scale = dk**-0.5 if scale is None else float(scale)
+    s = torch.einsum("bqhd,bkhd->bhqk", q.float(), k.float()) * scale
+    tril = torch.ones(t, t, dtype=torch.bool, device=q.device).tril()
+    if g is None:
+        return s.masked_fill(~tril, 0.0)
+    G = g.float().transpose(1, 2).cumsum(-1)  # [b, h, t]
+    diff = (G[..., :, None] - G[..., None, :]).masked_fill(~tril, float("-inf"))
+    return s * diff.exp()

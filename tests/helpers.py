@@ -1,0 +1,52 @@
+"""Test helpers: a ratio-based closeness check and flash-linear-attention's naive references."""
+
+from __future__ import annotations
+
+import importlib.util
+import pathlib
+import sys
+
+import pytest
+import torch
+
+
+def rel_rms(ref: torch.Tensor, out: torch.Tensor) -> float:
+    """Relative RMS error ``‖out − ref‖ / ‖ref‖`` (the ratio flash-linear-attention's tests use)."""
+    ref, out = ref.detach().double(), out.detach().double()
+    return ((out - ref).pow(2).mean().sqrt() / ref.pow(2).mean().sqrt().clamp_min(1e-30)).item()
+
+
+def assert_close(name: str, ref: torch.Tensor, out: torch.Tensor, ratio: float = 1e-5, atol: float = 1e-6):
+    """Pass when either the relative RMS error is below ``ratio`` or the max abs error below ``atol``."""
+    assert ref.shape == out.shape, f"{name}: shape {tuple(out.shape)} != {tuple(ref.shape)}"
+    assert torch.isfinite(out).all(), f"{name}: non-finite values"
+    err = (out.detach().double() - ref.detach().double()).abs().max().item()
+    r = rel_rms(ref, out)
+    assert r <= ratio or err <= atol, f"{name}: rel rms {r:.3g} > {ratio:g} and max abs {err:.3g} > {atol:g}"
+
+
+def fla_naive(op: str):
+    """Load ``fla/ops/<op>/naive.py`` from the installed flash-linear-attention by file path.
+
+    ``import fla.ops`` pulls in triton; the naive files need only torch and einops.
+    """
+    spec = importlib.util.find_spec("fla")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.fail("flash-linear-attention is a test dependency: pip install -e '.[dev]'")
+    path = pathlib.Path(list(spec.submodule_search_locations)[0]) / "ops" / op / "naive.py"
+    name = f"_fla_naive_{op.replace('/', '_')}"
+    if name in sys.modules:
+        return sys.modules[name]
+    mod_spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(mod_spec)
+    mod_spec.loader.exec_module(mod)
+    sys.modules[name] = mod
+    return mod
+
+
+def grads(loss_fn, *tensors):
+    """Gradients of ``loss_fn(*tensors)`` w.r.t. fresh leaf copies of ``tensors``."""
+    leaves = [t.detach().clone().requires_grad_(True) for t in tensors]
+    out = loss_fn(*leaves)
+    out.backward()
+    return out.detach(), [t.grad for t in leaves]
