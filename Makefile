@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: reproduce test lint bench clean install
+.PHONY: reproduce test lint bench clean install browser
 
 $(BIN)/python:
 	@command -v $(PY) >/dev/null 2>&1 || { echo "need $(PY) on PATH (or run: make PY=python3)"; exit 1; }
@@ -23,8 +23,15 @@ reproduce: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests
 
+# The report test renders report.html in Debian's chromium; install it where we can (root + apt), else
+# that one test is skipped with a reason (CI sets ATTNLAB_REQUIRE_BROWSER=1 so it cannot be skipped there).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) ; } || \
+	  echo "note: chromium not installed; the browser test will be skipped"
+
 # pytest exits 5 when it collects no test: that is a failure here, never a pass
-test: lint
+test: lint browser
 	$(BIN)/python -m pytest; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc
 
 bench: $(STAMP)

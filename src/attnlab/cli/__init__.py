@@ -6,6 +6,7 @@ import typer
 
 from .. import __version__
 from . import theory
+from .reproduce import reproduce
 
 app = typer.Typer(
     help="attnlab: a laboratory for attention mechanisms (ops, mixers, theory, claims).",
@@ -16,6 +17,7 @@ app = typer.Typer(
 
 
 app.add_typer(theory.app, name="theory")
+app.command("reproduce")(reproduce)
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,102 @@
+"""R1–R4: robustness of softmax attention to score noise (post 9593)."""
+
+from __future__ import annotations
+
+import torch
+
+from ..theory.noise import limit_bias, loglog_slope, predicted_error, simulate_error
+from .registry import Budget, Evidence, Figure, experiment, verdict
+
+R1_SLOPE = (-0.6, -0.4)
+R1_LAWS = [("gaussian", 0.5), ("uniform", 1.0), ("gumbel", 0.3)]
+R2_MIN_BIAS = 0.01
+R3_SLOPE_ABOVE = -0.2
+R4_SLACK = 1e-6
+
+
+def _ns(budget: Budget) -> list[int]:
+    return [64, 256, 1024, 4096] + ([16384] if budget.scale > 1 else [])
+
+
+@experiment("R1", method="Simulate o and õ for s ~ N(0,1), v ~ N(0,1), n from 64 to 4096, per noise law; fit the "
+            "log-log slope of the RMS error against n and compare with the delta-method prediction.",
+            tolerance=f"holds if every slope lies in {R1_SLOPE}")
+def r1(budget: Budget) -> Evidence:
+    ns, series, slopes = _ns(budget), [], {}
+    for i, (law, scale) in enumerate(R1_LAWS):
+        sims = [simulate_error(n, law, scale, trials=budget.trials, seed=i) for n in ns]
+        slopes[f"{law}({scale})"] = loglog_slope(ns, [s[0] for s in sims])
+        series.append({"label": f"{law} {scale}", "x": ns, "y": [s[0] for s in sims], "yerr": [s[1] for s in sims]})
+        series.append({"label": f"{law} predicted", "x": ns, "y": [predicted_error(n, law, scale) for n in ns],
+                       "style": ":"})
+    ok = all(R1_SLOPE[0] <= s <= R1_SLOPE[1] for s in slopes.values())
+    txt = ", ".join(f"{k} {v:+.3f}" for k, v in slopes.items())
+    return Evidence(verdict(ok), f"log-log slopes of the error: {txt} (−1/2 expected)", {"slopes": slopes},
+                    figures=[Figure("Softmax error under i.i.d. score noise", "n", "RMS ‖õ − o‖", series, True, True)])
+
+
+@experiment("R2", method="Limit (n → ∞) of the weighted mean of v = s under noisy weights f(s + ε), by quadrature "
+            "over s ~ N(1, 1) and sampled ε, for exp, relu², identity; Gaussian (zero-mean) and Gumbel (non-zero "
+            "mean) noise of scale 0.8.",
+            tolerance=f"holds if exp is unbiased (< 1e-6) and relu² and identity keep |bias| > {R2_MIN_BIAS} for "
+                      "both laws; caveat if one of them is unbiased for zero-mean noise")
+def r2(budget: Budget) -> Evidence:
+    bias = {f"{k}/{law}": limit_bias(k, law, 0.8, samples=budget.mc_samples * 2)
+            for k in ("exp", "relu2", "identity") for law in ("gaussian", "gumbel")}
+    exp_ok = all(abs(v) < 1e-6 for k, v in bias.items() if k.startswith("exp"))
+    relu_ok = all(abs(v) > R2_MIN_BIAS for k, v in bias.items() if k.startswith("relu2"))
+    id_mean = abs(bias["identity/gumbel"]) > R2_MIN_BIAS
+    id_zero = abs(bias["identity/gaussian"]) > R2_MIN_BIAS
+    ok = exp_ok and relu_ok and id_mean
+    txt = ", ".join(f"{k} {v:+.4f}" for k, v in bias.items())
+    reason = f"limit bias: {txt}"
+    if ok and not id_zero:
+        reason += "; identity weights are unbiased under zero-mean noise (they are linear), biased only by its mean"
+    return Evidence(verdict(ok, caveat=not id_zero), reason, {"bias": bias})
+
+
+@experiment("R3", method="Simulate softmax attention under Laplace noise of scale 0.3, 0.7 and 1.5 and fit the "
+            "error's log-log slope.",
+            tolerance=f"holds if the slope for b = 1.5 is above {R3_SLOPE_ABOVE} (the error does not vanish) while "
+                      "b = 0.3 keeps about −1/2")
+def r3(budget: Budget) -> Evidence:
+    ns, slopes, series = _ns(budget), {}, []
+    for i, b in enumerate([0.3, 0.7, 1.5]):
+        errs = [simulate_error(n, "laplace", b, trials=budget.trials, seed=10 + i)[0] for n in ns]
+        slopes[b] = loglog_slope(ns, errs)
+        series.append({"label": f"Laplace b = {b}", "x": ns, "y": errs})
+    ok = slopes[1.5] > R3_SLOPE_ABOVE and slopes[0.3] < -0.35
+    txt = ", ".join(f"b={k}: {v:+.3f}" for k, v in slopes.items())
+    return Evidence(verdict(ok, caveat=slopes[0.7] > -0.4),
+                    f"slopes {txt}; b=0.7 (finite mean, infinite variance) decays slower than n^(−1/2)",
+                    {"slopes": {str(k): v for k, v in slopes.items()}},
+                    figures=[Figure("Softmax error under Laplace noise", "n", "RMS ‖õ − o‖", series, True, True)])
+
+
+@experiment("R4", method="Maximise ‖softmax(s+ε) − softmax(s)‖₁ / ‖ε‖∞ over random ε and by gradient ascent "
+            "(Adam on ε, many restarts, several n and score scales).",
+            tolerance=f"holds if no ratio exceeds 1 + {R4_SLACK}")
+def r4(budget: Budget) -> Evidence:
+    g = torch.Generator().manual_seed(0)
+    best_random, best_opt = 0.0, 0.0
+    for n in (2, 8, 64):
+        for scale in (0.1, 1.0, 5.0):
+            s = torch.randn(256, n, generator=g, dtype=torch.float64) * scale
+            for mag in (1e-3, 0.1, 1.0, 5.0):
+                e = (torch.rand(256, n, generator=g, dtype=torch.float64) * 2 - 1) * mag
+                r = (torch.softmax(s + e, -1) - torch.softmax(s, -1)).abs().sum(-1) / e.abs().amax(-1)
+                best_random = max(best_random, float(r.max()))
+            e = (torch.randn(256, n, generator=g, dtype=torch.float64) * 0.1).requires_grad_(True)
+            opt = torch.optim.Adam([e], lr=0.02)
+            for _ in range(60 * budget.scale):
+                r = (torch.softmax(s + e, -1) - torch.softmax(s, -1)).abs().sum(-1) / e.abs().amax(-1)
+                opt.zero_grad()
+                (-r.sum()).backward()
+                opt.step()
+            best_opt = max(best_opt, float(r.detach().max()))
+    worst = max(best_random, best_opt)
+    return Evidence(verdict(worst <= 1 + R4_SLACK),
+                    f"largest ratio found: {worst:.6f} (random {best_random:.4f}, optimised {best_opt:.6f}); bound 1",
+                    {"max_ratio_random": best_random, "max_ratio_optimised": best_opt})
+
+

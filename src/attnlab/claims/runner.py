@@ -1,0 +1,151 @@
+"""Run claims with a cache: a finished claim reruns only when its code or budget changed (or ``force``).
+
+The cache key of a claim is the hash of its experiment module's source, of the registry and of the
+budget, so editing an experiment invalidates exactly its claims. Results are written atomically.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import inspect
+import json
+import math
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from . import registry
+from .registry import REGISTRY, Budget, Claim, Evidence
+
+PENDING = "pending"
+ERROR = "error"
+
+
+@dataclasses.dataclass
+class ClaimResult:
+    id: str
+    statement: str
+    source: str
+    verdict: str
+    reason: str
+    measured: dict[str, Any]
+    tolerance: str
+    seeds: list[int]
+    seconds: float
+    method: str = ""
+    figures: list[dict] = dataclasses.field(default_factory=list)
+    key: str = ""
+    cached: bool = False
+
+    def to_json(self) -> dict:
+        d = dataclasses.asdict(self)
+        d.pop("cached")
+        return d
+
+
+def claim_key(claim: Claim, budget: Budget) -> str:
+    h = hashlib.sha256()
+    h.update(inspect.getsource(registry).encode())
+    if claim.run is not None:
+        h.update(inspect.getsource(sys.modules[claim.run.__module__]).encode())
+    h.update(repr(dataclasses.astuple(budget)).encode())
+    return h.hexdigest()[:16]
+
+
+def parse_only(only: str | Iterable[str] | None) -> list[str]:
+    """``"S5,D1"`` or a prefix such as ``"C"`` → claim IDs in ledger order; unknown IDs are an error."""
+    if not only:
+        return list(REGISTRY)
+    items = [s.strip().upper() for s in (only.split(",") if isinstance(only, str) else only) if s.strip()]
+    out = []
+    for it in items:
+        hits = [cid for cid in REGISTRY if cid == it or (it.isalpha() and cid.startswith(it))]
+        if not hits:
+            raise ValueError(f"--only: unknown claim {it!r}; valid IDs are {', '.join(REGISTRY)} (or a letter prefix)")
+        out += [h for h in hits if h not in out]
+    return [cid for cid in REGISTRY if cid in out]
+
+
+def _clean(x: Any) -> Any:
+    """JSON-safe: tensors/arrays to lists, non-finite floats to strings (valid JSON, no silent NaN)."""
+    if hasattr(x, "tolist"):
+        x = x.tolist()
+    if isinstance(x, dict):
+        return {str(k): _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    if isinstance(x, float) and not math.isfinite(x):
+        return str(x)
+    if isinstance(x, (bool, int, float, str)) or x is None:
+        return x
+    return str(x)
+
+
+def run_one(claim: Claim, budget: Budget) -> ClaimResult:
+    base = dict(id=claim.id, statement=claim.statement, source=claim.source, tolerance=claim.tolerance,
+                method=claim.method, key=claim_key(claim, budget))
+    if claim.run is None:
+        return ClaimResult(**base, verdict=PENDING, reason="no experiment implemented yet for this claim",
+                           measured={}, seeds=[], seconds=0.0)
+    t0 = time.perf_counter()
+    try:
+        ev: Evidence = claim.run(budget)
+    except Exception as e:  # a crashing experiment is reported, not hidden, and does not stop the ledger
+        tb = traceback.format_exc(limit=3)
+        return ClaimResult(**base, verdict=ERROR, reason=f"{type(e).__name__}: {e}", measured={"traceback": tb},
+                           seeds=[], seconds=time.perf_counter() - t0)
+    return ClaimResult(**base, verdict=ev.verdict, reason=ev.reason, measured=_clean(ev.measured),
+                       seeds=list(ev.seeds or budget.seeds), seconds=time.perf_counter() - t0,
+                       figures=[_clean(dataclasses.asdict(f)) for f in ev.figures])
+
+
+def load_cache(out: Path) -> dict[str, dict]:
+    p = out / "claims.json"
+    if not p.exists():
+        return {}
+    try:
+        return {c["id"]: c for c in json.loads(p.read_text())["claims"]}
+    except (ValueError, KeyError, TypeError):
+        return {}  # a corrupt cache is rebuilt, not trusted
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False, allow_nan=False))
+    os.replace(tmp, path)
+
+
+def run_claims(ids: list[str], budget: Budget, out: Path, *, force: bool = False,
+               on_start: Callable[[str], None] | None = None,
+               on_done: Callable[[ClaimResult], None] | None = None) -> list[ClaimResult]:
+    """Run (or take from the cache) each claim in ``ids``; rewrite ``out/claims.json`` after every claim.
+
+    The file always holds the whole ledger: claims not run this time keep their cached entries.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    cache = load_cache(out)
+    results: dict[str, dict] = dict(cache)
+    done = []
+    for cid in ids:
+        claim = REGISTRY[cid]
+        key = claim_key(claim, budget)
+        hit = cache.get(cid)
+        if on_start:
+            on_start(cid)
+        if not force and hit and hit.get("key") == key and hit.get("verdict") not in (ERROR,):
+            r = ClaimResult(**{f.name: hit[f.name] for f in dataclasses.fields(ClaimResult) if f.name in hit})
+            r.cached = True
+        else:
+            r = run_one(claim, budget)
+        results[cid] = r.to_json()
+        done.append(r)
+        write_json_atomic(out / "claims.json", {"budget": budget.name, "claims": [results[c] for c in REGISTRY
+                                                                                 if c in results]})
+        if on_done:
+            on_done(r)
+    return done

@@ -1,0 +1,3 @@
+"""The HTML report of the claim ledger: one self-contained page, verdict table first."""
+
+from .html import render_report, write_report

@@ -1,0 +1,82 @@
+"""``report.html``: the verdict table, then one section per claim (claim, method, figures, numbers, verdict).
+
+Self-contained: CSS inline, figures embedded as data URIs, no scripts, no network.
+"""
+
+from __future__ import annotations
+
+import datetime
+import html
+import json
+import os
+from pathlib import Path
+
+from .. import __version__
+from .figures import figure_data_uri
+
+COLORS = {"holds": "#1a7f37", "caveat": "#9a6700", "refuted": "#cf222e", "pending": "#6e7781", "error": "#8250df"}
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#1f2328}
+table{border-collapse:collapse;width:100%;font-size:14px}td,th{border-bottom:1px solid #d0d7de;padding:4px 8px;
+text-align:left;vertical-align:top}.v{font-weight:600;color:#fff;border-radius:4px;padding:1px 6px;white-space:nowrap}
+section{border-top:2px solid #d0d7de;margin-top:2em;padding-top:.5em}pre{background:#f6f8fa;padding:8px;overflow:auto;
+font-size:12px;max-height:300px}img{max-width:100%;display:block;margin:.5em 0}.muted{color:#6e7781;font-size:13px}
+"""
+
+
+def _badge(v: str) -> str:
+    return f'<span class="v" style="background:{COLORS.get(v, "#6e7781")}">{html.escape(v)}</span>'
+
+
+def _short(x, depth=0):
+    """Shrink long arrays so the numbers block stays readable (the full data is in claims.json)."""
+    if isinstance(x, dict):
+        return {k: _short(v, depth + 1) for k, v in x.items()}
+    if isinstance(x, list) and len(x) > 12:
+        return [_short(v, depth + 1) for v in x[:6]] + [f"… {len(x) - 6} more"]
+    if isinstance(x, list):
+        return [_short(v, depth + 1) for v in x]
+    if isinstance(x, float):
+        return float(f"{x:.6g}")
+    return x
+
+
+def render_report(claims: list[dict], budget: str = "") -> str:
+    counts = {}
+    for c in claims:
+        counts[c["verdict"]] = counts.get(c["verdict"], 0) + 1
+    summary = ", ".join(f"{n} {v}" for v, n in sorted(counts.items()))
+    rows = "".join(
+        f'<tr><td><a href="#{c["id"]}">{c["id"]}</a></td><td>{_badge(c["verdict"])}</td>'
+        f'<td>{html.escape(c["statement"])}</td><td>{html.escape(c["reason"])}</td></tr>' for c in claims)
+    parts = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>attnlab claim ledger</title>",
+        f"<style>{CSS}</style></head><body><h1>attnlab: the claim ledger</h1>",
+        f"<p class='muted'>attnlab {__version__} · budget <b>{html.escape(budget)}</b> · "
+        f"{datetime.datetime.now().strftime('%Y-%m-%d %H:%M')} · {summary}</p>",
+        "<h2>Verdicts</h2><table id='verdicts'><thead><tr><th>ID</th><th>verdict</th><th>claim</th><th>reason "
+        "(measured)</th></tr></thead><tbody>", rows, "</tbody></table>",
+    ]
+    for c in claims:
+        figs = "".join(f'<img alt="{html.escape(f.get("title", "figure"))}" src="{figure_data_uri(f)}">'
+                       for f in c.get("figures", []))
+        numbers = json.dumps(_short(c.get("measured", {})), indent=1, ensure_ascii=False)
+        parts.append(
+            f'<section id="{c["id"]}"><h2>{c["id"]} {_badge(c["verdict"])}</h2>'
+            f'<p><b>Claim.</b> {html.escape(c["statement"])} <span class="muted">(post {html.escape(c["source"])})'
+            f'</span></p><p><b>Method.</b> {html.escape(c.get("method") or "—")}</p>'
+            f'<p><b>Decision rule (fixed before the run).</b> {html.escape(c.get("tolerance") or "—")}</p>'
+            f'{figs}<p><b>Verdict.</b> {_badge(c["verdict"])} {html.escape(c["reason"])}</p>'
+            f'<p class="muted">seeds {c.get("seeds") or "—"} · {c.get("seconds", 0):.1f} s</p>'
+            f"<details><summary>numbers</summary><pre>{html.escape(numbers)}</pre></details></section>")
+    parts.append("</body></html>")
+    return "".join(parts)
+
+
+def write_report(claims: list[dict], path: Path, budget: str = "") -> Path:
+    path = Path(path)
+    tmp = path.with_suffix(".html.tmp")
+    tmp.write_text(render_report(claims, budget), encoding="utf-8")
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,94 @@
+"""The ledger's registry, runner, cache and JSON contract."""
+
+import json
+
+import pytest
+
+from attnlab.claims import REGISTRY, Budget, Evidence, registry, run_claims
+from attnlab.claims import runner as runner_mod
+from attnlab.claims.runner import parse_only
+
+LEDGER = [f"R{i}" for i in range(1, 5)] + [f"I{i}" for i in range(1, 6)] + [f"S{i}" for i in range(1, 7)] + \
+    [f"D{i}" for i in range(1, 5)] + [f"C{i}" for i in range(1, 8)]
+FIELDS = {"id", "statement", "source", "verdict", "reason", "measured", "tolerance", "seeds", "seconds"}
+
+
+def test_every_ledger_id_is_registered_in_order():
+    assert list(REGISTRY) == LEDGER
+    for c in REGISTRY.values():
+        assert c.statement and c.source
+        if c.run is not None:
+            assert c.method and c.tolerance, f"{c.id}: a decision rule must be written before the run"
+
+
+def test_parse_only():
+    assert parse_only("s5, d1") == ["S5", "D1"] or parse_only("s5, d1") == ["D1", "S5"]
+    assert parse_only("C") == [f"C{i}" for i in range(1, 8)]
+    assert parse_only("") == LEDGER
+    with pytest.raises(ValueError, match="unknown claim 'X9'"):
+        parse_only("X9")
+
+
+def test_budget_errors():
+    with pytest.raises(ValueError, match="budget must be one of quick, full"):
+        Budget.get("medium")
+
+
+def test_evidence_rejects_unknown_verdict():
+    with pytest.raises(ValueError, match="verdict must be one of"):
+        Evidence("maybe", "", {})
+
+
+@pytest.fixture
+def fake_claims(monkeypatch):
+    """Two throwaway claims: one counts its runs, one crashes."""
+    calls = {"n": 0}
+
+    def ok(budget):
+        calls["n"] += 1
+        return Evidence("holds", "measured 1.0", {"x": 1.0, "bad": float("nan")}, seeds=[0])
+
+    def boom(budget):
+        raise RuntimeError("kaboom")
+
+    reg = {"Z1": registry.Claim("Z1", "a fake claim", "test", "m", "t", ok),
+           "Z2": registry.Claim("Z2", "a crashing claim", "test", "m", "t", boom),
+           "Z3": registry.Claim("Z3", "a pending claim", "test")}
+    monkeypatch.setattr(runner_mod, "REGISTRY", reg)
+    return calls
+
+
+def test_runner_caches_and_reports_errors(tmp_path, fake_claims):
+    b = Budget.get("quick")
+    res = run_claims(["Z1", "Z2", "Z3"], b, tmp_path)
+    assert [r.verdict for r in res] == ["holds", "error", "pending"]
+    assert "kaboom" in res[1].reason
+    data = json.loads((tmp_path / "claims.json").read_text())  # strict JSON: NaN became a string
+    assert data["budget"] == "quick"
+    for c in data["claims"]:
+        assert FIELDS <= set(c)
+    assert data["claims"][0]["measured"]["bad"] == "nan"
+    assert fake_claims["n"] == 1
+    again = run_claims(["Z1"], b, tmp_path)
+    assert again[0].cached and fake_claims["n"] == 1
+    run_claims(["Z1"], b, tmp_path, force=True)
+    assert fake_claims["n"] == 2
+    run_claims(["Z1"], Budget.get("full"), tmp_path)  # a budget change invalidates the cache
+    assert fake_claims["n"] == 3
+    kept = json.loads((tmp_path / "claims.json").read_text())
+    assert {c["id"] for c in kept["claims"]} == {"Z1", "Z2", "Z3"}  # claims not rerun keep their entries
+
+
+def test_corrupt_cache_is_rebuilt(tmp_path, fake_claims):
+    (tmp_path / "claims.json").write_text("{not json")
+    res = run_claims(["Z1"], Budget.get("quick"), tmp_path)
+    assert not res[0].cached and fake_claims["n"] == 1
+
+
+@pytest.mark.parametrize("cid", ["C1", "C2", "C3", "C4", "C6", "I2", "I4", "I5"])
+def test_fast_claims_run_to_a_verdict(cid):
+    """The cheap experiments run for real: a crash or an invalid verdict fails here, not in the report."""
+    ev = REGISTRY[cid].run(Budget.get("quick"))
+    assert ev.verdict in registry.VERDICTS
+    assert ev.reason
+    json.dumps(runner_mod._clean(ev.measured), allow_nan=False)
