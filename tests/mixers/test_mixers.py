@@ -12,6 +12,10 @@ OPTIONS = {
     "softmax": [{}, {"rope": False}],
     "relu2_attn": [{}],
     "identity_attn": [{}],
+    "deltanet": [{}, {"tie_kv": True}, {"allow_neg_eigval": True, "output_norm": False}],
+    "gated_deltanet": [{}],
+    "ttt": [{}, {"optimizer": "muon"}],
+    "mesanet": [{}, {"tie_kv": True, "decay": False}],
 }
 CASES = [(n, o, sc) for n in sorted(MIXERS) for o in OPTIONS.get(n, [{}]) for sc in ("", "k", "qkv")]
 
@@ -30,6 +34,10 @@ def _mixer(name, opts, sc, seed=0):
 def test_matrix_reproduces_pre_output(case):
     m = _mixer(*case)
     x = torch.randn(2, 13, 16)
+    if case[1].get("optimizer") == "muon":
+        with pytest.raises(ValueError, match="not linear in v"):
+            m.attention_matrix(x)
+        return
     A = m.attention_matrix(x)
     assert A.shape == (2, 2, 13, 13)
     o = torch.einsum("bhts,bshd->bthd", A, m.values(x))
@@ -44,10 +52,12 @@ def test_token_by_token_with_cache_equals_full(case):
     full = m(x)
     cache = {}
     steps = torch.cat([m(x[:, i : i + 1], cache=cache) for i in range(11)], 1)
-    assert torch.allclose(steps, full, atol=1e-5)
+    # Newton–Schulz multiplies small singular values by up to ~3.4⁵: float32 noise grows to ~1e-4
+    tol = 1e-3 if case[1].get("optimizer") == "muon" else 1e-5
+    assert torch.allclose(steps, full, atol=tol)
     cache = {}
     pieces = torch.cat([m(x[:, :6], cache=cache), m(x[:, 6:], cache=cache)], 1)
-    assert torch.allclose(pieces, full, atol=1e-5)
+    assert torch.allclose(pieces, full, atol=tol)
 
 
 @pytest.mark.parametrize("case", CASES, ids=_id)
@@ -57,8 +67,9 @@ def test_causal_mixers_ignore_the_future(case):
     x2 = x.clone()
     x2[:, 8:] = torch.randn(1, 4, 16) * 4
     assert torch.allclose(m(x)[:, :8], m(x2)[:, :8], atol=1e-6)
-    A = m.attention_matrix(x)
-    assert bool((A.triu(1) == 0).all())
+    if case[1].get("optimizer") != "muon":
+        A = m.attention_matrix(x)
+        assert bool((A.triu(1) == 0).all())
 
 
 def test_prefix_and_fwd_bwd_masks_in_softmax_mixer():

@@ -7,10 +7,13 @@ a one-token ``*_step`` for decoding.
 from .attention import KERNELS, attention, attention_probs
 from .conv import short_conv, short_conv_step
 from .decay import decay_attention_matrix, decay_linear_attention, decay_linear_attention_step
+from .delta import delta_rule, delta_rule_step, gated_delta_rule, gated_delta_rule_step, implicit_matrix
 from .featuremaps import FEATURE_MAPS, get_feature_map
 from .linear import linear_attention, linear_attention_step, retention, retnet_decay, simple_gla
 from .masks import MASKS, build_mask
+from .mesa import mesa_net, mesa_net_step
 from .rope import rope
+from .ttt import LayerNormLinear, LinearModel, newton_schulz, squared_loss, ttt
 
 __all__ = [
     "KERNELS",
@@ -31,4 +34,16 @@ __all__ = [
     "decay_attention_matrix",
     "short_conv",
     "short_conv_step",
+    "delta_rule",
+    "delta_rule_step",
+    "gated_delta_rule",
+    "gated_delta_rule_step",
+    "implicit_matrix",
+    "mesa_net",
+    "mesa_net_step",
+    "ttt",
+    "LinearModel",
+    "LayerNormLinear",
+    "newton_schulz",
+    "squared_loss",
 ]

@@ -1,0 +1,211 @@
+"""The delta rule and the gated delta rule (DeltaNet, Yang et al. 2024; Gated DeltaNet, Yang et al. 2025).
+
+State ``S [b, h, d_k, d_v]``; with ``α_t = exp(g_t)`` (``g = None``: ``α = 1``)::
+
+    S_t = α_t (I − β_t k_t k_tᵀ) S_{t-1} + β_t k_t v_tᵀ,   o_t = S_tᵀ (scale · q_t)
+
+— one SGD step of test-time training on ``½‖Sᵀk_t − v_t‖²`` with learning rate ``β_t``, after a
+decoupled weight decay ``α_t`` (post 11320; claims S1, S2).
+
+``recurrent`` is the float32 token loop (the reference). ``chunk`` is the WY/UT form: with ``G`` the
+in-chunk cumulative log-decay, ``γ = exp(G)``, per chunk::
+
+    A = strict_lower(diag(β) (K Kᵀ ⊙ exp(G_i − G_j))),   T = (I + A)⁻¹ diag(β)
+    W = T (γ ⊙ K),  U = T V,  V_new = U − W S,  O = (γ ⊙ Q) S + (Q Kᵀ ⊙ exp(G_i − G_j))_{j≤i} V_new
+    S ← γ_C S + (K ⊙ exp(G_C − G))ᵀ V_new
+
+``(I + A)`` is unit lower-triangular, so ``T`` comes from one batched triangular solve over all
+chunks at once; only the state hand-off between chunks is a Python loop (``t / C`` iterations).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+import torch.nn.functional as F
+
+from ..checks import check_choice, check_positive_int, check_qkv, check_state, check_tensor
+from .decay import MODES, check_log_decay
+
+# β‖k‖² beyond 2 makes (I − β k kᵀ) expansive along k: the state can grow geometrically.
+CONTRACTIVE_LIMIT = 2.0
+
+
+class DeltaRuleBlowUpWarning(RuntimeWarning):
+    """The delta-rule recurrence is not contractive for these keys and β (it may blow up)."""
+
+
+def check_beta(beta: torch.Tensor, b: int, t: int, h: int) -> torch.Tensor:
+    check_tensor("beta", beta, 3, "[batch, seq, heads]")
+    if tuple(beta.shape) != (b, t, h):
+        raise ValueError(f"beta must have shape {(b, t, h)} [batch, seq, heads], got {tuple(beta.shape)}")
+    return beta
+
+
+def _check_stability(k: torch.Tensor, beta: torch.Tensor) -> None:
+    with torch.no_grad():
+        worst = float((beta.float().abs() * k.float().pow(2).sum(-1)).max()) if k.numel() else 0.0
+    if worst > CONTRACTIVE_LIMIT:
+        warnings.warn(
+            f"delta rule: max β‖k‖² = {worst:.3g} > {CONTRACTIVE_LIMIT:g}, so I − β k kᵀ is expansive and the state "
+            "can blow up; L2-normalise the keys (the mixers' default) or keep β in (0, 2/‖k‖²)",
+            DeltaRuleBlowUpWarning,
+            stacklevel=3,
+        )
+
+
+def _check_finite_output(o: torch.Tensor, S: torch.Tensor) -> None:
+    if not (bool(torch.isfinite(o).all()) and bool(torch.isfinite(S).all())):
+        raise FloatingPointError(
+            "delta rule produced NaN/Inf: the recurrence blew up (β‖k‖² > 2 makes it expansive); "
+            "L2-normalise the keys or bound β"
+        )
+
+
+def _recurrent(q, k, v, beta, g, scale, initial_state):
+    b, t, h, dk = q.shape
+    dv = v.shape[-1]
+    S = q.new_zeros(b, h, dk, dv, dtype=torch.float32)
+    if initial_state is not None:
+        S = S + initial_state.float()
+    q, k, v, beta = q.float() * scale, k.float(), v.float(), beta.float()
+    out = []
+    for i in range(t):
+        if g is not None:
+            S = S * g[:, i].float().exp()[..., None, None]
+        k_i = k[:, i]
+        err = v[:, i] - torch.einsum("bhk,bhkv->bhv", k_i, S)  # v_t − Sᵀ k_t
+        S = S + beta[:, i, :, None, None] * k_i[..., :, None] * err[..., None, :]
+        out.append(torch.einsum("bhk,bhkv->bhv", q[:, i], S))
+    return torch.stack(out, dim=1), S
+
+
+def _chunk(q, k, v, beta, g, scale, C, initial_state):
+    b, t, h, dk = q.shape
+    dv = v.shape[-1]
+    pad = (-t) % C
+    # padding with k = v = β = g = 0 changes neither the outputs nor the state
+    q, k, v = (F.pad(x.float().transpose(1, 2), (0, 0, 0, pad)) for x in (q, k, v))
+    n = (t + pad) // C
+    q = q.reshape(b, h, n, C, dk) * scale
+    k = k.reshape(b, h, n, C, dk)
+    v = v.reshape(b, h, n, C, dv)
+    beta = F.pad(beta.float().transpose(1, 2), (0, pad)).reshape(b, h, n, C)
+    tril = torch.ones(C, C, dtype=torch.bool, device=q.device).tril()
+    strict = tril.clone().fill_diagonal_(False)
+    kk = k @ k.transpose(-1, -2)
+    qk = q @ k.transpose(-1, -2)
+    if g is None:
+        kd, qg, k_end, decay_end = k, q, k, None
+        A = kk
+        P = qk.masked_fill(~tril, 0.0)
+    else:
+        G = F.pad(g.float().transpose(1, 2), (0, pad)).reshape(b, h, n, C).cumsum(-1)
+        # mask before exp: above the diagonal G_i − G_j > 0 could overflow, and inf · 0 = nan
+        D = (G[..., :, None] - G[..., None, :]).masked_fill(~tril, float("-inf")).exp()
+        A, P = kk * D, qk * D
+        gam = G.exp()[..., None]
+        kd, qg = k * gam, q * gam
+        k_end = k * (G[..., -1:] - G).exp()[..., None]
+        decay_end = G[..., -1].exp()
+    A = (A * beta[..., :, None]).masked_fill(~strict, 0.0)
+    eye = torch.eye(C, dtype=q.dtype, device=q.device)
+    # T = (I + A)⁻¹ diag(β): one triangular solve for W and U together
+    rhs = torch.cat([kd, v], dim=-1) * beta[..., None]
+    WU = torch.linalg.solve_triangular(eye + A, rhs, upper=False, unitriangular=True)
+    W, U = WU[..., :dk], WU[..., dk:]
+    S = q.new_zeros(b, h, dk, dv) if initial_state is None else initial_state.float()
+    outs = []
+    for i in range(n):
+        v_new = U[:, :, i] - W[:, :, i] @ S
+        outs.append(qg[:, :, i] @ S + P[:, :, i] @ v_new)
+        S_dec = S if decay_end is None else S * decay_end[:, :, i, None, None]
+        S = S_dec + k_end[:, :, i].transpose(-1, -2) @ v_new
+    o = torch.stack(outs, dim=2).reshape(b, h, n * C, dv)[:, :, :t].transpose(1, 2)
+    return o, S
+
+
+def gated_delta_rule(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    g: torch.Tensor | None,
+    beta: torch.Tensor,
+    *,
+    mode: str = "chunk",
+    chunk_size: int = 64,
+    scale: float | None = None,
+    initial_state: torch.Tensor | None = None,
+    output_final_state: bool = False,
+):
+    """Gated delta rule. ``q, k [b, t, h, d_k]``, ``v [b, t, h, d_v]``, ``g, beta [b, t, h]`` (``g ≤ 0``).
+
+    Returns ``o [b, t, h, d_v]`` in ``v``'s dtype (and the float32 final state when
+    ``output_final_state``). Warns with :class:`DeltaRuleBlowUpWarning` when ``β‖k‖² > 2`` somewhere
+    and raises ``FloatingPointError`` instead of returning NaN/Inf.
+    """
+    b, t, h, dk, dv = check_qkv(q, k, v)
+    check_choice("mode", mode, MODES)
+    check_positive_int("chunk_size", chunk_size)
+    g = check_log_decay(g, b, t, h)
+    beta = check_beta(beta, b, t, h)
+    check_state("initial_state", initial_state, (b, h, dk, dv))
+    scale = dk**-0.5 if scale is None else float(scale)
+    _check_stability(k, beta)
+    if mode == "recurrent":
+        o, S = _recurrent(q, k, v, beta, g, scale, initial_state)
+    else:
+        o, S = _chunk(q, k, v, beta, g, scale, chunk_size, initial_state)
+    _check_finite_output(o, S)
+    o = o.to(v.dtype)
+    return (o, S) if output_final_state else o
+
+
+def delta_rule(q, k, v, beta, *, mode="chunk", chunk_size=64, scale=None, initial_state=None,
+               output_final_state=False):
+    """Delta rule (DeltaNet): :func:`gated_delta_rule` with no decay. Same shapes and keywords."""
+    return gated_delta_rule(q, k, v, None, beta, mode=mode, chunk_size=chunk_size, scale=scale,
+                            initial_state=initial_state, output_final_state=output_final_state)
+
+
+def gated_delta_rule_step(q_t, k_t, v_t, beta_t, state, g_t=None, *, scale=None):
+    """One decoding step: ``q_t, k_t [b, h, d_k]``, ``v_t [b, h, d_v]``, ``beta_t, g_t [b, h]``.
+
+    ``state`` is ``[b, h, d_k, d_v]`` or None (zeros). Returns ``(o_t [b, h, d_v], new_state)``.
+    """
+    for name, x in (("q_t", q_t), ("k_t", k_t), ("v_t", v_t)):
+        check_tensor(name, x, 3, "[batch, heads, dim]")
+    b, h, dk = q_t.shape
+    dv = v_t.shape[-1]
+    if tuple(k_t.shape) != (b, h, dk) or tuple(v_t.shape[:2]) != (b, h):
+        raise ValueError(f"k_t must be {(b, h, dk)} and v_t [{b}, {h}, d_v]; got {tuple(k_t.shape)}, {tuple(v_t.shape)}")
+    check_tensor("beta_t", beta_t, 2, "[batch, heads]")
+    check_state("state", state, (b, h, dk, dv))
+    scale = dk**-0.5 if scale is None else float(scale)
+    S = q_t.new_zeros(b, h, dk, dv, dtype=torch.float32) if state is None else state.float()
+    if g_t is not None:
+        check_tensor("g_t", g_t, 2, "[batch, heads]")
+        S = S * g_t.float().exp()[..., None, None]
+    k32 = k_t.float()
+    err = v_t.float() - torch.einsum("bhk,bhkv->bhv", k32, S)
+    S = S + beta_t.float()[..., None, None] * k32[..., :, None] * err[..., None, :]
+    o = torch.einsum("bhk,bhkv->bhv", q_t.float() * scale, S)
+    return o.to(v_t.dtype), S
+
+
+def delta_rule_step(q_t, k_t, v_t, beta_t, state, *, scale=None):
+    return gated_delta_rule_step(q_t, k_t, v_t, beta_t, state, None, scale=scale)
+
+
+def implicit_matrix(op, q: torch.Tensor, k: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+    """The matrix ``A [b, h, t, t]`` with ``op(q, k, v, …) = A v`` for an op that is linear in ``v``.
+
+    Runs ``op`` once on one-hot values (``v = I_t`` per batch row and head): exact for every
+    v-linear op (delta rules, MesaNet, decayed linear attention, TTT with a linear model and squared
+    loss), at ``O(t²)`` memory per head.
+    """
+    b, t, h, _ = q.shape
+    eye = torch.eye(t, dtype=q.dtype, device=q.device)[None, :, None, :].expand(b, t, h, t)
+    o = op(q, k, eye.contiguous(), *args, **kwargs)  # o[b, i, h, j] = A_ij
+    return o.permute(0, 2, 1, 3)

@@ -1,0 +1,131 @@
+"""MesaNet (von Oswald et al. 2025, arXiv 2506.05233): the exact optimum of an online ridge regression.
+
+With decay ``γ_t = exp(g_t)`` and per-token strength ``β_t``::
+
+    H_t = γ_t H_{t-1} + β_t k_t k_tᵀ,   G_t = γ_t G_{t-1} + β_t k_t v_tᵀ,   o_t = G_tᵀ (H_t + Λ)⁻¹ q_t
+
+with ``Λ = diag(λ)`` per head. ``o_t`` is the prediction at ``q_t`` of the linear model that minimises
+the discounted squared loss over the past, exactly (not one gradient step as in the delta rule).
+With ``K = V``, ``G = H`` and ``o_t → q_t`` as ``λ → 0``: TTT on "predict yourself" is degenerate
+(claim S3).
+
+``recurrent`` solves one ``d_k × d_k`` system per token in a loop. ``chunk`` forms every ``H_t`` of a
+chunk at once (``O(C d_k²)`` memory) and solves them in one batched call; only the state hand-off
+between chunks loops.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..checks import check_choice, check_positive_int, check_qkv, check_tensor
+from .decay import MODES, check_log_decay
+from .delta import check_beta
+
+
+def _check_lamb(lamb, h, dk):
+    check_tensor("lamb", lamb, 2, "[heads, d_k]")
+    if tuple(lamb.shape) != (h, dk):
+        raise ValueError(f"lamb must have shape {(h, dk)} [heads, d_k], got {tuple(lamb.shape)}")
+    if bool((lamb <= 0).any()):
+        raise ValueError("lamb (the ridge regulariser Λ) must be positive so that H + Λ is invertible")
+    return lamb
+
+
+def _init(initial_state, b, h, dk, dv, device):
+    if initial_state is None:
+        return torch.zeros(b, h, dk, dk, device=device), torch.zeros(b, h, dk, dv, device=device)
+    if not (isinstance(initial_state, tuple) and len(initial_state) == 2):
+        raise TypeError("initial_state must be a tuple (H [b, h, d_k, d_k], G [b, h, d_k, d_v])")
+    H, G = initial_state
+    for name, x, shape in (("initial_state[0] (H)", H, (b, h, dk, dk)), ("initial_state[1] (G)", G, (b, h, dk, dv))):
+        check_tensor(name, x, 4)
+        if tuple(x.shape) != shape:
+            raise ValueError(f"{name} must have shape {shape}, got {tuple(x.shape)}")
+    return H.float(), G.float()
+
+
+def _recurrent(q, k, v, g, beta, lamb, H, G):
+    t = q.shape[1]
+    Lam = torch.diag_embed(lamb.float())
+    out = []
+    for i in range(t):
+        gam = g[:, i].float().exp()[..., None, None]
+        kb = k[:, i].float() * beta[:, i, :, None].float()
+        H = gam * H + kb[..., :, None] * k[:, i].float()[..., None, :]
+        G = gam * G + kb[..., :, None] * v[:, i].float()[..., None, :]
+        x = torch.linalg.solve(H + Lam, q[:, i].float())
+        out.append(torch.einsum("bhk,bhkv->bhv", x, G))
+    return torch.stack(out, 1), H, G
+
+
+def _chunk(q, k, v, g, beta, lamb, C, H, G):
+    b, t, h, dk = q.shape
+    pad = (-t) % C
+    q, k, v = (F.pad(x.float().transpose(1, 2), (0, 0, 0, pad)) for x in (q, k, v))
+    n = (t + pad) // C
+    q, k, v = q.reshape(b, h, n, C, dk), k.reshape(b, h, n, C, dk), v.reshape(b, h, n, C, -1)
+    beta = F.pad(beta.float().transpose(1, 2), (0, pad)).reshape(b, h, n, C)
+    Gc = F.pad(g.float().transpose(1, 2), (0, pad)).reshape(b, h, n, C).cumsum(-1)
+    tril = torch.ones(C, C, dtype=torch.bool, device=q.device).tril()
+    D = (Gc[..., :, None] - Gc[..., None, :]).masked_fill(~tril, float("-inf")).exp() * beta[..., None, :]
+    gam = Gc.exp()
+    kend = k * ((Gc[..., -1:] - Gc).exp() * beta)[..., None]
+    Lam = torch.diag_embed(lamb.float())[:, None]  # [h, 1, dk, dk]
+    outs = []
+    for i in range(n):
+        ki, qi, vi, Di = k[:, :, i], q[:, :, i], v[:, :, i], D[:, :, i]
+        Ht = gam[:, :, i, :, None, None] * H[:, :, None] + torch.einsum("bhij,bhjk,bhjl->bhikl", Di, ki, ki)
+        x = torch.linalg.solve(Ht + Lam, qi)  # [b, h, C, dk]
+        outs.append(gam[:, :, i, :, None] * (x @ G) + ((x @ ki.transpose(-1, -2)) * Di) @ vi)
+        end = gam[:, :, i, -1, None, None]
+        H = end * H + kend[:, :, i].transpose(-1, -2) @ ki
+        G = end * G + kend[:, :, i].transpose(-1, -2) @ vi
+    o = torch.stack(outs, 2).reshape(b, h, n * C, -1)[:, :, :t].transpose(1, 2)
+    return o, H, G
+
+
+def mesa_net(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    g: torch.Tensor | None,
+    beta: torch.Tensor,
+    lamb: torch.Tensor,
+    *,
+    mode: str = "chunk",
+    chunk_size: int = 64,
+    initial_state: tuple[torch.Tensor, torch.Tensor] | None = None,
+    output_final_state: bool = False,
+):
+    """Exact MesaNet. ``q, k [b, t, h, d_k]``, ``v [b, t, h, d_v]``, ``g, beta [b, t, h]``, ``lamb [h, d_k]``.
+
+    No query scale (as in the paper: the solve sets the scale). Returns ``o`` and, with
+    ``output_final_state``, the state ``(H, G)``.
+    """
+    b, t, h, dk, dv = check_qkv(q, k, v)
+    check_choice("mode", mode, MODES)
+    check_positive_int("chunk_size", chunk_size)
+    g = torch.zeros(b, t, h, device=q.device) if g is None else check_log_decay(g, b, t, h)
+    beta = check_beta(beta, b, t, h)
+    if bool((beta < 0).any()):
+        raise ValueError("beta must be non-negative for MesaNet (H must stay positive semi-definite)")
+    lamb = _check_lamb(lamb, h, dk)
+    H, G = _init(initial_state, b, h, dk, dv, q.device)
+    if mode == "recurrent":
+        o, H, G = _recurrent(q, k, v, g, beta, lamb, H, G)
+    else:
+        o, H, G = _chunk(q, k, v, g, beta, lamb, chunk_size, H, G)
+    o = o.to(v.dtype)
+    return (o, (H, G)) if output_final_state else o
+
+
+def mesa_net_step(q_t, k_t, v_t, g_t, beta_t, lamb, state):
+    """One decoding step on ``[b, h, d]`` tokens; ``state = (H, G)`` or None. Returns ``(o_t, (H, G))``."""
+    b, h, dk = q_t.shape
+    dv = v_t.shape[-1]
+    H, G = _init(state, b, h, dk, dv, q_t.device)
+    g_t = torch.zeros(b, h, device=q_t.device) if g_t is None else g_t
+    o, H, G = _recurrent(q_t[:, None], k_t[:, None], v_t[:, None], g_t[:, None], beta_t[:, None], lamb, H, G)
+    return o[:, 0].to(v_t.dtype), (H, G)

@@ -1,0 +1,142 @@
+"""Delta rule and gated delta rule: chunk == recurrent == step, against flash-linear-attention's references."""
+
+import warnings
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given
+from hypothesis import strategies as st
+
+from attnlab.ops.delta import (
+    DeltaRuleBlowUpWarning,
+    delta_rule,
+    delta_rule_step,
+    gated_delta_rule,
+    gated_delta_rule_step,
+    implicit_matrix,
+)
+from tests.helpers import assert_close, fla_naive
+
+
+def _inputs(b, t, h, dk, dv, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    q = torch.randn(b, t, h, dk, generator=gen)
+    k = F.normalize(torch.randn(b, t, h, dk, generator=gen), dim=-1)
+    v = torch.randn(b, t, h, dv, generator=gen)
+    beta = torch.rand(b, t, h, generator=gen)
+    g = F.logsigmoid(torch.randn(b, t, h, generator=gen) + 2)
+    return q, k, v, beta, g
+
+
+def _run(mode, chunk, gated, init, tensors):
+    leaves = [x.clone().requires_grad_(True) for x in tensors]
+    q, k, v, beta, g = leaves[:5]
+    s0 = leaves[5] if init else None
+    o, S = gated_delta_rule(q, k, v, g if gated else None, beta, mode=mode, chunk_size=chunk, initial_state=s0,
+                            output_final_state=True)
+    w = torch.linspace(-1, 1, o.shape[-1])
+    ((o * w).sum() + 0.5 * S.sum()).backward()
+    return o.detach(), S.detach(), [x.grad for x in leaves]
+
+
+@given(b=st.integers(1, 2), t=st.integers(1, 40), h=st.integers(1, 3), dk=st.integers(1, 6), dv=st.integers(1, 5),
+       chunk=st.sampled_from([1, 4, 7, 16]), gated=st.booleans(), init=st.booleans())
+def test_chunk_equals_recurrent_with_grads(b, t, h, dk, dv, chunk, gated, init):
+    tensors = list(_inputs(b, t, h, dk, dv)) + ([torch.randn(b, h, dk, dv)] if init else [])
+    o1, S1, g1 = _run("recurrent", chunk, gated, init, tensors)
+    o2, S2, g2 = _run("chunk", chunk, gated, init, tensors)
+    assert_close("o", o1, o2)
+    assert_close("S", S1, S2)
+    names = ["q", "k", "v", "beta", "g", "S0"]
+    for n, a, c in zip(names, g1, g2):
+        if a is not None and (n != "g" or gated):
+            assert_close(f"grad {n}", a, c, ratio=1e-4)
+
+
+@pytest.mark.parametrize("gated", [False, True])
+def test_step_by_step_equals_full(gated):
+    q, k, v, beta, g = _inputs(2, 19, 3, 5, 4, seed=1)
+    S0 = torch.randn(2, 3, 5, 4)
+    o, S = gated_delta_rule(q, k, v, g if gated else None, beta, chunk_size=8, initial_state=S0,
+                            output_final_state=True)
+    state, outs = S0, []
+    for i in range(19):
+        if gated:
+            o_t, state = gated_delta_rule_step(q[:, i], k[:, i], v[:, i], beta[:, i], state, g[:, i])
+        else:
+            o_t, state = delta_rule_step(q[:, i], k[:, i], v[:, i], beta[:, i], state)
+        outs.append(o_t)
+    assert_close("o", o, torch.stack(outs, 1))
+    assert_close("S", S, state)
+    # two pieces with the state handed over equal one pass
+    o_a, S_a = gated_delta_rule(q[:, :7], k[:, :7], v[:, :7], g[:, :7] if gated else None, beta[:, :7],
+                                initial_state=S0, output_final_state=True)
+    o_b = gated_delta_rule(q[:, 7:], k[:, 7:], v[:, 7:], g[:, 7:] if gated else None, beta[:, 7:], initial_state=S_a)
+    assert_close("pieces", o, torch.cat([o_a, o_b], 1))
+
+
+@pytest.mark.parametrize("t", [64, 100])
+def test_delta_rule_against_fla_naive(t):
+    ref = fla_naive("delta_rule")
+    q, k, v, beta, _ = _inputs(2, t, 4, 16, 16, seed=2)
+    S0 = torch.randn(2, 4, 16, 16)
+    tr = lambda x: x.transpose(1, 2).contiguous()  # noqa: E731  fla's naive files are [b, h, t, d]
+    o_ref, S_ref = ref.delta_rule_recurrence(tr(q), tr(k), tr(v), tr(beta), initial_state=S0.clone())
+    o, S = delta_rule(q, k, v, beta, initial_state=S0, output_final_state=True, chunk_size=32)
+    assert_close("o vs fla recurrence", tr(o_ref), o)
+    assert_close("S vs fla recurrence", S_ref, S)
+    if t % 32 == 0:
+        o_c, S_c = ref.delta_rule_chunkwise(tr(q), tr(k), tr(v), tr(beta), chunk_size=32)
+        o2 = delta_rule(q, k, v, beta, chunk_size=16)
+        assert_close("o vs fla chunkwise", tr(o_c), o2)
+
+
+def test_gated_delta_rule_against_fla_naive():
+    ref = fla_naive("gated_delta_rule")
+    q, k, v, beta, g = _inputs(2, 77, 3, 16, 8, seed=3)
+    S0 = torch.randn(2, 3, 16, 8)
+    o_ref, S_ref = ref.naive_recurrent_gated_delta_rule(q, k, v, beta, g, initial_state=S0.clone(),
+                                                        output_final_state=True)
+    o, S = gated_delta_rule(q, k, v, g, beta, initial_state=S0, output_final_state=True, chunk_size=16)
+    assert_close("o vs fla recurrent", o_ref, o)
+    assert_close("S vs fla recurrent", S_ref, S)
+    # note the argument order: the chunk reference takes g before beta, the recurrent one after
+    o_c, S_c = ref.naive_chunk_gated_delta_rule(q, k, v, g, beta, chunk_size=16, initial_state=S0.clone(),
+                                                output_final_state=True)
+    assert_close("o vs fla chunk", o_c, o)
+    assert_close("S vs fla chunk", S_c, S)
+
+
+def test_implicit_matrix_reproduces_output():
+    q, k, v, beta, g = _inputs(1, 23, 2, 4, 3, seed=4)
+    A = implicit_matrix(lambda q, k, v: gated_delta_rule(q, k, v, g, beta, chunk_size=8), q, k)
+    assert A.shape == (1, 2, 23, 23) and bool((A.triu(1) == 0).all())
+    assert_close("A v", gated_delta_rule(q, k, v, g, beta), torch.einsum("bhts,bshd->bthd", A, v))
+
+
+def test_blow_up_is_reported_not_silent():
+    gen = torch.Generator().manual_seed(0)
+    q, v = torch.randn(1, 400, 1, 8, generator=gen), torch.randn(1, 400, 1, 8, generator=gen)
+    k = torch.randn(1, 400, 1, 8, generator=gen) * 3  # ‖k‖² ≈ 72: β‖k‖² ≫ 2
+    beta = torch.ones(1, 400, 1)
+    with pytest.warns(DeltaRuleBlowUpWarning, match="L2-normalise the keys"):
+        with pytest.raises(FloatingPointError, match="blew up"):
+            delta_rule(q, k, v, beta)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # normalised keys: no warning at all
+        delta_rule(q, F.normalize(k, dim=-1), v, beta)
+
+
+def test_bad_input_errors():
+    q, k, v, beta, g = _inputs(1, 5, 2, 4, 4)
+    with pytest.raises(ValueError, match=r"beta must have shape \(1, 5, 2\)"):
+        delta_rule(q, k, v, beta[:, :3])
+    with pytest.raises(ValueError, match="g is a log-decay and must be <= 0"):
+        gated_delta_rule(q, k, v, -g, beta)
+    with pytest.raises(ValueError, match="mode must be one of"):
+        delta_rule(q, k, v, beta, mode="fast")
+    with pytest.raises(ValueError, match="initial_state must have shape"):
+        delta_rule(q, k, v, beta, initial_state=torch.zeros(1, 2, 3, 3))
+    with pytest.raises(ValueError, match="beta contains NaN"):
+        delta_rule(q, k, v, beta * float("nan"))
