@@ -140,3 +140,11 @@ def test_bad_input_errors():
         delta_rule(q, k, v, beta, initial_state=torch.zeros(1, 2, 3, 3))
     with pytest.raises(ValueError, match="beta contains NaN"):
         delta_rule(q, k, v, beta * float("nan"))
+
+
+def test_float64_inputs_compute_in_float64():
+    q, k, v, beta, g = (x.double() for x in _inputs(1, 50, 2, 8, 4, seed=6))
+    o1 = gated_delta_rule(q, k, v, g, beta, mode="recurrent")
+    o2 = gated_delta_rule(q, k, v, g, beta, chunk_size=16)
+    assert o2.dtype == torch.float64
+    assert ((o1 - o2).norm() / o1.norm()).item() < 1e-13

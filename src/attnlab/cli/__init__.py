@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from .. import __version__
-from . import theory
+from . import bench, theory
 from .reproduce import reproduce
 
 app = typer.Typer(
@@ -17,6 +17,7 @@ app = typer.Typer(
 
 
 app.add_typer(theory.app, name="theory")
+app.add_typer(bench.app, name="bench")
 app.command("reproduce")(reproduce)
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..checks import check_choice, check_positive_int, check_qkv, check_tensor
+from ..checks import acc, check_choice, check_positive_int, check_qkv, check_tensor
 from .decay import MODES, check_log_decay
 from .delta import check_beta
 
@@ -33,9 +33,10 @@ def _check_lamb(lamb, h, dk):
     return lamb
 
 
-def _init(initial_state, b, h, dk, dv, device):
+def _init(initial_state, b, h, dk, dv, device, dtype=torch.float32):
     if initial_state is None:
-        return torch.zeros(b, h, dk, dk, device=device), torch.zeros(b, h, dk, dv, device=device)
+        z = dict(device=device, dtype=dtype)
+        return torch.zeros(b, h, dk, dk, **z), torch.zeros(b, h, dk, dv, **z)
     if not (isinstance(initial_state, tuple) and len(initial_state) == 2):
         raise TypeError("initial_state must be a tuple (H [b, h, d_k, d_k], G [b, h, d_k, d_v])")
     H, G = initial_state
@@ -43,19 +44,19 @@ def _init(initial_state, b, h, dk, dv, device):
         check_tensor(name, x, 4)
         if tuple(x.shape) != shape:
             raise ValueError(f"{name} must have shape {shape}, got {tuple(x.shape)}")
-    return H.float(), G.float()
+    return acc(H), acc(G)
 
 
 def _recurrent(q, k, v, g, beta, lamb, H, G):
     t = q.shape[1]
-    Lam = torch.diag_embed(lamb.float())
+    Lam = torch.diag_embed(acc(lamb))
     out = []
     for i in range(t):
-        gam = g[:, i].float().exp()[..., None, None]
-        kb = k[:, i].float() * beta[:, i, :, None].float()
-        H = gam * H + kb[..., :, None] * k[:, i].float()[..., None, :]
-        G = gam * G + kb[..., :, None] * v[:, i].float()[..., None, :]
-        x = torch.linalg.solve(H + Lam, q[:, i].float())
+        gam = acc(g[:, i]).exp()[..., None, None]
+        kb = acc(k[:, i]) * acc(beta[:, i, :, None])
+        H = gam * H + kb[..., :, None] * acc(k[:, i])[..., None, :]
+        G = gam * G + kb[..., :, None] * acc(v[:, i])[..., None, :]
+        x = torch.linalg.solve(H + Lam, acc(q[:, i]))
         out.append(torch.einsum("bhk,bhkv->bhv", x, G))
     return torch.stack(out, 1), H, G
 
@@ -63,16 +64,16 @@ def _recurrent(q, k, v, g, beta, lamb, H, G):
 def _chunk(q, k, v, g, beta, lamb, C, H, G):
     b, t, h, dk = q.shape
     pad = (-t) % C
-    q, k, v = (F.pad(x.float().transpose(1, 2), (0, 0, 0, pad)) for x in (q, k, v))
+    q, k, v = (F.pad(acc(x).transpose(1, 2), (0, 0, 0, pad)) for x in (q, k, v))
     n = (t + pad) // C
     q, k, v = q.reshape(b, h, n, C, dk), k.reshape(b, h, n, C, dk), v.reshape(b, h, n, C, -1)
-    beta = F.pad(beta.float().transpose(1, 2), (0, pad)).reshape(b, h, n, C)
-    Gc = F.pad(g.float().transpose(1, 2), (0, pad)).reshape(b, h, n, C).cumsum(-1)
+    beta = F.pad(acc(beta).transpose(1, 2), (0, pad)).reshape(b, h, n, C)
+    Gc = F.pad(acc(g).transpose(1, 2), (0, pad)).reshape(b, h, n, C).cumsum(-1)
     tril = torch.ones(C, C, dtype=torch.bool, device=q.device).tril()
     D = (Gc[..., :, None] - Gc[..., None, :]).masked_fill(~tril, float("-inf")).exp() * beta[..., None, :]
     gam = Gc.exp()
     kend = k * ((Gc[..., -1:] - Gc).exp() * beta)[..., None]
-    Lam = torch.diag_embed(lamb.float())[:, None]  # [h, 1, dk, dk]
+    Lam = torch.diag_embed(acc(lamb))[:, None]  # [h, 1, dk, dk]
     outs = []
     for i in range(n):
         ki, qi, vi, Di = k[:, :, i], q[:, :, i], v[:, :, i], D[:, :, i]
@@ -107,12 +108,12 @@ def mesa_net(
     b, t, h, dk, dv = check_qkv(q, k, v)
     check_choice("mode", mode, MODES)
     check_positive_int("chunk_size", chunk_size)
-    g = torch.zeros(b, t, h, device=q.device) if g is None else check_log_decay(g, b, t, h)
+    g = q.new_zeros(b, t, h) if g is None else check_log_decay(g, b, t, h)
     beta = check_beta(beta, b, t, h)
     if bool((beta < 0).any()):
         raise ValueError("beta must be non-negative for MesaNet (H must stay positive semi-definite)")
     lamb = _check_lamb(lamb, h, dk)
-    H, G = _init(initial_state, b, h, dk, dv, q.device)
+    H, G = _init(initial_state, b, h, dk, dv, q.device, acc(q).dtype)
     if mode == "recurrent":
         o, H, G = _recurrent(q, k, v, g, beta, lamb, H, G)
     else:
@@ -125,7 +126,7 @@ def mesa_net_step(q_t, k_t, v_t, g_t, beta_t, lamb, state):
     """One decoding step on ``[b, h, d]`` tokens; ``state = (H, G)`` or None. Returns ``(o_t, (H, G))``."""
     b, h, dk = q_t.shape
     dv = v_t.shape[-1]
-    H, G = _init(state, b, h, dk, dv, q_t.device)
-    g_t = torch.zeros(b, h, device=q_t.device) if g_t is None else g_t
+    H, G = _init(state, b, h, dk, dv, q_t.device, acc(q_t).dtype)
+    g_t = q_t.new_zeros(b, h) if g_t is None else g_t
     o, H, G = _recurrent(q_t[:, None], k_t[:, None], v_t[:, None], g_t[:, None], beta_t[:, None], lamb, H, G)
     return o[:, 0].to(v_t.dtype), (H, G)

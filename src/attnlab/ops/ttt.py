@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 from torch.func import grad, vmap
 
-from ..checks import check_choice, check_positive_int, check_qkv, check_tensor
+from ..checks import acc, check_choice, check_positive_int, check_qkv, check_tensor
 from .decay import check_log_decay
 
 NS_COEFFICIENTS = {
@@ -41,7 +41,7 @@ def newton_schulz(G: torch.Tensor, steps: int = 5, coefficients: str = "quintic"
     """Approximate the orthogonal polar factor ``U Vᵀ`` of ``G = U Σ Vᵀ`` (over the last two dims)."""
     check_choice("coefficients", coefficients, tuple(NS_COEFFICIENTS))
     a, b, c = NS_COEFFICIENTS[coefficients]
-    X = G.float()
+    X = acc(G)
     wide = X.shape[-2] > X.shape[-1]
     if wide:
         X = X.transpose(-1, -2)
@@ -58,10 +58,10 @@ class LinearModel:
 
     bias: bool = False
 
-    def init_state(self, b, h, dk, dv, device):
-        st = {"W": torch.zeros(b, h, dk, dv, device=device)}
+    def init_state(self, b, h, dk, dv, device, dtype=torch.float32):
+        st = {"W": torch.zeros(b, h, dk, dv, device=device, dtype=dtype)}
         if self.bias:
-            st["b"] = torch.zeros(b, h, dv, device=device)
+            st["b"] = torch.zeros(b, h, dv, device=device, dtype=dtype)
         return st
 
     def head_params(self):
@@ -84,11 +84,12 @@ class LayerNormLinear:
     b: torch.Tensor  # [h, dv]
     eps: float = 1e-6
 
-    def init_state(self, b, h, dk, dv, device):
-        return {"W": torch.zeros(b, h, dk, dv, device=device), "b": torch.zeros(b, h, dv, device=device)}
+    def init_state(self, b, h, dk, dv, device, dtype=torch.float32):
+        z = dict(device=device, dtype=dtype)
+        return {"W": torch.zeros(b, h, dk, dv, **z), "b": torch.zeros(b, h, dv, **z)}
 
     def head_params(self):
-        return {"w": self.w.float(), "b": self.b.float()}
+        return {"w": self.w, "b": self.b}
 
     def _ln(self, z, hp):
         mu = z.mean(-1, keepdim=True)
@@ -151,14 +152,15 @@ def ttt(
     scale = dk**-0.5 if scale is None else float(scale)
     tensor_state = initial_state is None or isinstance(initial_state, torch.Tensor)
     if initial_state is None:
-        st = model.init_state(b, h, dk, dv, q.device)
+        st = model.init_state(b, h, dk, dv, q.device, acc(q).dtype)
     elif isinstance(initial_state, torch.Tensor):
-        st = {"W": initial_state.float()}
+        st = {"W": acc(initial_state)}
     else:
-        st = {n: s.float() for n, s in initial_state.items()}
-    qs, k32, v32 = q.float().transpose(1, 2) * scale, k.float().transpose(1, 2), v.float().transpose(1, 2)
-    eta32 = eta.float().transpose(1, 2)  # [b, h, t]
-    heads = {n: x.to(q.device) for n, x in model.head_params().items()}  # fixed per-head parameters [h, ...]
+        st = {n: acc(s) for n, s in initial_state.items()}
+    qs, k32, v32 = acc(q).transpose(1, 2) * scale, acc(k).transpose(1, 2), acc(v).transpose(1, 2)
+    eta32 = acc(eta).transpose(1, 2)  # [b, h, t]
+    # fixed per-head parameters [h, ...] of the model (e.g. a LayerNorm), vmapped along the heads
+    heads = {n: x.to(q.device, acc(q).dtype) for n, x in model.head_params().items()}
 
     def tok_loss(s, kj, vj, hp):
         return loss(model.predict(s, kj, hp), target(kj, vj))
@@ -175,7 +177,7 @@ def ttt(
     for s0 in range(0, t, mini_batch_size):
         sl = slice(s0, min(t, s0 + mini_batch_size))
         if g is not None:
-            st = {n: x * g[:, s0].float().exp().reshape(b, h, *([1] * (x.ndim - 2))) for n, x in st.items()}
+            st = {n: x * acc(g[:, s0]).exp().reshape(b, h, *([1] * (x.ndim - 2))) for n, x in st.items()}
         G = per_tok(st, k32[:, :, sl], v32[:, :, sl], heads)  # each [b, h, m, *param]
         P = {n: x.cumsum(2) for n, x in G.items()}
         if optimizer == "muon":

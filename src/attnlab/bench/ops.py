@@ -1,0 +1,175 @@
+"""``attnlab bench ops``: each op's forms timed in one run, with peers and the machine's matmul rate.
+
+Setting: B = 1, H = 4, D = 64, float32, the machine's threads, forward only (``--backward``: forward
++ backward, FLOPs counted as 3× the forward's). Each (op, form, T) runs in a fresh spawned process so that its peak resident
+memory (``ru_maxrss`` above the process's baseline after building the inputs) is its own.
+
+FLOP counts (``gflops`` = counted FLOPs / median seconds), per batch row and head, chunk size C,
+n = T / C chunks, head dim d:
+
+- ``chunk`` and ``fla_naive_chunk`` (delta rules): ``n · (8 C² d + 6 C d²)`` — KKᵀ, QKᵀ, the triangular
+  solve for [W, U] (C² per right-hand column, 2d columns), P·V_new (2C²d each), and W S, Q S, Kᵀ V_new
+  (2Cd² each). The same useful count for both, so their rates compare work done, not work wasted.
+- ``recurrent`` (delta rules): ``6 T d²`` — Sᵀk, the rank-1 update and Sᵀq per token.
+- linear attention ``chunk``: ``n · (4 C² d + 4 C d²)``; ``recurrent``: ``4 T d²``.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing as mp
+import resource
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+B, H, D = 1, 4, 64
+CHUNK = 64
+OPS = ("delta_rule", "gated_delta_rule", "linear_attention")
+FORMS = ("chunk", "recurrent", "fla_naive_chunk")
+
+
+def matmul_gflops(n: int = 1024, reps: int = 10) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    ts = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        a @ b
+        ts.append(time.perf_counter() - t0)
+    return 2 * n**3 / statistics.median(ts) / 1e9
+
+
+def flops(op: str, form: str, T: int) -> float:
+    n, C, d = math.ceil(T / CHUNK), CHUNK, D
+    if op == "linear_attention":
+        per = 4 * T * d * d if form == "recurrent" else n * (4 * C * C * d + 4 * C * d * d)
+    else:
+        per = 6 * T * d * d if form == "recurrent" else n * (8 * C * C * d + 6 * C * d * d)
+    return float(B * H * per)
+
+
+def _inputs(T: int, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    q = torch.randn(B, T, H, D, generator=g)
+    k = F.normalize(torch.randn(B, T, H, D, generator=g), dim=-1)
+    v = torch.randn(B, T, H, D, generator=g)
+    beta = torch.rand(B, T, H, generator=g)
+    gate = F.logsigmoid(torch.randn(B, T, H, generator=g) + 4)
+    return q, k, v, beta, gate
+
+
+def _fla_naive(op: str):
+    import importlib.util
+    import pathlib
+
+    spec = importlib.util.find_spec("fla")
+    if spec is None:
+        raise ModuleNotFoundError("flash-linear-attention is not installed (pip install -e '.[dev]')")
+    path = pathlib.Path(list(spec.submodule_search_locations)[0]) / "ops" / op / "naive.py"
+    ms = importlib.util.spec_from_file_location(f"_fla_naive_{op}", path)
+    mod = importlib.util.module_from_spec(ms)
+    ms.loader.exec_module(mod)
+    return mod
+
+
+def make_call(op: str, form: str, T: int, backward: bool = False) -> Callable[[], object] | None:
+    """The zero-argument function to time, or None when the form does not exist for the op."""
+    from ..checks import finite_checks
+    from ..ops import delta_rule, gated_delta_rule, linear_attention
+
+    q, k, v, beta, gate = _inputs(T)
+    if form == "fla_naive_chunk":
+        if op == "linear_attention" or backward:  # fla's naive chunk forms write in place: no autograd
+            return None
+        if op == "delta_rule":
+            mod, pad = _fla_naive("delta_rule"), (-T) % CHUNK
+            tr = [F.pad(x.transpose(1, 2), (0, 0, 0, pad)).contiguous() for x in (q, k, v)]
+            b_ = F.pad(beta.transpose(1, 2), (0, pad)).contiguous()
+            return lambda: mod.delta_rule_chunkwise(*tr, b_, chunk_size=CHUNK)[0]
+        mod = _fla_naive("gated_delta_rule")
+        return lambda: mod.naive_chunk_gated_delta_rule(q, k, v, gate, beta, chunk_size=CHUNK)[0]
+    if backward:
+        for x in (q, k, v, beta):
+            x.requires_grad_(True)
+
+    def call():
+        with finite_checks(False), torch.set_grad_enabled(backward):  # time the math, not the input scan
+            if op == "delta_rule":
+                o = delta_rule(q, k, v, beta, mode=form, chunk_size=CHUNK)
+            elif op == "gated_delta_rule":
+                o = gated_delta_rule(q, k, v, gate, beta, mode=form, chunk_size=CHUNK)
+            else:
+                o = linear_attention(q, k, v, mode=form, chunk_size=CHUNK)
+            if backward:
+                o.sum().backward()
+        return o
+
+    return call
+
+
+def _measure(op, form, T, reps, backward, threads, queue):
+    torch.set_num_threads(threads)
+    call = make_call(op, form, T, backward)
+    if call is None:
+        queue.put(None)
+        return
+    base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    call()  # warm-up
+    ts = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        call()
+        ts.append(time.perf_counter() - t0)
+    peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base_rss) / 1024  # KiB → MiB on Linux
+    queue.put({"median_s": statistics.median(ts), "peak_mem_mb": max(peak, 0.0)})
+
+
+def run_case(op: str, form: str, T: int, reps: int, backward: bool = False) -> dict | None:
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    p = ctx.Process(target=_measure, args=(op, form, T, reps, backward, torch.get_num_threads(), q))
+    p.start()
+    res = q.get()
+    p.join()
+    if res is None:
+        return None
+    res.update(op=op, form=form, T=T, gflops=flops(op, form, T) * (3 if backward else 1) / res["median_s"] / 1e9)
+    return {k: res[k] for k in ("op", "form", "T", "median_s", "gflops", "peak_mem_mb")}
+
+
+def run_bench(ops=OPS, Ts=(1024, 4096, 16384), forms=FORMS, reps: int = 5, backward: bool = False,
+              progress: Callable[[str], None] | None = None) -> dict:
+    rows = []
+    mm = matmul_gflops()
+    for op in ops:
+        for T in Ts:
+            for form in forms:
+                r_reps = max(1, reps // 2) if form == "recurrent" else reps
+                if progress:
+                    progress(f"{op} {form} T={T}")
+                r = run_case(op, form, T, r_reps, backward)
+                if r is not None:
+                    rows.append(r)
+    return {"matmul_gflops": mm, "setting": {"B": B, "H": H, "D": D, "chunk": CHUNK, "dtype": "float32",
+                                             "threads": torch.get_num_threads(), "backward": backward},
+            "rows": rows}
+
+
+def markdown(result: dict) -> str:
+    s = result["setting"]
+    lines = [f"Setting: B={s['B']}, H={s['H']}, D={s['D']}, chunk {s['chunk']}, {s['dtype']}, {s['threads']} threads, "
+             f"{'forward + backward' if s['backward'] else 'forward'}; float32 matmul rate measured in the same run: "
+             f"**{result['matmul_gflops']:.1f} GFLOP/s**.", "",
+             "| op | T | form | median (ms) | GFLOP/s | % of matmul | peak mem (MB) | speed-up of chunk |",
+             "|---|---|---|---|---|---|---|---|"]
+    by = {(r["op"], r["T"], r["form"]): r for r in result["rows"]}
+    for r in result["rows"]:
+        ch = by.get((r["op"], r["T"], "chunk"))
+        sp = f"{r['median_s'] / ch['median_s']:.1f}×" if ch and r["form"] != "chunk" else ""
+        lines.append(f"| {r['op']} | {r['T']} | {r['form']} | {r['median_s'] * 1e3:.2f} | {r['gflops']:.1f} | "
+                     f"{100 * r['gflops'] / result['matmul_gflops']:.0f}% | {r['peak_mem_mb']:.0f} | {sp} |")
+    return "\n".join(lines)

@@ -1,0 +1,41 @@
+"""The benchmark command runs and keeps its JSON contract (timings are not asserted: a benchmark, not a test)."""
+
+import json
+
+from typer.testing import CliRunner
+
+from attnlab.bench.ops import flops, make_call
+from attnlab.cli import app
+
+
+def test_bench_ops_json_schema(tmp_path):
+    md = tmp_path / "b.md"
+    r = CliRunner().invoke(app, ["bench", "ops", "--op", "delta_rule", "--T", "64,100", "--reps", "1", "--json",
+                                 "--markdown", str(md)])
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout.strip().splitlines()[-1])
+    assert data["matmul_gflops"] > 0
+    forms = {(row["form"], row["T"]) for row in data["rows"]}
+    assert forms == {(f, t) for f in ("chunk", "recurrent", "fla_naive_chunk") for t in (64, 100)}
+    for row in data["rows"]:
+        assert set(row) == {"op", "form", "T", "median_s", "gflops", "peak_mem_mb"}
+        assert row["median_s"] > 0 and row["gflops"] > 0
+    assert "| delta_rule | 100 | chunk |" in md.read_text()
+
+
+def test_bench_errors():
+    r = CliRunner().invoke(app, ["bench", "ops", "--op", "mamba"])
+    assert r.exit_code == 2 and "unknown op 'mamba'" in r.output
+    r = CliRunner().invoke(app, ["bench", "ops", "--T", "x"])
+    assert r.exit_code == 2 and "--T must be" in r.output
+
+
+def test_timed_calls_compute_the_same_thing():
+    """The three timed forms agree, so the benchmark compares equal work."""
+    import torch
+
+    outs = {f: make_call("delta_rule", f, 128)() for f in ("chunk", "recurrent", "fla_naive_chunk")}
+    fla = outs["fla_naive_chunk"].transpose(1, 2)  # fla's naive chunk form is [b, h, t, d]
+    assert torch.allclose(outs["chunk"], outs["recurrent"], atol=1e-4)
+    assert torch.allclose(outs["chunk"], fla, atol=1e-4)
+    assert flops("delta_rule", "chunk", 4096) == 4 * 64 * (8 * 64 * 64 * 64 + 6 * 64 * 64 * 64)
