@@ -7,6 +7,7 @@ import typer
 from .. import __version__
 from . import bench, theory
 from .reproduce import reproduce
+from .train import sweep_cmd, train_cmd
 
 app = typer.Typer(
     help="attnlab: a laboratory for attention mechanisms (ops, mixers, theory, claims).",
@@ -19,6 +20,8 @@ app = typer.Typer(
 app.add_typer(theory.app, name="theory")
 app.add_typer(bench.app, name="bench")
 app.command("reproduce")(reproduce)
+app.command("train")(train_cmd)
+app.command("sweep")(sweep_cmd)
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,122 @@
+"""A small language model around any registered mixer: embeddings, n × (norm, mixer, norm, MLP), head.
+
+Modes: ``"decoder"`` (causal everywhere), ``"prefix"`` (UniLM: bidirectional over the first
+``prefix_len`` tokens, causal after), ``"fwd_bwd"`` (post 9529's mixed attention over the prefix: half
+of the heads left-to-right, half right-to-left, causal after) and ``"bidirectional"``. Modes other
+than decoder need a mixer that can look ahead (the quadratic attentions); asking a recurrent mixer
+for one is a configuration error, not a silent causal model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..checks import check_choice, check_positive_int
+from ..mixers import MIXERS, build_mixer
+from ..mixers.attention import _QuadraticAttention
+
+MODES = ("decoder", "prefix", "fwd_bwd", "bidirectional")
+MODE_MASK = {"decoder": "causal", "prefix": "prefix", "fwd_bwd": "fwd_bwd", "bidirectional": "bidirectional"}
+
+
+@dataclass
+class LMConfig:
+    vocab_size: int = 256
+    d_model: int = 64
+    n_layers: int = 2
+    n_heads: int = 2
+    mixer: str | list[str] = "softmax"  # one name, or one per layer (hybrids)
+    mixer_options: dict = field(default_factory=dict)
+    short_conv: str = ""
+    conv_size: int = 4
+    mlp_ratio: float = 4.0  # 0: no MLP (attention-only blocks)
+    mode: str = "decoder"
+    tie_embeddings: bool = True
+
+    def mixers(self) -> list[str]:
+        names = [self.mixer] * self.n_layers if isinstance(self.mixer, str) else list(self.mixer)
+        if len(names) != self.n_layers:
+            raise ValueError(f"model.mixer lists {len(names)} mixers for n_layers={self.n_layers}")
+        for n in names:
+            if n not in MIXERS:
+                raise ValueError(f"model.mixer: unknown mixer {n!r}; valid names: {', '.join(sorted(MIXERS))}")
+        return names
+
+
+class MLP(nn.Module):
+    def __init__(self, d: int, ratio: float):
+        super().__init__()
+        hidden = max(1, int(d * ratio))
+        self.up = nn.Linear(d, 2 * hidden, bias=False)
+        self.down = nn.Linear(hidden, d, bias=False)
+
+    def forward(self, x):
+        a, b = self.up(x).chunk(2, -1)
+        return self.down(F.silu(a) * b)  # SwiGLU
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: LMConfig, mixer_name: str):
+        super().__init__()
+        opts = dict(cfg.mixer_options)
+        cls = MIXERS[mixer_name]
+        if issubclass(cls, _QuadraticAttention):
+            opts["mask"] = MODE_MASK[cfg.mode]
+        elif cfg.mode != "decoder":
+            raise ValueError(f"model.mode={cfg.mode!r} needs a mixer that can look ahead (softmax, relu2_attn, "
+                             f"identity_attn); {mixer_name!r} is recurrent and causal")
+        self.norm1 = nn.RMSNorm(cfg.d_model)
+        self.mixer = build_mixer(mixer_name, cfg.d_model, cfg.n_heads, short_conv=cfg.short_conv,
+                                 conv_size=cfg.conv_size, **opts)
+        self.mlp = MLP(cfg.d_model, cfg.mlp_ratio) if cfg.mlp_ratio > 0 else None
+        self.norm2 = nn.RMSNorm(cfg.d_model) if self.mlp is not None else None
+
+    def forward(self, x, prefix_len=None, capture=None):
+        h = self.norm1(x)
+        kw = {"prefix_len": prefix_len} if prefix_len is not None else {}
+        if capture is not None:
+            capture.append(self.mixer.attention_matrix(h, **kw).detach())
+        x = x + self.mixer(h, **kw)
+        if self.mlp is not None:
+            x = x + self.mlp(self.norm2(x))
+        return x
+
+
+class LM(nn.Module):
+    def __init__(self, cfg: LMConfig):
+        super().__init__()
+        check_positive_int("model.vocab_size", cfg.vocab_size)
+        check_positive_int("model.n_layers", cfg.n_layers)
+        check_choice("model.mode", cfg.mode, MODES)
+        self.cfg = cfg
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        nn.init.normal_(self.embed.weight, std=0.02)
+        self.blocks = nn.ModuleList(Block(cfg, m) for m in cfg.mixers())
+        self.norm = nn.RMSNorm(cfg.d_model)
+        self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        if cfg.tie_embeddings:
+            self.head.weight = self.embed.weight
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def forward(self, tokens: torch.Tensor, prefix_len=None, capture: list | None = None) -> torch.Tensor:
+        if not isinstance(tokens, torch.Tensor) or tokens.dtype != torch.long or tokens.ndim != 2:
+            raise TypeError("tokens must be a LongTensor [batch, seq]")
+        if self.cfg.mode in ("prefix", "fwd_bwd") and prefix_len is None:
+            raise ValueError(f"model.mode={self.cfg.mode!r} needs prefix_len (the task's prefix length)")
+        x = self.embed(tokens)
+        for blk in self.blocks:
+            x = blk(x, prefix_len=prefix_len if self.cfg.mode in ("prefix", "fwd_bwd") else None, capture=capture)
+        return self.head(self.norm(x))
+
+    @torch.no_grad()
+    def attention_matrices(self, tokens: torch.Tensor, prefix_len=None) -> list[torch.Tensor]:
+        """The (real or implicit) ``[b, h, t, t]`` attention of every layer on ``tokens``."""
+        mats: list[torch.Tensor] = []
+        self.forward(tokens, prefix_len=prefix_len, capture=mats)
+        return mats

@@ -1,0 +1,179 @@
+"""Training configs: one dataclass, loaded from YAML, JSON or a Python file, with ``--set key=value``.
+
+Every error names the key: an unknown key (with the closest valid one), a wrong type, or options
+that do not go together (checked when the model is built).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import runpy
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..models import LMConfig
+from ..tasks import TASKS
+
+
+@dataclass
+class TrainConfig:
+    task: dict = field(default_factory=lambda: {"name": "mqar"})
+    model: dict = field(default_factory=dict)
+    name: str = "run"
+    out: str = "runs"
+    seed: int = 0
+    steps: int = 1000
+    batch_size: int = 32  # global: split across DDP ranks
+    lr: float = 3e-3
+    weight_decay: float = 0.1
+    betas: tuple = (0.9, 0.98)
+    warmup: int = 50
+    min_lr_ratio: float = 0.1
+    grad_clip: float = 1.0
+    eval_every: int = 100
+    eval_batches: int = 8
+    early_stop: dict | None = None  # {"metric": "accuracy", "threshold": 0.99}
+    ckpt_every: int = 200
+    log_every: int = 10
+    threads: int | None = None
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.out) / self.name
+
+
+def _suggest(key: str, valid) -> str:
+    close = difflib.get_close_matches(key, list(valid), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _check_type(key: str, value: Any, tp) -> Any:
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _check_type(key, value, a)
+            except TypeError:
+                pass
+        raise TypeError(f"{key} must be {' or '.join(getattr(a, '__name__', str(a)) for a in args)}, got "
+                        f"{type(value).__name__} {value!r}")
+    if origin is not None:
+        tp = origin
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp is tuple and isinstance(value, list):
+        return tuple(value)
+    if tp is list and isinstance(value, str):
+        return value
+    if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
+        raise TypeError(f"{key} must be {tp.__name__}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _build_dataclass(cls, data: dict, prefix: str):
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    out = {}
+    for k, v in data.items():
+        if k not in names:
+            raise ValueError(f"unknown key {prefix}{k}{_suggest(k, names)}; valid keys: {', '.join(sorted(names))}")
+        out[k] = _check_type(prefix + k, v, hints[k])
+    return cls(**out)
+
+
+def task_config(task: dict):
+    if "name" not in task:
+        raise ValueError(f"task.name is required; one of {', '.join(TASKS)}")
+    name = task["name"]
+    if name not in TASKS:
+        raise ValueError(f"task.name: unknown task {name!r}{_suggest(name, TASKS)}; valid: {', '.join(TASKS)}")
+    return _build_dataclass(TASKS[name], {k: v for k, v in task.items() if k != "name"}, "task.")
+
+
+def model_config(model: dict, vocab_size: int) -> LMConfig:
+    m = dict(model)
+    if "vocab_size" in m and m["vocab_size"] != vocab_size:
+        raise ValueError(f"model.vocab_size={m['vocab_size']} disagrees with the task's vocabulary ({vocab_size})")
+    m["vocab_size"] = vocab_size
+    cfg = _build_dataclass(LMConfig, m, "model.")
+    cfg.mixers()
+    return cfg
+
+
+def parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """``["model.d_model=128", "task.name=markov"]`` → nested updates (values parsed as JSON when they parse)."""
+    data = json.loads(json.dumps(data))
+    for item in overrides:
+        if "=" not in item:
+            raise ValueError(f"--set expects key=value, got {item!r}")
+        key, val = item.split("=", 1)
+        parts = key.strip().split(".")
+        d = data
+        for p in parts[:-1]:
+            if not isinstance(d.setdefault(p, {}), dict):
+                raise ValueError(f"--set {key}: {p} is not a section")
+            d = d[p]
+        d[parts[-1]] = parse_value(val)
+    return data
+
+
+def load_file(path: str | Path) -> dict:
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"config file {p} does not exist")
+    if p.suffix in (".yaml", ".yml"):
+        import yaml
+
+        data = yaml.safe_load(p.read_text()) or {}
+    elif p.suffix == ".json":
+        data = json.loads(p.read_text())
+    elif p.suffix == ".py":
+        ns = runpy.run_path(str(p))
+        if "config" not in ns:
+            raise ValueError(f"{p} must define a dict called config")
+        data = ns["config"]
+    else:
+        raise ValueError(f"config must be .yaml, .yml, .json or .py, got {p.name}")
+    if not isinstance(data, dict):
+        raise ValueError(f"{p} must hold a mapping at the top level")
+    return data
+
+
+def make_config(data: dict) -> TrainConfig:
+    cfg = _build_dataclass(TrainConfig, data, "")
+    for key in ("steps", "batch_size", "eval_every", "ckpt_every", "log_every", "eval_batches"):
+        if getattr(cfg, key) < 1:
+            raise ValueError(f"{key} must be >= 1, got {getattr(cfg, key)}")
+    if cfg.lr <= 0:
+        raise ValueError(f"lr must be positive, got {cfg.lr}")
+    if cfg.early_stop is not None:
+        es = cfg.early_stop
+        if set(es) - {"metric", "threshold"} or es.get("metric") not in ("accuracy", "loss"):
+            raise ValueError("early_stop must be {'metric': 'accuracy' | 'loss', 'threshold': number}")
+    task_config(cfg.task)  # fail early on task keys
+    return cfg
+
+
+def to_dict(cfg: TrainConfig) -> dict:
+    d = dataclasses.asdict(cfg)
+    d["betas"] = list(d["betas"])
+    return d

@@ -1,0 +1,214 @@
+"""The one trainer: AdamW, warmup + cosine, clipping, evaluation, early stop, JSONL metrics,
+atomic checkpoints with exact resume, and DistributedDataParallel under ``torchrun``.
+
+Data are stateless (batch ``i`` depends only on the seed and ``i``) and the model has no dropout, so
+a resumed run repeats the uninterrupted one bit for bit on a CPU, and ``N`` ranks each taking
+``batch_size / N`` rows of the same global batch reproduce one process.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from ..models import LM
+from ..tasks import IGNORE
+from . import checkpoint
+from .config import TrainConfig, model_config, task_config, to_dict
+
+
+def lr_at(cfg: TrainConfig, step: int) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    frac = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, frac))))
+
+
+def loss_and_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Mean loss over labelled tokens; accuracy per sequence (fraction of its labels hit), summed; count."""
+    V = logits.shape[-1]
+    loss = F.cross_entropy(logits.reshape(-1, V).float(), labels.reshape(-1), ignore_index=IGNORE)
+    mask = labels != IGNORE
+    hit = (logits.argmax(-1) == labels) & mask
+    n = mask.sum(-1)
+    has = n > 0
+    acc = (hit.sum(-1)[has].double() / n[has].double()).sum()
+    return loss, acc, int(has.sum())
+
+
+class _Dist:
+    def __init__(self):
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.active = self.world > 1
+        if self.active:
+            import torch.distributed as dist
+
+            if not dist.is_initialized():
+                dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+
+    def mean(self, x: float) -> float:
+        if not self.active:
+            return x
+        import torch.distributed as dist
+
+        t = torch.tensor([x], dtype=torch.float64)
+        dist.all_reduce(t)
+        return float(t) / self.world
+
+
+@torch.no_grad()
+def evaluate(model, data, cfg: TrainConfig) -> dict:
+    was = model.training
+    model.eval()
+    tot_loss, tot_tok, acc_sum, n_seq = 0.0, 0, 0.0, 0
+    for x, y in data.eval_batches(cfg.batch_size, cfg.eval_batches, seed=cfg.seed):
+        logits = model(x, prefix_len=data.prefix_len)
+        loss, acc, n = loss_and_accuracy(logits, y)
+        k = int((y != IGNORE).sum())
+        tot_loss += float(loss) * k
+        tot_tok += k
+        acc_sum += float(acc)
+        n_seq += n
+    model.train(was)
+    return {"loss": tot_loss / max(1, tot_tok), "accuracy": acc_sum / max(1, n_seq)}
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    if not path.exists():
+        return
+    keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= step]
+    path.write_text("".join(ln + "\n" for ln in keep))
+
+
+def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict:
+    """Train one model; return (and write to ``run_dir/summary.json``) the final numbers."""
+    dist = _Dist()
+    if cfg.batch_size % dist.world:
+        raise ValueError(f"batch_size ({cfg.batch_size}) must be divisible by the number of ranks ({dist.world})")
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    data = task_config(cfg.task).build(cfg.seed)
+    mcfg = model_config(cfg.model, data.vocab_size)
+    torch.manual_seed(cfg.seed)
+    model = LM(mcfg)
+    n_params = model.num_params()
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=tuple(cfg.betas))
+    run_dir = cfg.run_dir
+    lead = dist.rank == 0
+    if lead:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.json").write_text(json.dumps(to_dict(cfg), indent=1))
+    start, history = 0, {}
+    if resume:
+        meta = checkpoint.load_latest(run_dir, model, opt)
+        if meta is not None:
+            start, history = meta["step"], meta["extra"].get("history", {})
+    if lead:
+        if start == 0 and not resume:
+            (run_dir / "metrics.jsonl").unlink(missing_ok=True)
+        _truncate_metrics(run_dir / "metrics.jsonl", start)
+    ddp_model = model
+    if dist.active:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        ddp_model = DDP(model)
+    metrics = open(run_dir / "metrics.jsonl", "a") if lead else None
+    local = cfg.batch_size // dist.world
+    tokens_done, t0 = 0, time.perf_counter()
+    last_loss = history.get("last_loss", float("nan"))
+    stopped, last_eval = False, history.get("last_eval")
+
+    bar = None
+    if progress and lead:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        bar = Progress(TextColumn(f"[bold]{cfg.name}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                       TextColumn("{task.fields[info]}"), TimeRemainingColumn())
+        bar.start()
+        task_id = bar.add_task("train", total=cfg.steps, completed=start, info="")
+    try:
+        model.train()
+        for step in range(start, cfg.steps):
+            for g in opt.param_groups:
+                g["lr"] = lr_at(cfg, step)
+            x, y = data.batch(step, cfg.batch_size, cfg.seed)
+            x, y = x[dist.rank * local : (dist.rank + 1) * local], y[dist.rank * local : (dist.rank + 1) * local]
+            logits = ddp_model(x, prefix_len=data.prefix_len)
+            loss, _, _ = loss_and_accuracy(logits, y)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"loss became {float(loss)} at step {step}; lower lr (now {cfg.lr}) or check "
+                                         "the mixer's stability")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            last_loss = dist.mean(float(loss.detach()))
+            tokens_done += x.numel() * dist.world
+            done = step + 1
+            if lead and (done % cfg.log_every == 0 or done == cfg.steps):
+                rate = tokens_done / max(1e-9, time.perf_counter() - t0)
+                metrics.write(json.dumps({"step": done, "loss": last_loss, "lr": lr_at(cfg, step),
+                                          "grad_norm": float(gnorm), "tokens_per_s": rate}) + "\n")
+                metrics.flush()
+                if bar:
+                    bar.update(task_id, completed=done, info=f"loss {last_loss:.4f} · {rate:,.0f} tok/s")
+            if done % cfg.eval_every == 0 or done == cfg.steps:
+                last_eval = evaluate(model, data, cfg)
+                if lead:
+                    metrics.write(json.dumps({"step": done, "split": "valid", **last_eval}) + "\n")
+                    metrics.flush()
+                es = cfg.early_stop
+                if es and ((es["metric"] == "accuracy" and last_eval["accuracy"] >= es["threshold"])
+                           or (es["metric"] == "loss" and last_eval["loss"] <= es["threshold"])):
+                    stopped = True
+            if lead and (done % cfg.ckpt_every == 0 or done == cfg.steps or stopped):
+                checkpoint.save(run_dir, done, model, opt,
+                                {"history": {"last_loss": last_loss, "last_eval": last_eval}})
+            if stopped:
+                break
+    finally:
+        if bar:
+            bar.stop()
+        if metrics:
+            metrics.close()
+    summary = {"name": cfg.name, "steps": done if cfg.steps > start else start, "final_loss": last_loss,
+               "valid": last_eval, "params": n_params, "stopped_early": stopped,
+               "seconds": time.perf_counter() - t0, "optimum": getattr(data, "optimum", None)}
+    if lead:
+        tmp = run_dir / "summary.json.tmp"
+        tmp.write_text(json.dumps(summary, indent=1))
+        os.replace(tmp, run_dir / "summary.json")
+    return summary
+
+
+def build_model(cfg: TrainConfig) -> tuple[LM, object]:
+    """The model and task data of a config (weights as initialised), e.g. to load a checkpoint into."""
+    data = task_config(cfg.task).build(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    return LM(model_config(cfg.model, data.vocab_size)), data
+
+
+def load_trained(run_dir: str | Path) -> tuple[LM, object, TrainConfig]:
+    """Model (with its last good checkpoint), task data and config of a finished run folder."""
+    from safetensors.torch import load_model
+
+    from .config import make_config
+
+    run_dir = Path(run_dir)
+    cfg = make_config(json.loads((run_dir / "config.json").read_text()))
+    model, data = build_model(cfg)
+    cks = sorted(run_dir.glob("ckpt-*"))
+    if not cks:
+        raise FileNotFoundError(f"{run_dir} has no checkpoint")
+    load_model(model, str(cks[-1] / "model.safetensors"))
+    return model.eval(), data, cfg

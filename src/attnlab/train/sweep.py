@@ -1,0 +1,96 @@
+"""``attnlab sweep FILE.py``: run a list of configs as parallel local processes, resumably.
+
+FILE defines ``configs``, a list of config dicts (each with a distinct ``name``). Each run gets its
+own folder under its ``out``; a run whose ``summary.json`` says it finished is skipped, an
+unfinished one resumes from its last checkpoint. The summary table goes to ``SWEEP_DIR/summary.csv``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import runpy
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from .config import make_config, to_dict
+
+COLUMNS = ("name", "status", "steps", "final_loss", "valid_loss", "valid_accuracy", "params", "seconds")
+
+
+def load_sweep(path: str | Path) -> list[dict]:
+    ns = runpy.run_path(str(path))
+    configs = ns.get("configs")
+    if not isinstance(configs, list) or not configs:
+        raise ValueError(f"{path} must define configs, a non-empty list of config dicts")
+    names = [c.get("name") for c in configs]
+    if None in names or len(set(names)) != len(names):
+        raise ValueError("every config in a sweep needs a distinct name")
+    for c in configs:
+        make_config(c)  # fail before starting anything
+    return configs
+
+
+def finished(cfg) -> dict | None:
+    p = cfg.run_dir / "summary.json"
+    if not p.exists():
+        return None
+    s = json.loads(p.read_text())
+    return s if s.get("steps") == cfg.steps or s.get("stopped_early") else None
+
+
+def run_sweep(path: str | Path, jobs: int | None = None, out: Path | None = None, echo=print) -> list[dict]:
+    configs = load_sweep(path)
+    jobs = jobs or os.cpu_count() or 1
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    pending, running, rows = [], [], {}
+    tmpdir = Path(tempfile.mkdtemp(prefix="attnlab-sweep-"))
+    for data in configs:
+        cfg = make_config(data)
+        s = finished(cfg)
+        if s:
+            rows[cfg.name] = {"status": "done (cached)", **s}
+            continue
+        d = to_dict(cfg)
+        d["threads"] = d.get("threads") or threads
+        f = tmpdir / f"{cfg.name}.json"
+        f.write_text(json.dumps(d))
+        pending.append((cfg, f))
+    while pending or running:
+        while pending and len(running) < jobs:
+            cfg, f = pending.pop(0)
+            cmd = [sys.executable, "-m", "attnlab.cli", "train", str(f), "--resume", "--no-progress"]
+            log = open(cfg.run_dir.parent / f"{cfg.name}.log", "w") if cfg.run_dir.parent.exists() else None
+            if log is None:
+                cfg.run_dir.parent.mkdir(parents=True, exist_ok=True)
+                log = open(cfg.run_dir.parent / f"{cfg.name}.log", "w")
+            running.append((cfg, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), log))
+            echo(f"started {cfg.name}")
+        time.sleep(0.2)
+        for item in list(running):
+            cfg, proc, log = item
+            if proc.poll() is not None:
+                log.close()
+                running.remove(item)
+                s = finished(cfg)
+                rows[cfg.name] = {"status": "done", **s} if s else {"status": f"failed (exit {proc.returncode}; see "
+                                                                            f"{cfg.run_dir.parent / (cfg.name + '.log')})"}
+                echo(f"{cfg.name}: {rows[cfg.name]['status']}")
+    table = []
+    for data in configs:
+        r = rows[data["name"]]
+        v = r.get("valid") or {}
+        table.append({"name": data["name"], "status": r["status"], "steps": r.get("steps"),
+                      "final_loss": r.get("final_loss"), "valid_loss": v.get("loss"),
+                      "valid_accuracy": v.get("accuracy"), "params": r.get("params"), "seconds": r.get("seconds")})
+    out = Path(out) if out else make_config(configs[0]).run_dir.parent
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "summary.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS)
+        w.writeheader()
+        w.writerows(table)
+    return table
