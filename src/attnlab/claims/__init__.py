@@ -3,6 +3,6 @@
 Importing this package registers every experiment module's claims in :data:`REGISTRY`.
 """
 
-from . import concentration, decoder, information, robustness, ttt  # noqa: F401  (registration side effects)
+from . import concentration, decoder, decoding, information, recall, robustness, shortconv, ttt  # noqa: F401  (registration side effects)
 from .registry import BUDGETS, REGISTRY, Budget, Claim, Evidence, Figure, experiment, verdict
 from .runner import ClaimResult, run_claims

@@ -24,6 +24,7 @@ class Budget:
     mc_samples: int
     trials: int
     scale: int  # a size multiplier for lengths and grids
+    train_scale: int = 1  # a multiplier for training steps
 
     @staticmethod
     def get(name: str) -> Budget:
@@ -34,7 +35,7 @@ class Budget:
 
 BUDGETS = {
     "quick": Budget("quick", seeds=(0, 1, 2), mc_samples=100_000, trials=100, scale=1),
-    "full": Budget("full", seeds=(0, 1, 2, 3, 4), mc_samples=1_000_000, trials=400, scale=4),
+    "full": Budget("full", seeds=(0, 1, 2, 3, 4), mc_samples=1_000_000, trials=400, scale=4, train_scale=4),
 }
 
 

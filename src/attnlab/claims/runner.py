@@ -128,6 +128,9 @@ def run_claims(ids: list[str], budget: Budget, out: Path, *, force: bool = False
     The file always holds the whole ledger: claims not run this time keep their cached entries.
     """
     out.mkdir(parents=True, exist_ok=True)
+    from .training import set_run_root
+
+    set_run_root(out / "runs")  # trained models live beside the ledger and are reused by later runs
     cache = load_cache(out)
     results: dict[str, dict] = dict(cache)
     done = []

@@ -6,6 +6,7 @@ import typer
 
 from .. import __version__
 from . import bench, theory
+from .analyze import analyze_cmd
 from .reproduce import reproduce
 from .train import sweep_cmd, train_cmd
 
@@ -22,6 +23,7 @@ app.add_typer(bench.app, name="bench")
 app.command("reproduce")(reproduce)
 app.command("train")(train_cmd)
 app.command("sweep")(sweep_cmd)
+app.command("analyze")(analyze_cmd)
 
 
 def _version(value: bool) -> None:

@@ -36,6 +36,7 @@ class LMConfig:
     mlp_ratio: float = 4.0  # 0: no MLP (attention-only blocks)
     mode: str = "decoder"
     tie_embeddings: bool = True
+    qk_init_scale: float = 1.0  # multiply the initial q and k projections (scores scale by its square; claim I1)
 
     def mixers(self) -> list[str]:
         names = [self.mixer] * self.n_layers if isinstance(self.mixer, str) else list(self.mixer)
@@ -100,6 +101,12 @@ class LM(nn.Module):
         self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         if cfg.tie_embeddings:
             self.head.weight = self.embed.weight
+        if cfg.qk_init_scale != 1.0:
+            with torch.no_grad():
+                for blk in self.blocks:
+                    for name in ("q_proj", "k_proj"):
+                        if hasattr(blk.mixer, name):
+                            getattr(blk.mixer, name).weight.mul_(cfg.qk_init_scale)
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -25,6 +25,7 @@ class TaskData:
     valid_labels: torch.Tensor | None
     prefix_len: int | None = None  # for prefix-LM tasks: the first prefix_len tokens are the input
     seq_len: int | None = None  # for streams: window length
+    train_prefix_loss: bool = False  # decoder-only training also predicts the prefix (validation never does)
 
     def batch(self, step: int, batch_size: int, seed: int, split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
         """Batch ``step`` of the run with ``seed``: a pure function of its arguments."""
@@ -40,7 +41,7 @@ class TaskData:
             idx = starts[:, None] + torch.arange(T + 1)
             w = x[idx]
             inp, lab = w[:, :-1], w[:, 1:].clone()
-            if self.prefix_len:
+            if self.prefix_len and not (split == "train" and self.train_prefix_loss):
                 lab[:, : self.prefix_len - 1] = IGNORE  # the loss counts only the continuation
             return inp, lab
         idx = torch.randint(0, x.shape[0], (batch_size,), generator=g)

@@ -6,6 +6,10 @@ loss is the chain's entropy rate, reported as ``TaskData``'s ``optimum`` attribu
 values tied (``tie_kv=True``), a model has to map "the previous token" to "the next token": only a
 short convolution on K lets the key at ``t`` see the token at ``t − 1``.
 
+With ``in_context=True`` every sequence has its own chain, so the weights cannot memorise the
+transitions: the model must read them from the context (the setting where the K convolution
+matters, as in induction heads on Markov chains).
+
 Worked example (``vocab_size=4, branching=1``: a deterministic cycle, say 2 → 0 → 3 → 1 → 2)::
 
     inputs: 2 0 3 1 2 0 3 1     labels: 0 3 1 2 0 3 1 2
@@ -29,6 +33,7 @@ class Markov:
     concentration: float = 1.0
     num_train: int = 10_000
     num_valid: int = 500
+    in_context: bool = False  # a fresh chain per sequence: the transitions must be learned from the context
 
     def chain(self, seed: int) -> torch.Tensor:
         if not 1 <= self.branching <= self.vocab_size:
@@ -47,7 +52,31 @@ class Markov:
             x[:, t + 1] = torch.multinomial(P[x[:, t]], 1, generator=g)[:, 0]
         return x
 
+    def _in_context(self, n: int, rng: np.random.Generator, g: torch.Generator):
+        V, B = self.vocab_size, self.branching
+        P = np.zeros((n, V, V))
+        nxt = np.argsort(rng.random((n, V, V)), axis=-1)[..., :B]
+        w = rng.dirichlet(np.full(B, self.concentration), size=(n, V))
+        np.put_along_axis(P, nxt, w, axis=-1)
+        P = torch.from_numpy(P)
+        x = torch.empty(n, self.seq_len + 1, dtype=torch.long)
+        x[:, 0] = torch.randint(V, (n,), generator=g)
+        rows = torch.arange(n)
+        for t in range(self.seq_len):
+            x[:, t + 1] = torch.multinomial(P[rows, x[:, t]], 1, generator=g)[:, 0]
+        H = -(P * P.clamp_min(1e-300).log()).sum(-1).mean()  # uniform-stationary approximation per chain
+        return x, float(H)
+
     def build(self, seed: int) -> TaskData:
+        if self.in_context:
+            if not 1 <= self.branching <= self.vocab_size:
+                raise ValueError(f"branching must be in [1, vocab_size={self.vocab_size}], got {self.branching}")
+            rng, g = np.random.default_rng(seed), torch.Generator().manual_seed(seed + 1)
+            tr, _ = self._in_context(self.num_train, rng, g)
+            va, H = self._in_context(self.num_valid, rng, g)
+            data = TaskData(self.vocab_size, tr[:, :-1], tr[:, 1:], va[:, :-1], va[:, 1:])
+            data.optimum = H  # loss of a model that knows each sequence's chain (an in-context learner's floor)
+            return data
         P = self.chain(seed)
         g = torch.Generator().manual_seed(seed + 1)
         tr, va = self.sample(P, self.num_train, g), self.sample(P, self.num_valid, g)

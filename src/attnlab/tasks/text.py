@@ -8,7 +8,8 @@ source of CPython's standard library, always on the machine), or a path to a loc
 
 ``prefix_len`` turns the task into prefix → continuation language modelling (claims D1, D3): the
 model reads windows of ``seq_len`` bytes, the first ``prefix_len`` are the input, and the loss counts
-only the continuation.
+only the continuation (with ``prefix_loss=True`` training also counts the prefix, as a decoder-only
+model trained on the same tokens would; validation always counts the continuation only).
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ class Text:
     corpus: str = "shakespeare"
     seq_len: int = 256
     prefix_len: int | None = None
+    prefix_loss: bool = False  # train on the prefix tokens too (a decoder-only model can); validation never
     valid_fraction: float = 0.1
     max_bytes: int = MAX_BYTES
 
@@ -84,4 +86,5 @@ class Text:
             raise ValueError(f"prefix_len must be in (0, seq_len={self.seq_len}), got {self.prefix_len}")
         data = load_bytes(self.corpus, self.max_bytes)
         cut = int(len(data) * (1 - self.valid_fraction))
-        return TaskData(256, data[:cut], None, data[cut:], None, prefix_len=self.prefix_len, seq_len=self.seq_len)
+        return TaskData(256, data[:cut], None, data[cut:], None, prefix_len=self.prefix_len, seq_len=self.seq_len,
+                        train_prefix_loss=self.prefix_loss)

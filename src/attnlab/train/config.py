@@ -41,6 +41,7 @@ class TrainConfig:
     ckpt_every: int = 200
     log_every: int = 10
     threads: int | None = None
+    imports: list = field(default_factory=list)  # your modules that register mixers, imported before building
 
     @property
     def run_dir(self) -> Path:
@@ -160,6 +161,13 @@ def load_file(path: str | Path) -> dict:
 
 def make_config(data: dict) -> TrainConfig:
     cfg = _build_dataclass(TrainConfig, data, "")
+    import importlib
+
+    for mod in cfg.imports:
+        try:
+            importlib.import_module(mod)
+        except ImportError as e:
+            raise ValueError(f"imports: cannot import {mod!r} ({e})") from None
     for key in ("steps", "batch_size", "eval_every", "ckpt_every", "log_every", "eval_batches"):
         if getattr(cfg, key) < 1:
             raise ValueError(f"{key} must be >= 1, got {getattr(cfg, key)}")

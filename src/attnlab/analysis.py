@@ -1,0 +1,87 @@
+"""``attnlab analyze``: entropy, sparsity and effective rank of a model's attention, per layer and head.
+
+Works on pretrained Hugging Face models (:mod:`attnlab.models.hf`) over real text. For causal models
+the statistics count only the allowed (lower-triangular) entries; rows with one allowed entry are
+left out of the entropy and sparsity means, since they are one-hot by construction.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from .diagnostics import effective_rank, l1_l2_sparsity, numerical_rank, row_entropy
+
+RANK_RTOL = 1e-6  # float32 resolution: smaller singular values are noise
+
+
+def text_windows(tokenizer, text: str, window: int, max_tokens: int) -> list[torch.Tensor]:
+    ids = tokenizer(text, return_tensors="pt", add_special_tokens=False)["input_ids"][0][:max_tokens]
+    if ids.numel() < 2:
+        raise ValueError("the text is too short: it gives fewer than 2 tokens")
+    return [ids[i : i + window] for i in range(0, ids.numel() - 1, window) if ids[i : i + window].numel() > 1]
+
+
+def analyze_model(hf, text: str, *, window: int = 128, max_tokens: int = 1024,
+                  progress: Callable[[int, int], None] | None = None) -> dict:
+    """Per layer and head: mean and std over windows of entropy, normalised entropy, S and effective rank."""
+    wins = text_windows(hf.tokenizer, text, window, max_tokens)
+    acc: dict[str, list[list[torch.Tensor]]] = {}
+    full_rank = []
+    for i, ids in enumerate(wins):
+        att = hf.attentions(ids[None])
+        t = ids.numel()
+        valid = torch.ones(t, t, dtype=torch.bool).tril() if hf.causal else torch.ones(t, t, dtype=torch.bool)
+        rows = valid.sum(-1) > 1
+        for li, A in enumerate(att):
+            A = A[0].double()  # [h, t, t]
+            H = row_entropy(A, valid)[:, rows].mean(-1)
+            Hn = (row_entropy(A, valid) / torch.log(valid.sum(-1).double().clamp_min(2)))[:, rows].mean(-1)
+            S = l1_l2_sparsity(A, valid)[:, rows].mean(-1)
+            er = effective_rank(A) / t
+            nr = numerical_rank(A, RANK_RTOL).double() / t
+            for key, val in (("entropy", H), ("norm_entropy", Hn), ("sparsity", S), ("eff_rank_frac", er),
+                             ("num_rank_frac", nr)):
+                acc.setdefault(key, [[] for _ in att])[li].append(val)
+            if hf.causal:
+                full_rank.append(bool((A.diagonal(dim1=-2, dim2=-1) > 0).all()))
+        if progress:
+            progress(i + 1, len(wins))
+    layers = []
+    for li in range(len(acc["entropy"])):
+        entry = {"layer": li}
+        for key, per_win in acc.items():
+            x = torch.stack(per_win[li])  # [windows, h]
+            entry[key] = {"mean": x.mean(0).tolist(), "std": x.std(0, unbiased=False).tolist()}
+        layers.append(entry)
+    out = {"model": hf.name, "causal": hf.causal, "windows": len(wins), "window": window, "layers": layers,
+           "summary": {k: float(torch.stack([torch.stack(w).mean() for w in v]).mean()) for k, v in acc.items()},
+           "rank_rtol": RANK_RTOL, "log_window": math.log(window)}
+    if hf.causal:
+        out["causal_positive_diagonal"] = all(full_rank)
+    return out
+
+
+def heatmap(hf, text: str, layer: int, head: int, path: Path, window: int = 64) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ids = text_windows(hf.tokenizer, text, window, window)[0]
+    att = hf.attentions(ids[None])
+    if not 0 <= layer < len(att) or not 0 <= head < att[layer].shape[1]:
+        raise ValueError(f"--heads: layer {layer} head {head} out of range ({len(att)} layers, {att[0].shape[1]} heads)")
+    f, ax = plt.subplots(figsize=(5, 4.5))
+    im = ax.imshow(att[layer][0, head].numpy(), cmap="viridis")
+    ax.set_title(f"{hf.name} layer {layer} head {head}")
+    ax.set_xlabel("key position")
+    ax.set_ylabel("query position")
+    f.colorbar(im)
+    f.tight_layout()
+    f.savefig(path, dpi=100)
+    plt.close(f)
+    return path

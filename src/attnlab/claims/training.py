@@ -1,0 +1,58 @@
+"""Trained runs for the claims: one trainer, memoised on disk by config and code.
+
+A run's folder name carries the hash of its config and of attnlab's model/ops/trainer source, so a
+rerun reuses finished runs and retrains exactly when something that shapes training changed.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import hashlib
+import json
+import statistics
+from pathlib import Path
+
+import attnlab
+
+RUN_ROOT = [Path("results") / "runs"]
+TRAINING_CODE = ("ops", "mixers", "models", "tasks", "train", "checks.py")
+
+
+def set_run_root(path: Path) -> None:
+    RUN_ROOT[0] = Path(path)
+
+
+@functools.cache
+def code_hash() -> str:
+    root = Path(attnlab.__file__).parent
+    h = hashlib.sha256()
+    for part in TRAINING_CODE:
+        p = root / part
+        for f in sorted(p.rglob("*.py")) if p.is_dir() else [p]:
+            h.update(f.read_bytes())
+    return h.hexdigest()[:10]
+
+
+def trained(cfg: dict) -> dict:
+    """Train ``cfg`` (or reuse its finished run); return the summary with ``run_dir`` added."""
+    from ..train import make_config, train
+    from ..train.sweep import finished
+
+    cfg = copy.deepcopy(cfg)
+    key = hashlib.sha256((json.dumps(cfg, sort_keys=True) + code_hash()).encode()).hexdigest()[:12]
+    cfg["name"] = f"{cfg.get('name', 'run')}-{key}"
+    cfg["out"] = str(RUN_ROOT[0])
+    cfg.setdefault("ckpt_every", 10**9)
+    tc = make_config(cfg)
+    s = finished(tc) or train(tc, resume=True, progress=False)
+    return {**s, "run_dir": str(tc.run_dir)}
+
+
+def stats(xs: list[float]) -> dict:
+    return {"mean": statistics.fmean(xs), "std": statistics.pstdev(xs) if len(xs) > 1 else 0.0,
+            "min": min(xs), "max": max(xs), "values": list(xs)}
+
+
+def fmt(s: dict, digits: int = 3) -> str:
+    return f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f}"

@@ -1,0 +1,85 @@
+"""The two real pretrained models load offline and give row-stochastic attention maps; analyze --json works."""
+
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from attnlab.analysis import analyze_model
+from attnlab.cli import app
+from attnlab.models.hf import load_hf
+
+TEXT = "To be, or not to be, that is the question: whether 'tis nobler in the mind to suffer the slings."
+
+
+@pytest.fixture(scope="module", autouse=True)
+def offline():
+    mp = pytest.MonkeyPatch()
+    mp.setenv("HF_HUB_OFFLINE", "1")
+    mp.setenv("TRANSFORMERS_OFFLINE", "1")
+    yield
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def smollm2():
+    return load_hf("smollm2")
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    return load_hf("minilm")
+
+
+def _ids(hf):
+    return hf.tokenizer(TEXT, return_tensors="pt")["input_ids"]
+
+
+def test_minilm_attention_is_bidirectional_and_row_stochastic(minilm):
+    ids = _ids(minilm)
+    att = minilm.attentions(ids)
+    assert not minilm.causal and len(att) == 6
+    assert att[0].shape == (1, 12, ids.shape[1], ids.shape[1])
+    for A in att:
+        assert torch.allclose(A.sum(-1), torch.ones(A.shape[:-1]), atol=1e-5)
+    assert bool((att[0][0, 0].triu(1) > 0).any()), "an encoder attends to the future"
+
+
+def test_smollm2_attention_is_causal_and_row_stochastic(smollm2):
+    ids = _ids(smollm2)
+    att = smollm2.attentions(ids)
+    assert smollm2.causal and len(att) == 30
+    assert att[0].shape == (1, 9, ids.shape[1], ids.shape[1])
+    for A in att:
+        assert torch.allclose(A.sum(-1), torch.ones(A.shape[:-1]), atol=1e-5)
+        assert bool((A[0].triu(1) == 0).all()), "upper triangles exactly zero"
+    # the dequantised weights are a working language model, not noise: "be" follows "To be, or not to"
+    logits = smollm2.model(input_ids=ids).logits[0]
+    nxt = smollm2.tokenizer.decode(logits[5].argmax())
+    assert "be" in nxt
+
+
+def test_analyze_statistics_are_in_bounds(smollm2):
+    res = analyze_model(smollm2, TEXT * 3, window=32, max_tokens=64)
+    assert res["windows"] == 2 and len(res["layers"]) == 30
+    for L in res["layers"]:
+        assert all(0 <= h <= res["log_window"] + 1e-9 for h in L["entropy"]["mean"])
+        assert all(0 < s <= 1 for s in L["sparsity"]["mean"])
+    assert res["causal_positive_diagonal"] is True
+
+
+def test_analyze_cli_json(tmp_path):
+    f = tmp_path / "t.txt"
+    f.write_text(TEXT * 4)
+    r = CliRunner().invoke(app, ["analyze", "--model", "minilm", "--text", str(f), "--max-tokens", "48", "--window",
+                                 "24", "--json", "--out", str(tmp_path / "o"), "--heads", "0:1"])
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout.strip().splitlines()[-1])
+    assert data["model"] == "minilm" and len(data["layers"]) == 6
+    assert set(data["layers"][0]) >= {"entropy", "sparsity", "eff_rank_frac", "num_rank_frac"}
+    assert (tmp_path / "o" / "minilm-L0-H1.png").exists()
+    r = CliRunner().invoke(app, ["analyze", "--model", "nope/not-here", "--text", str(f)])
+    assert r.exit_code != 0
+    r = CliRunner().invoke(app, ["analyze", "--model", "minilm"])
+    assert r.exit_code == 2 and "exactly one of --text FILE and --corpus NAME" in r.output
