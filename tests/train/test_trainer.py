@@ -153,3 +153,15 @@ def test_cli_train_yaml_and_sweep(tmp_path):
     assert csv.count("done") == 2
     r = subprocess.run([sys.executable, "-m", "attnlab.cli", "sweep", str(sw)], capture_output=True, text=True)
     assert (tmp_path / "s" / "summary.csv").read_text().count("done (cached)") == 2
+
+
+def test_sweep_on_a_local_ray_instance(tmp_path):
+    pytest.importorskip("ray", reason="the optional ray extra is not installed")
+    sw = tmp_path / "sweep.py"
+    sw.write_text(f"base = {tiny(tmp_path / 'ray', steps=3)!r}\n"
+                  "configs = [dict(base, name=f'r{i}', seed=i) for i in range(2)]\n")
+    r = subprocess.run([sys.executable, "-m", "attnlab.cli", "sweep", str(sw), "--ray", "local"], capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    csv = (tmp_path / "ray" / "summary.csv").read_text()
+    assert csv.count(",done,") == 2, csv

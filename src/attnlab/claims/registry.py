@@ -72,6 +72,7 @@ class Claim:
     method: str = ""
     tolerance: str = ""
     run: Callable[[Budget], Evidence] | None = None
+    code: str = ""  # hash of the experiment's module as it was imported (what actually runs)
 
 
 SOURCES = {
@@ -130,8 +131,13 @@ def experiment(cid: str, *, method: str, tolerance: str):
     """Decorator: attach ``run`` (and its method and tolerance, stated before any run) to claim ``cid``."""
 
     def deco(fn: Callable[[Budget], Evidence]):
+        import hashlib
+        import inspect
+
+        # hash the file now, at import: a file edited while a ledger runs must not pass for the code that ran
+        code = hashlib.sha256(open(inspect.getsourcefile(fn), "rb").read()).hexdigest()
         c = REGISTRY[cid]
-        REGISTRY[cid] = Claim(c.id, c.statement, c.source, method, tolerance, fn)
+        REGISTRY[cid] = Claim(c.id, c.statement, c.source, method, tolerance, fn, code)
         return fn
 
     return deco

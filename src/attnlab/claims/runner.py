@@ -12,7 +12,6 @@ import inspect
 import json
 import math
 import os
-import sys
 import time
 import traceback
 from collections.abc import Callable, Iterable
@@ -48,11 +47,14 @@ class ClaimResult:
         return d
 
 
+_REGISTRY_CODE = hashlib.sha256(inspect.getsource(registry).encode()).hexdigest()
+
+
 def claim_key(claim: Claim, budget: Budget) -> str:
+    """Hash of the registry, the claim's experiment module (as imported) and the budget."""
     h = hashlib.sha256()
-    h.update(inspect.getsource(registry).encode())
-    if claim.run is not None:
-        h.update(inspect.getsource(sys.modules[claim.run.__module__]).encode())
+    h.update(_REGISTRY_CODE.encode())
+    h.update(claim.code.encode())
     h.update(repr(dataclasses.astuple(budget)).encode())
     return h.hexdigest()[:16]
 

@@ -11,13 +11,13 @@ S5_SHARE = 0.8  # … and placements without K must stay below 0.8 × the K gain
 S4_RATIO = 0.5
 
 
-def mqar_cfg(mixer: str, short_conv: str, seed: int, budget: Budget, **model) -> dict:
+def mqar_cfg(mixer: str, short_conv: str, seed: int, budget: Budget, steps: int = 300, **model) -> dict:
     return {"name": f"mqar-{mixer}-{short_conv or 'none'}", "seed": seed,
             "task": {"name": "mqar", "vocab_size": 64, "seq_len": 32, "num_kv_pairs": 4, "num_train": 5000,
                      "num_valid": 256},
             "model": {"d_model": 64, "n_layers": 2, "n_heads": 1, "mixer": mixer, "mlp_ratio": 0,
                       "short_conv": short_conv, **model},
-            "steps": 300 * budget.train_scale, "batch_size": 64, "lr": 3e-3, "warmup": 20,
+            "steps": steps * budget.train_scale, "batch_size": 64, "lr": 3e-3, "warmup": 20,
             "eval_every": 100 * budget.train_scale, "eval_batches": 4}
 
 

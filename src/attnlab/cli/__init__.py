@@ -8,6 +8,7 @@ from .. import __version__
 from . import bench, theory
 from .analyze import analyze_cmd
 from .reproduce import reproduce
+from .suite import suite_cmd
 from .train import sweep_cmd, train_cmd
 
 app = typer.Typer(
@@ -24,6 +25,7 @@ app.command("reproduce")(reproduce)
 app.command("train")(train_cmd)
 app.command("sweep")(sweep_cmd)
 app.command("analyze")(analyze_cmd)
+app.command("suite")(suite_cmd)
 
 
 def _version(value: bool) -> None:

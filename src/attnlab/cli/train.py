@@ -41,7 +41,7 @@ def sweep_cmd(
     file: Path = typer.Argument(..., help="Python file defining `configs`, a list of config dicts."),
     jobs: int | None = typer.Option(None, "--jobs", help="Parallel runs (default: one per core)."),
     out: Path | None = typer.Option(None, "--out", help="Where to write summary.csv (default: the runs' folder)."),
-    ray: str | None = typer.Option(None, "--ray", help="Ray cluster address (needs the optional ray extra)."),
+    ray: str | None = typer.Option(None, "--ray", help="Ray cluster address, or 'local' (needs the ray extra)."),
 ) -> None:
     """Run a sweep as parallel local processes; unfinished runs resume, finished ones are skipped."""
     from rich.console import Console
@@ -49,9 +49,7 @@ def sweep_cmd(
 
     from ..train.sweep import COLUMNS, run_sweep
 
-    if ray is not None:
-        raise ValueError("--ray: running sweeps on a Ray cluster is not implemented yet; run locally (omit --ray)")
-    table = run_sweep(file, jobs, out, echo=lambda s: typer.echo(s, err=True))
+    table = run_sweep(file, jobs, out, echo=lambda s: typer.echo(s, err=True), ray_address=ray)
     t = Table(*COLUMNS)
     for r in table:
         t.add_row(*[f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c]) for c in COLUMNS])

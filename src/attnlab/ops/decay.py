@@ -51,7 +51,7 @@ def _recurrent(q, k, v, g, scale, initial_state):
 def _chunk(q, k, v, g, scale, chunk_size, initial_state):
     b, t, h, dk = q.shape
     dv = v.shape[-1]
-    C = chunk_size
+    C = max(1, min(chunk_size, t))  # a sequence shorter than a chunk is one chunk: no padding work
     pad = (-t) % C
     # [b, t, h, d] -> [b, h, t, d]; padded tail: k = v = 0 adds nothing, g = 0 decays nothing
     q, k, v = (F.pad(x.float().transpose(1, 2), (0, 0, 0, pad)) for x in (q, k, v))

@@ -98,6 +98,7 @@ def _recurrent(q, k, v, beta, g, scale, initial_state):
 def _chunk(q, k, v, beta, g, scale, C, initial_state):
     b, t, h, dk = q.shape
     dv = v.shape[-1]
+    C = max(1, min(C, t))  # a sequence shorter than a chunk is one chunk: no padding work
     pad = (-t) % C
     n = (t + pad) // C
 

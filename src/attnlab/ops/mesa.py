@@ -63,6 +63,7 @@ def _recurrent(q, k, v, g, beta, lamb, H, G):
 
 def _chunk(q, k, v, g, beta, lamb, C, H, G):
     b, t, h, dk = q.shape
+    C = max(1, min(C, t))
     pad = (-t) % C
     q, k, v = (F.pad(acc(x).transpose(1, 2), (0, 0, 0, pad)) for x in (q, k, v))
     n = (t + pad) // C

@@ -87,6 +87,15 @@ def _truncate_metrics(path: Path, step: int) -> None:
     path.write_text("".join(ln + "\n" for ln in keep))
 
 
+def _tensorboard(run_dir: Path):
+    """A TensorBoard writer when ``tensorboard`` is installed (optional), else None."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(run_dir / "tb"))
+
+
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict:
     """Train one model; return (and write to ``run_dir/summary.json``) the final numbers."""
     dist = _Dist()
@@ -123,6 +132,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
 
         ddp_model = DDP(model)
     metrics = open(run_dir / "metrics.jsonl", "a") if lead else None
+    tb = _tensorboard(run_dir) if lead else None
     local = cfg.batch_size // dist.world
     tokens_done, t0 = 0, time.perf_counter()
     last_loss = history.get("last_loss", float("nan"))
@@ -130,12 +140,22 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
 
     bar = None
     if progress and lead:
+        from rich.console import Console
+
+        Console(stderr=True).print(f"{cfg.name}: {n_params:,} parameters, {mcfg.n_layers} × {mcfg.mixers()[0]}"
+                                   f"{' (hybrid)' if len(set(mcfg.mixers())) > 1 else ''}, resuming at step {start}"
+                                   if start else f"{cfg.name}: {n_params:,} parameters, {mcfg.n_layers} layers of "
+                                   f"{', '.join(sorted(set(mcfg.mixers())))}")
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
         bar = Progress(TextColumn(f"[bold]{cfg.name}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                        TextColumn("{task.fields[info]}"), TimeRemainingColumn())
         bar.start()
         task_id = bar.add_task("train", total=cfg.steps, completed=start, info="")
+    from ..checks import finite_checks
+
+    scan = finite_checks(False)  # the loss check below catches NaN/Inf; skip the per-op input scans
+    scan.__enter__()
     try:
         model.train()
         for step in range(start, cfg.steps):
@@ -157,9 +177,12 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
             done = step + 1
             if lead and (done % cfg.log_every == 0 or done == cfg.steps):
                 rate = tokens_done / max(1e-9, time.perf_counter() - t0)
-                metrics.write(json.dumps({"step": done, "loss": last_loss, "lr": lr_at(cfg, step),
-                                          "grad_norm": float(gnorm), "tokens_per_s": rate}) + "\n")
+                row = {"loss": last_loss, "lr": lr_at(cfg, step), "grad_norm": float(gnorm), "tokens_per_s": rate}
+                metrics.write(json.dumps({"step": done, **row}) + "\n")
                 metrics.flush()
+                if tb:
+                    for k, v in row.items():
+                        tb.add_scalar(f"train/{k}", v, done)
                 if bar:
                     bar.update(task_id, completed=done, info=f"loss {last_loss:.4f} · {rate:,.0f} tok/s")
             if done % cfg.eval_every == 0 or done == cfg.steps:
@@ -167,6 +190,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
                 if lead:
                     metrics.write(json.dumps({"step": done, "split": "valid", **last_eval}) + "\n")
                     metrics.flush()
+                    if tb:
+                        for k, v in last_eval.items():
+                            tb.add_scalar(f"valid/{k}", v, done)
                 es = cfg.early_stop
                 if es and ((es["metric"] == "accuracy" and last_eval["accuracy"] >= es["threshold"])
                            or (es["metric"] == "loss" and last_eval["loss"] <= es["threshold"])):
@@ -177,10 +203,13 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
             if stopped:
                 break
     finally:
+        scan.__exit__(None, None, None)
         if bar:
             bar.stop()
         if metrics:
             metrics.close()
+        if tb:
+            tb.close()
     summary = {"name": cfg.name, "steps": done if cfg.steps > start else start, "final_loss": last_loss,
                "valid": last_eval, "params": n_params, "stopped_early": stopped,
                "seconds": time.perf_counter() - t0, "optimum": getattr(data, "optimum", None)}

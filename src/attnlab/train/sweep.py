@@ -43,7 +43,39 @@ def finished(cfg) -> dict | None:
     return s if s.get("steps") == cfg.steps or s.get("stopped_early") else None
 
 
-def run_sweep(path: str | Path, jobs: int | None = None, out: Path | None = None, echo=print) -> list[dict]:
+def _ray_train(cfg: dict) -> dict:
+    from attnlab.train import make_config, train
+
+    tc = make_config(cfg)
+    return {"status": "done", **train(tc, resume=True, progress=False)}
+
+
+def run_on_ray(pending: list, address: str, echo) -> dict:
+    """Run the pending configs as Ray tasks (one CPU each); ``address="local"`` starts a local instance.
+
+    Run folders are written where each task runs: on a multi-node cluster give ``out`` a shared path.
+    """
+    try:
+        import ray
+    except ImportError:
+        raise ValueError("--ray needs the optional extra: pip install 'attnlab[ray]'") from None
+    ray.init(address=None if address == "local" else address, ignore_reinit_error=True, include_dashboard=False,
+             log_to_driver=False)
+    task = ray.remote(num_cpus=1)(_ray_train)
+    futures = {task.remote(to_dict(cfg)): cfg.name for cfg, _ in pending}
+    rows = {}
+    for ref in futures:
+        name = futures[ref]
+        try:
+            rows[name] = ray.get(ref)
+        except Exception as e:  # a failed run is reported in the table, the others go on
+            rows[name] = {"status": f"failed ({type(e).__name__}: {e})"}
+        echo(f"{name}: {rows[name]['status']}")
+    return rows
+
+
+def run_sweep(path: str | Path, jobs: int | None = None, out: Path | None = None, echo=print,
+              ray_address: str | None = None) -> list[dict]:
     configs = load_sweep(path)
     jobs = jobs or os.cpu_count() or 1
     threads = max(1, (os.cpu_count() or 1) // jobs)
@@ -60,6 +92,9 @@ def run_sweep(path: str | Path, jobs: int | None = None, out: Path | None = None
         f = tmpdir / f"{cfg.name}.json"
         f.write_text(json.dumps(d))
         pending.append((cfg, f))
+    if ray_address is not None:
+        rows.update(run_on_ray(pending, ray_address, echo))
+        pending = []
     while pending or running:
         while pending and len(running) < jobs:
             cfg, f = pending.pop(0)

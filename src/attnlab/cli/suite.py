@@ -1,0 +1,54 @@
+"""``attnlab suite``: contract checks, MQAR, diagnostics and speed for one mixer."""
+
+from __future__ import annotations
+
+import importlib
+import json
+
+import typer
+
+from ._common import one_line_errors
+
+
+@one_line_errors
+def suite_cmd(
+    mixer: str = typer.Argument(..., help="A registered mixer name (see `attnlab mixers`)."),
+    imports: list[str] = typer.Option([], "--import", help="Module(s) that register your mixer (repeatable)."),
+    options: str = typer.Option("{}", "--options", help="Mixer options as JSON, e.g. '{\"feature_map\": \"elu1\"}'."),
+    steps: int = typer.Option(300, "--steps", help="MQAR training steps (for the mixer and the softmax baseline)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
+) -> None:
+    """Run a mixer through the contract checks, MQAR training, diagnostics and a speed comparison."""
+    from ..suite import run_suite
+
+    for mod in imports:
+        try:
+            importlib.import_module(mod)
+        except ImportError as e:
+            raise ValueError(f"--import {mod}: {e}") from None
+    try:
+        opts = json.loads(options)
+    except ValueError:
+        raise ValueError(f"--options must be a JSON object, got {options!r}") from None
+    if not isinstance(opts, dict):
+        raise ValueError(f"--options must be a JSON object, got {options!r}")
+    if steps < 1:
+        raise ValueError("--steps must be >= 1")
+    res = run_suite(mixer, opts, steps)
+    if as_json:
+        typer.echo(json.dumps(res))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table("check", "result", title=f"attnlab suite: {mixer}")
+    for k, v in res["contract"].items():
+        t.add_row(k, str(v))
+    for m, r in res["mqar"].items():
+        t.add_row(f"MQAR accuracy ({m})", f"{r['accuracy']:.3f} ({r['params']:,} parameters)")
+    mine = res["mqar"][mixer]
+    t.add_row("query-row sparsity S", f"{mine['query_sparsity']:.3f} (lower = more concentrated)")
+    t.add_row("effective rank / t", f"{mine['effective_rank_frac']:.3f}")
+    for T, r in res["speed"].items():
+        t.add_row(f"forward time, T={T}", f"{r['seconds'] * 1e3:.1f} ms ({r['vs_softmax']:.2f}× softmax)")
+    Console().print(t)

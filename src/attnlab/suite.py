@@ -1,0 +1,99 @@
+"""``attnlab suite MIXER``: put any registered mixer (yours included) through the lab in one command.
+
+1. **contract**: the (real or implicit) attention matrix reproduces the output; a causal mixer
+   ignores the future and decodes token by token with a cache exactly as in one pass;
+2. **MQAR**: a 2-layer model with the mixer trained on associative recall, next to softmax attention
+   with the same budget;
+3. **diagnostics**: ℓ1/ℓ2 sparsity and effective rank of its trained attention at the query rows;
+4. **speed**: forward time against softmax attention at a few lengths, as ratios measured in one run.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+
+import torch
+
+from .claims.recall import query_sparsity
+from .diagnostics import effective_rank
+from .mixers import MIXERS, build_mixer
+
+
+def contract(name: str, options: dict, d_model: int = 32, n_heads: int = 2, t: int = 13) -> dict:
+    torch.manual_seed(0)
+    m = build_mixer(name, d_model, n_heads, **options).eval()
+    x = torch.randn(2, t, d_model)
+    out = {}
+    with torch.no_grad():
+        y = m(x)
+        try:
+            A = m.attention_matrix(x)
+            o = torch.einsum("bhts,bshd->bthd", A, m.values(x))
+            out["matrix_reproduces_output"] = bool(torch.allclose(o, m.pre_output(x), atol=1e-4))
+        except (ValueError, NotImplementedError) as e:
+            out["matrix_reproduces_output"] = f"n/a ({e})"
+        if getattr(m, "causal", True):
+            x2 = x.clone()
+            x2[:, t // 2 :] = torch.randn_like(x2[:, t // 2 :]) * 3
+            out["ignores_the_future"] = bool(torch.allclose(m(x2)[:, : t // 2], y[:, : t // 2], atol=1e-5))
+            try:
+                cache: dict = {}
+                steps = torch.cat([m(x[:, i : i + 1], cache=cache) for i in range(t)], 1)
+                out["cache_equals_full"] = bool(torch.allclose(steps, y, atol=1e-4))
+            except (ValueError, TypeError) as e:
+                out["cache_equals_full"] = f"n/a ({e})"
+    return out
+
+
+def mqar(name: str, options: dict, steps: int, seed: int = 0) -> dict:
+    from .claims.registry import Budget
+    from .claims.shortconv import mqar_cfg
+    from .claims.training import set_run_root, trained
+
+    res = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        set_run_root(tmp)
+        for mixer, opts in ((name, options), ("softmax", {})):
+            cfg = mqar_cfg(mixer, "", seed, Budget.get("quick"), steps=steps, mixer_options=opts)
+            r = trained(cfg)
+            res[mixer] = {"accuracy": r["valid"]["accuracy"], "loss": r["valid"]["loss"], "params": r["params"]}
+            if mixer == name:
+                res[mixer]["query_sparsity"] = query_sparsity(r["run_dir"], n_batches=1)
+                from .train import load_trained
+
+                model, data, _ = load_trained(r["run_dir"])
+                x, _ = next(data.eval_batches(16, 1))
+                A = model.attention_matrices(x)[-1]
+                res[mixer]["effective_rank_frac"] = float(effective_rank(A).mean() / A.shape[-1])
+    return res
+
+
+def speed(name: str, options: dict, lengths=(256, 1024), reps: int = 3) -> dict:
+    out = {}
+    for T in lengths:
+        times = {}
+        for mixer, opts in ((name, options), ("softmax", {})):
+            torch.manual_seed(0)
+            m = build_mixer(mixer, 256, 4, **opts).eval()
+            x = torch.randn(1, T, 256)
+            with torch.no_grad():
+                m(x)
+                ts = []
+                for _ in range(reps):
+                    t0 = time.perf_counter()
+                    m(x)
+                    ts.append(time.perf_counter() - t0)
+            times[mixer] = statistics.median(ts)
+        out[str(T)] = {"seconds": times[name], "vs_softmax": times[name] / times["softmax"]}
+    return out
+
+
+def run_suite(name: str, options: dict | None = None, steps: int = 300) -> dict:
+    if name not in MIXERS:
+        raise ValueError(f"unknown mixer {name!r}; valid names: {', '.join(sorted(MIXERS))} (register yours with "
+                         "@register_mixer and pass --import your_module)")
+    options = options or {}
+    return {"mixer": name, "options": options, "contract": contract(name, options),
+            "mqar": mqar(name, options, steps), "speed": speed(name, options)}
