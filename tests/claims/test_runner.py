@@ -92,3 +92,21 @@ def test_fast_claims_run_to_a_verdict(cid):
     assert ev.verdict in registry.VERDICTS
     assert ev.reason
     json.dumps(runner_mod._clean(ev.measured), allow_nan=False)
+
+
+def test_trained_runs_are_memoised_by_config_and_code(tmp_path):
+    from attnlab.claims.training import set_run_root, stats, trained
+
+    set_run_root(tmp_path)
+    cfg = {"name": "memo", "task": {"name": "markov", "vocab_size": 8, "seq_len": 16, "num_train": 64, "num_valid": 8},
+           "model": {"d_model": 8, "n_layers": 1, "n_heads": 1, "mlp_ratio": 0}, "steps": 3, "batch_size": 4,
+           "eval_every": 3, "warmup": 1}
+    a = trained(cfg)
+    mtime = (tmp_path / a["run_dir"].split("/")[-1] / "summary.json").stat().st_mtime_ns
+    b = trained(cfg)
+    assert b["run_dir"] == a["run_dir"] and b["final_loss"] == a["final_loss"]
+    assert (tmp_path / b["run_dir"].split("/")[-1] / "summary.json").stat().st_mtime_ns == mtime, "not retrained"
+    c = trained({**cfg, "seed": 1})
+    assert c["run_dir"] != a["run_dir"]
+    s = stats([1.0, 2.0, 3.0])
+    assert s["mean"] == 2.0 and abs(s["std"] - (2 / 3) ** 0.5) < 1e-12

@@ -79,7 +79,7 @@ def test_analyze_cli_json(tmp_path):
     assert data["model"] == "minilm" and len(data["layers"]) == 6
     assert set(data["layers"][0]) >= {"entropy", "sparsity", "eff_rank_frac", "num_rank_frac"}
     assert (tmp_path / "o" / "minilm-L0-H1.png").exists()
-    r = CliRunner().invoke(app, ["analyze", "--model", "nope/not-here", "--text", str(f)])
+    r = CliRunner().invoke(app, ["analyze", "--model", "nope/not-here", "--text", str(f), "--out", str(tmp_path / "x")])
     assert r.exit_code != 0
     r = CliRunner().invoke(app, ["analyze", "--model", "minilm"])
     assert r.exit_code == 2 and "exactly one of --text FILE and --corpus NAME" in r.output

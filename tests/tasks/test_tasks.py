@@ -100,3 +100,32 @@ def test_builtin_corpora_are_available_offline():
         assert d.train_inputs.numel() > 100_000
     sample = bytes(Text(max_bytes=200_000).build(0).train_inputs[:20000].tolist())
     assert b"thou" in sample.lower()
+
+
+def test_bpe_tokenizer_is_trained_locally_and_round_trips():
+    d = Text(tokenizer="bpe", bpe_vocab=400, max_bytes=300_000, seq_len=32).build(0)
+    assert 257 <= d.vocab_size <= 400
+    assert int(d.train_inputs.max()) < d.vocab_size
+    ids = d.valid_inputs[:200].tolist()
+    text = d.tokenizer.decode(ids)
+    assert d.tokenizer.encode(text).ids == ids
+    x, y = d.batch(0, 2, seed=0)
+    assert torch.equal(x[:, 1:], y[:, :-1])
+    with pytest.raises(ValueError, match="bpe_vocab must be at least 257"):
+        Text(tokenizer="bpe", bpe_vocab=100, max_bytes=10_000).build(0)
+    with pytest.raises(ValueError, match="tokenizer must be 'bytes' or 'bpe'"):
+        Text(tokenizer="words", max_bytes=10_000).build(0)
+
+
+def test_text_worked_example(tmp_path):
+    f = tmp_path / "t.txt"
+    f.write_text("To be, or" * 50)
+    d = Text(corpus=str(f), seq_len=8).build(0)
+    assert bytes(d.train_inputs[:9].tolist()) == b"To be, or"
+
+
+def test_hf_dataset_corpus_fails_clearly_offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    with pytest.raises(ValueError, match="corpus 'hf:nobody/nothing'"):
+        Text(corpus="hf:nobody/nothing").build(0)

@@ -47,6 +47,12 @@ def c7(budget: Budget) -> Evidence:
     a_order = max(acc, key=lambda m: acc[m]["mean"]) == "softmax"
     v = "holds" if s_order and a_order else ("caveat" if s_order else verdict(False))
     reason = "; ".join(f"{m}: S {fmt(S[m])}, accuracy {fmt(acc[m], 2)}" for m in MIXERS)
+    from .pretrained import real_stats
+
+    real = {m: real_stats(m)["summary"]["sparsity"] for m in ("smollm2", "minilm")}
+    reason += f"; real weights on Shakespeare (reported, not judged): S = {real['smollm2']:.3f} (SmolLM2), " \
+              f"{real['minilm']:.3f} (MiniLM)"
     fig = Figure("Concentration vs recall on MQAR", "mean S at query rows (lower = sparser)", "accuracy", [
         {"label": m, "x": S[m]["values"], "y": acc[m]["values"], "style": "o"} for m in MIXERS])
-    return Evidence(v, reason, {"sparsity": S, "accuracy": acc}, seeds=list(budget.seeds), figures=[fig])
+    return Evidence(v, reason, {"sparsity": S, "accuracy": acc, "real_weights_sparsity": real},
+                    seeds=list(budget.seeds), figures=[fig])

@@ -47,10 +47,10 @@ def analyze_cmd(
     txt = _text(text, corpus, max_chars=max_tokens * 8)
     console = Console(stderr=True)
     results = []
-    out.mkdir(parents=True, exist_ok=True)
     for name in [model] + ([compare] if compare else []):
         with console.status(f"loading {name}"):
             hf = load_hf(name)
+        out.mkdir(parents=True, exist_ok=True)
         with Progress(console=console, transient=True) as prog:
             task = prog.add_task(f"{name}: windows", total=None)
             res = analyze_model(hf, txt, window=window, max_tokens=max_tokens,

@@ -27,6 +27,10 @@ def train_cmd(
         data["out"] = out
     cfg = make_config(data)
     summary = train(cfg, resume=resume, progress=progress)
+    import os
+
+    if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 speaks for the run
+        return
     if as_json:
         typer.echo(json.dumps(summary))
     else:
