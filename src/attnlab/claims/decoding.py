@@ -54,7 +54,7 @@ def _pos_cfg(mode, seed, budget):
     return {"name": f"d4-position-{mode}", "seed": seed,
             "task": {"name": "positional", "kind": "position", "vocab_size": 32, "seq_len": 32, "num_train": 5000,
                      "num_valid": 256},
-            "model": {"d_model": 64, "n_layers": 2, "n_heads": 2, "mixer": "softmax", "mode": mode,
+            "model": {"d_model": 64 * budget.model_scale, "n_layers": 2, "n_heads": 2, "mixer": "softmax", "mode": mode,
                       "mixer_options": {"rope": False}},
             "steps": 300 * budget.train_scale, "batch_size": 32, "lr": 3e-3, "warmup": 20,
             "eval_every": 300 * budget.train_scale, "eval_batches": 8}
