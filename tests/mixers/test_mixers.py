@@ -128,3 +128,15 @@ def test_user_mixer_registers():
         assert torch.allclose(m.pre_output(x)[:, 1], m.values(x)[:, :2].mean(1), atol=1e-6)
     finally:
         MIXERS.pop("test_mean")
+
+
+def test_cli_lists_every_mixer_with_its_options():
+    from typer.testing import CliRunner
+
+    from attnlab.cli import app
+
+    r = CliRunner().invoke(app, ["mixers"])
+    assert r.exit_code == 0, r.output
+    for name in MIXERS:
+        assert name in r.output
+    assert "tie_kv=False" in r.output and "feature_map='identity'" in r.output

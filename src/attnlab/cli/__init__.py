@@ -46,13 +46,24 @@ def main(
 @app.command("mixers")
 def list_mixers() -> None:
     """List the registered mixers and their options."""
+    import inspect
+
     from rich.console import Console
     from rich.table import Table
 
-    from .mixers import MIXERS
+    from ..mixers import MIXERS
 
-    table = Table("name", "class", "summary")
+    table = Table("name", "summary", "options (besides short_conv, conv_size, head_dim)")
     for name in sorted(MIXERS):
         cls = MIXERS[name]
-        table.add_row(name, cls.__name__, (cls.__doc__ or "").strip().splitlines()[0])
-    Console().print(table)
+        opts = []
+        for klass in cls.__mro__:
+            if klass.__dict__.get("__init__") is None or klass.__module__.startswith(("torch", "builtins", "abc")):
+                continue
+            for p in inspect.signature(klass.__init__).parameters.values():
+                if p.kind == p.KEYWORD_ONLY and p.name not in ("short_conv", "conv_size", "head_dim", "conv_activation"):
+                    opt = f"{p.name}={p.default!r}"
+                    if opt not in opts:
+                        opts.append(opt)
+        table.add_row(name, (cls.__doc__ or "").strip().splitlines()[0], ", ".join(opts))
+    Console(width=160).print(table)
