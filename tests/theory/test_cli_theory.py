@@ -43,3 +43,17 @@ def test_figures(tmp_path):
     for fn in (fig_decay_sparsity, fig_entropy_floor):
         p = fn(tmp_path)
         assert p.stat().st_size > 10_000 and p.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_version_and_help():
+    from typer.testing import CliRunner
+
+    import attnlab
+    from attnlab.cli import app
+
+    r = CliRunner().invoke(app, ["--version"])
+    assert r.exit_code == 0 and r.output.strip() == f"attnlab {attnlab.__version__}"
+    r = CliRunner().invoke(app, ["--help"])
+    assert r.exit_code == 0
+    for cmd in ("reproduce", "train", "sweep", "analyze", "suite", "mixers", "theory", "bench"):
+        assert cmd in r.output
