@@ -110,3 +110,16 @@ def test_trained_runs_are_memoised_by_config_and_code(tmp_path):
     assert c["run_dir"] != a["run_dir"]
     s = stats([1.0, 2.0, 3.0])
     assert s["mean"] == 2.0 and abs(s["std"] - (2 / 3) ** 0.5) < 1e-12
+
+
+def test_full_budget_scales_training_and_width():
+    from attnlab.claims.shortconv import markov_cfg, mqar_cfg, text_cfg
+    from attnlab.train import make_config
+
+    q, f = Budget.get("quick"), Budget.get("full")
+    for make in (lambda b: mqar_cfg("deltanet", "k", 0, b), lambda b: markov_cfg("k", 0, b),
+                 lambda b: text_cfg("t", 0, b, {"mixer": "softmax"})):
+        cq, cf = make(q), make(f)
+        assert cf["steps"] == 3 * cq["steps"] and cf["model"]["d_model"] == 2 * cq["model"]["d_model"]
+        make_config(cf)  # a valid config
+    assert len(f.seeds) == 5 and f.mc_samples == 10 * q.mc_samples
