@@ -216,3 +216,17 @@ def test_errors(call, exc, msg):
     q, k, v, g = _inputs(1, 5, 2, 3, 3)
     with pytest.raises(exc, match=msg):
         call(q, k, v, g)
+
+
+def test_float64_inputs_compute_in_float64():
+    """Chunk and recurrent forms agree to float64 precision, and attention matches a float64 softmax."""
+    from attnlab.ops import attention
+
+    q, k, v, g = (x.double() for x in _inputs(1, 37, 2, 5, 3, seed=3))
+    o1 = decay_linear_attention(q, k, v, g, mode="recurrent")
+    o2 = decay_linear_attention(q, k, v, g, chunk_size=8)
+    assert o2.dtype == torch.float64 and ((o1 - o2).norm() / o1.norm()).item() < 1e-13
+    s = torch.einsum("bqhd,bkhd->bhqk", q, k) / 5**0.5
+    s = s.masked_fill(~torch.ones(37, 37, dtype=torch.bool).tril(), float("-inf"))
+    ref = torch.einsum("bhqk,bkhd->bqhd", torch.softmax(s, -1), v)
+    assert ((attention(q, k, v) - ref).norm() / ref.norm()).item() < 1e-13

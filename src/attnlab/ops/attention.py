@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import torch
 
-from ..checks import check_choice, check_qkv
+from ..checks import acc, check_choice, check_qkv
 from .masks import MASKS, build_mask
 
 KERNELS = ("exp", "relu2", "identity")
@@ -27,12 +27,12 @@ def attention_probs(
     scale: float | None = None,
     normalize: bool = True,
 ) -> torch.Tensor:
-    """The attention matrix ``[b, h, t_q, t_k]`` of :func:`attention` (computed in float32)."""
+    """The attention matrix ``[b, h, t_q, t_k]`` of :func:`attention` (float32 math; float64 inputs stay float64)."""
     check_choice("kernel", kernel, KERNELS)
     check_choice("mask", mask, MASKS)
     b, t, h, d = q.shape
     scale = d**-0.5 if scale is None else float(scale)
-    qf, kf = q.float(), k.float()
+    qf, kf = acc(q), acc(k)
     s = torch.einsum("bqhd,bkhd->bhqk", qf, kf) * scale  # [b, h, t, t_k]
     allowed = build_mask(mask, t, batch=b, n_heads=h, prefix_len=prefix_len, device=q.device, t_k=k.shape[1])
     if kernel == "exp":
@@ -86,9 +86,9 @@ def attention(
     Keys and values may be longer than the queries (``t_k > t``, a decoding cache) with the causal
     or bidirectional mask; the queries are then the last ``t`` positions.
 
-    The math runs in float32 and the output is cast back to ``v``'s dtype.
+    The math runs in float32 (float64 inputs: float64) and the output is cast back to ``v``'s dtype.
     """
     check_qkv(q, k, v, same_len=False)
     p = attention_probs(q, k, kernel=kernel, mask=mask, prefix_len=prefix_len, scale=scale, normalize=normalize)
-    o = torch.einsum("bhqk,bkhd->bqhd", p, v.float()).to(v.dtype)
+    o = torch.einsum("bhqk,bkhd->bqhd", p, acc(v)).to(v.dtype)
     return (o, p) if return_probs else o

@@ -5,7 +5,8 @@ One engine serves three families (state ``[b, h, d_k, d_v]``):
 - a fixed decay per head (RetNet, Sun et al. 2023: ``g = log γ_h``),
 - a data-dependent log-decay per token and head (simple GLA / Mamba-2 style, ``g_t ≤ 0``).
 
-``recurrent`` is the float32 token loop, the reference. ``chunk`` splits the sequence into chunks
+``recurrent`` is the token loop, the reference (float32 math; float64 inputs stay float64).
+``chunk`` splits the sequence into chunks
 of ``C`` tokens: inside a chunk the quadratic form ``(Q Kᵀ ⊙ D) V`` with the decay matrix
 ``D_ij = exp(G_i − G_j)`` (``G`` the in-chunk cumulative log-decay), across chunks the state.
 Its cost is ``O(t·C·d + t·d²)`` with a Python loop over chunks only.
@@ -16,7 +17,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..checks import check_choice, check_positive_int, check_qkv, check_state, check_tensor
+from ..checks import acc, check_choice, check_positive_int, check_qkv, check_state, check_tensor
 
 MODES = ("chunk", "recurrent")
 
@@ -35,14 +36,14 @@ def check_log_decay(g: torch.Tensor | None, b: int, t: int, h: int) -> torch.Ten
 def _recurrent(q, k, v, g, scale, initial_state):
     b, t, h, dk = q.shape
     dv = v.shape[-1]
-    S = q.new_zeros(b, h, dk, dv, dtype=torch.float32)
+    S = acc(q).new_zeros(b, h, dk, dv)
     if initial_state is not None:
-        S = S + initial_state.float()
-    q, k, v = q.float() * scale, k.float(), v.float()
+        S = S + acc(initial_state)
+    q, k, v = acc(q) * scale, acc(k), acc(v)
     out = []
     for i in range(t):
         if g is not None:
-            S = S * g[:, i].float().exp()[..., None, None]
+            S = S * acc(g[:, i]).exp()[..., None, None]
         S = S + k[:, i, :, :, None] * v[:, i, :, None, :]  # [b, h, dk, dv]
         out.append(torch.einsum("bhk,bhkv->bhv", q[:, i], S))
     return torch.stack(out, dim=1), S
@@ -54,7 +55,7 @@ def _chunk(q, k, v, g, scale, chunk_size, initial_state):
     C = max(1, min(chunk_size, t))  # a sequence shorter than a chunk is one chunk: no padding work
     pad = (-t) % C
     # [b, t, h, d] -> [b, h, t, d]; padded tail: k = v = 0 adds nothing, g = 0 decays nothing
-    q, k, v = (F.pad(x.float().transpose(1, 2), (0, 0, 0, pad)) for x in (q, k, v))
+    q, k, v = (F.pad(acc(x).transpose(1, 2), (0, 0, 0, pad)) for x in (q, k, v))
     n = (t + pad) // C
     q = q.reshape(b, h, n, C, dk) * scale  # (b, h, n, C, dk)
     k = k.reshape(b, h, n, C, dk)
@@ -65,7 +66,7 @@ def _chunk(q, k, v, g, scale, chunk_size, initial_state):
         intra = scores.masked_fill(~tril, 0.0) @ v
         q_in, k_out, chunk_decay = q, k, None
     else:
-        G = F.pad(g.float().transpose(1, 2), (0, pad)).reshape(b, h, n, C).cumsum(-1)  # (b, h, n, C)
+        G = F.pad(acc(g).transpose(1, 2), (0, pad)).reshape(b, h, n, C).cumsum(-1)  # (b, h, n, C)
         # mask before exp: above the diagonal G_i - G_j > 0 could overflow to inf, and inf * 0 = nan
         diff = (G[..., :, None] - G[..., None, :]).masked_fill(~tril, float("-inf"))
         intra = (scores * diff.exp()) @ v
@@ -73,7 +74,7 @@ def _chunk(q, k, v, g, scale, chunk_size, initial_state):
         k_out = k * (G[..., -1:] - G).exp()[..., None]  # decay from token j to the chunk end
         chunk_decay = G[..., -1].exp()  # (b, h, n)
     kv = k_out.transpose(-1, -2) @ v  # (b, h, n, dk, dv)
-    S = q.new_zeros(b, h, dk, dv) if initial_state is None else initial_state.float()
+    S = q.new_zeros(b, h, dk, dv) if initial_state is None else acc(initial_state)
     inter = []
     for i in range(n):
         inter.append(q_in[:, :, i] @ S)
@@ -97,7 +98,7 @@ def decay_linear_attention(
 ):
     """``q, k [b, t, h, d_k]``, ``v [b, t, h, d_v]``, log-decay ``g [b, t, h]`` (≤ 0, or None).
 
-    Returns ``o [b, t, h, d_v]`` (in ``v``'s dtype) and, when ``output_final_state``, the float32
+    Returns ``o [b, t, h, d_v]`` (in ``v``'s dtype) and, when ``output_final_state``, the float32 (or float64)
     state ``[b, h, d_k, d_v]``; ``scale`` defaults to ``d_k ** -0.5``.
     """
     b, t, h, dk, dv = check_qkv(q, k, v)
@@ -129,12 +130,12 @@ def decay_linear_attention_step(q_t, k_t, v_t, state, g_t=None, *, scale=None):
         )
     check_state("state", state, (b, h, dk, dv))
     scale = dk**-0.5 if scale is None else float(scale)
-    S = q_t.new_zeros(b, h, dk, dv, dtype=torch.float32) if state is None else state.float()
+    S = acc(q_t).new_zeros(b, h, dk, dv) if state is None else acc(state)
     if g_t is not None:
         check_tensor("g_t", g_t, 2, "[batch, heads]")
-        S = S * g_t.float().exp()[..., None, None]
-    S = S + k_t.float()[..., :, None] * v_t.float()[..., None, :]
-    o = torch.einsum("bhk,bhkv->bhv", q_t.float() * scale, S)
+        S = S * acc(g_t).exp()[..., None, None]
+    S = S + acc(k_t)[..., :, None] * acc(v_t)[..., None, :]
+    o = torch.einsum("bhk,bhkv->bhv", acc(q_t) * scale, S)
     return o.to(v_t.dtype), S
 
 
@@ -144,10 +145,10 @@ def decay_attention_matrix(
     """The implicit matrix ``A [b, h, t, t]`` with ``o = A v``: ``A_ij = scale·q_i·k_j·exp(G_i − G_j)``, j ≤ i."""
     b, t, h, dk = q.shape
     scale = dk**-0.5 if scale is None else float(scale)
-    s = torch.einsum("bqhd,bkhd->bhqk", q.float(), k.float()) * scale
+    s = torch.einsum("bqhd,bkhd->bhqk", acc(q), acc(k)) * scale
     tril = torch.ones(t, t, dtype=torch.bool, device=q.device).tril()
     if g is None:
         return s.masked_fill(~tril, 0.0)
-    G = g.float().transpose(1, 2).cumsum(-1)  # [b, h, t]
+    G = acc(g).transpose(1, 2).cumsum(-1)  # [b, h, t]
     diff = (G[..., :, None] - G[..., None, :]).masked_fill(~tril, float("-inf"))
     return s * diff.exp()

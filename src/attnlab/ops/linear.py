@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from ..checks import check_qkv, check_tensor
+from ..checks import acc, check_qkv, check_tensor
 from .decay import decay_linear_attention, decay_linear_attention_step
 from .featuremaps import NON_NEGATIVE, get_feature_map
 
@@ -37,7 +37,7 @@ def _join_state(initial_state, b, h, dk, dv):
     check_tensor("initial_state[1]", z, 3, "[batch, heads, d_k]")
     if tuple(z.shape) != (b, h, dk):
         raise ValueError(f"initial_state[1] (z) must have shape {(b, h, dk)}, got {tuple(z.shape)}")
-    return torch.cat([S.float(), z.float()[..., None]], dim=-1)
+    return torch.cat([acc(S), acc(z)[..., None]], dim=-1)
 
 
 def linear_attention(
@@ -65,14 +65,14 @@ def linear_attention(
     phi = get_feature_map(feature_map)
     _check_normalize(feature_map, normalize)
     scale = d**-0.5 if scale is None else float(scale)
-    fq, fk = phi(q.float()), phi(k.float())
+    fq, fk = phi(acc(q)), phi(acc(k))
     dphi = fq.shape[-1]
     common = dict(mode=mode, chunk_size=chunk_size, scale=scale, output_final_state=True)
     if not normalize:
-        o, S = decay_linear_attention(fq, fk, v.float(), g, initial_state=initial_state, **common)
+        o, S = decay_linear_attention(fq, fk, acc(v), g, initial_state=initial_state, **common)
         o = o.to(v.dtype)
         return (o, S) if output_final_state else o
-    v_aug = torch.cat([v.float(), torch.ones_like(v[..., :1], dtype=torch.float32)], dim=-1)
+    v_aug = torch.cat([acc(v), torch.ones_like(acc(v)[..., :1])], dim=-1)
     init = _join_state(initial_state, b, h, dphi, dv)
     o_aug, S_aug = decay_linear_attention(fq, fk, v_aug, g, initial_state=init, **common)
     o = (o_aug[..., :dv] / o_aug[..., dv:].clamp_min(_EPS * scale)).to(v.dtype)
@@ -85,12 +85,12 @@ def linear_attention_step(q_t, k_t, v_t, state=None, g_t=None, *, feature_map="i
     phi = get_feature_map(feature_map)
     d = q_t.shape[-1]
     scale = d**-0.5 if scale is None else float(scale)
-    fq, fk = phi(q_t.float()), phi(k_t.float())
+    fq, fk = phi(acc(q_t)), phi(acc(k_t))
     if not normalize:
-        o, S = decay_linear_attention_step(fq, fk, v_t.float(), state, g_t, scale=scale)
+        o, S = decay_linear_attention_step(fq, fk, acc(v_t), state, g_t, scale=scale)
         return o.to(v_t.dtype), S
     b, h, dv = v_t.shape
-    v_aug = torch.cat([v_t.float(), torch.ones_like(v_t[..., :1], dtype=torch.float32)], dim=-1)
+    v_aug = torch.cat([acc(v_t), torch.ones_like(acc(v_t)[..., :1])], dim=-1)
     init = _join_state(state, b, h, fq.shape[-1], dv)
     o_aug, S_aug = decay_linear_attention_step(fq, fk, v_aug, init, g_t, scale=scale)
     o = o_aug[..., :dv] / o_aug[..., dv:].clamp_min(_EPS * scale)
@@ -120,7 +120,7 @@ def retention(
         raise ValueError(f"decay must have one entry per head ({h}), got shape {tuple(gamma.shape)}")
     if bool((gamma <= 0).any()) or bool((gamma > 1).any()):
         raise ValueError(f"decay entries must lie in (0, 1], got {gamma.tolist()}")
-    g = gamma.log().to(device=q.device, dtype=torch.float32).expand(b, t, h)
+    g = gamma.log().to(device=q.device, dtype=acc(q).dtype).expand(b, t, h)
     return decay_linear_attention(q, k, v, g, **kwargs)
 
 
