@@ -123,3 +123,15 @@ def test_full_budget_scales_training_and_width():
         assert cf["steps"] == 3 * cq["steps"] and cf["model"]["d_model"] == 2 * cq["model"]["d_model"]
         make_config(cf)  # a valid config
     assert len(f.seeds) == 5 and f.mc_samples == 10 * q.mc_samples
+
+
+def test_cache_key_covers_the_library_but_not_other_experiments():
+    from attnlab.claims import runner
+
+    src = runner._library_code()
+    assert src == runner._LIBRARY_CODE
+    b = Budget.get("quick")
+    k1, k2 = runner.claim_key(REGISTRY["C2"], b), runner.claim_key(REGISTRY["C3"], b)
+    assert k1 != runner.claim_key(REGISTRY["C2"], Budget.get("full"))
+    assert k1 != runner.claim_key(registry.Claim("C2", "", "", code="edited"), b)
+    assert k1 == runner.claim_key(REGISTRY["C2"], b) and k2  # stable within a process

@@ -1,6 +1,6 @@
 """Run claims with a cache: a finished claim reruns only when its code or budget changed (or ``force``).
 
-The cache key of a claim is the hash of its experiment module's source, of the registry and of the
+The cache key of a claim is the hash of its experiment module, of the library code it may call and of the
 budget, so editing an experiment invalidates exactly its claims. Results are written atomically.
 """
 
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import inspect
 import json
 import math
 import os
@@ -18,7 +17,6 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from . import registry
 from .registry import REGISTRY, Budget, Claim, Evidence
 
 PENDING = "pending"
@@ -47,13 +45,31 @@ class ClaimResult:
         return d
 
 
-_REGISTRY_CODE = hashlib.sha256(inspect.getsource(registry).encode()).hexdigest()
+def _library_code() -> str:
+    """Hash of the code every experiment may call: the library (ops, mixers, theory, diagnostics, tasks,
+    models, train, analysis, checks) and the shared claim helpers; not the CLI, the report or other
+    experiment modules, so editing one experiment reruns only its claims."""
+    root = Path(__file__).resolve().parents[1]
+    shared = {"registry.py", "training.py", "pretrained.py", "__init__.py"}
+    h = hashlib.sha256()
+    for f in sorted(root.rglob("*.py")):
+        rel = f.relative_to(root)
+        if rel.parts[0] in ("cli", "report", "bench") or rel.name == "suite.py":
+            continue
+        if rel.parts[0] == "claims" and rel.name not in shared:
+            continue
+        h.update(str(rel).encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+_LIBRARY_CODE = _library_code()  # at import: the code this process runs
 
 
 def claim_key(claim: Claim, budget: Budget) -> str:
-    """Hash of the registry, the claim's experiment module (as imported) and the budget."""
+    """Hash of the library, the claim's experiment module (both as imported) and the budget."""
     h = hashlib.sha256()
-    h.update(_REGISTRY_CODE.encode())
+    h.update(_LIBRARY_CODE.encode())
     h.update(claim.code.encode())
     h.update(repr(dataclasses.astuple(budget)).encode())
     return h.hexdigest()[:16]
