@@ -80,6 +80,17 @@ def check_qkv(
     return b, t, h, dk, v.shape[-1]
 
 
+def check_step_qkv(q_t: torch.Tensor, k_t: torch.Tensor, v_t: torch.Tensor) -> tuple[int, int, int, int]:
+    """Validate one decoding token ``q_t, k_t [batch, heads, d_k]``, ``v_t [batch, heads, d_v]``; return
+    ``(b, h, d_k, d_v)``."""
+    for name, x in (("q_t", q_t), ("k_t", k_t), ("v_t", v_t)):
+        check_tensor(name, x, 3, "[batch, heads, dim]")
+    b, h, dk = q_t.shape
+    if tuple(k_t.shape) != (b, h, dk) or tuple(v_t.shape[:2]) != (b, h):
+        raise ValueError(f"k_t must be {(b, h, dk)} and v_t [{b}, {h}, d_v]; got {tuple(k_t.shape)}, {tuple(v_t.shape)}")
+    return b, h, dk, v_t.shape[-1]
+
+
 def check_choice(name: str, value: object, choices: tuple[str, ...] | list[str]) -> str:
     if value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")

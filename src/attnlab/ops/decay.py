@@ -15,9 +15,9 @@ Its cost is ``O(t·C·d + t·d²)`` with a Python loop over chunks only.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
-from ..checks import acc, check_choice, check_positive_int, check_qkv, check_state, check_tensor
+from ..checks import acc, check_choice, check_positive_int, check_qkv, check_state, check_step_qkv, check_tensor
+from .chunking import chunk_length, from_chunks, to_chunks
 
 MODES = ("chunk", "recurrent")
 
@@ -52,21 +52,16 @@ def _recurrent(q, k, v, g, scale, initial_state):
 def _chunk(q, k, v, g, scale, chunk_size, initial_state):
     b, t, h, dk = q.shape
     dv = v.shape[-1]
-    C = max(1, min(chunk_size, t))  # a sequence shorter than a chunk is one chunk: no padding work
-    pad = (-t) % C
-    # [b, t, h, d] -> [b, h, t, d]; padded tail: k = v = 0 adds nothing, g = 0 decays nothing
-    q, k, v = (F.pad(acc(x).transpose(1, 2), (0, 0, 0, pad)) for x in (q, k, v))
-    n = (t + pad) // C
-    q = q.reshape(b, h, n, C, dk) * scale  # (b, h, n, C, dk)
-    k = k.reshape(b, h, n, C, dk)
-    v = v.reshape(b, h, n, C, dv)
+    C = chunk_length(chunk_size, t)
+    q, k, v = to_chunks(q, C) * scale, to_chunks(k, C), to_chunks(v, C)  # (b, h, n, C, d)
+    n = q.shape[2]
     tril = torch.ones(C, C, dtype=torch.bool, device=q.device).tril()
     scores = q @ k.transpose(-1, -2)  # (b, h, n, C, C)
     if g is None:
         intra = scores.masked_fill(~tril, 0.0) @ v
         q_in, k_out, chunk_decay = q, k, None
     else:
-        G = F.pad(acc(g).transpose(1, 2), (0, pad)).reshape(b, h, n, C).cumsum(-1)  # (b, h, n, C)
+        G = to_chunks(g, C).cumsum(-1)  # (b, h, n, C)
         # mask before exp: above the diagonal G_i - G_j > 0 could overflow to inf, and inf * 0 = nan
         diff = (G[..., :, None] - G[..., None, :]).masked_fill(~tril, float("-inf"))
         intra = (scores * diff.exp()) @ v
@@ -79,9 +74,7 @@ def _chunk(q, k, v, g, scale, chunk_size, initial_state):
     for i in range(n):
         inter.append(q_in[:, :, i] @ S)
         S = (S if chunk_decay is None else S * chunk_decay[:, :, i, None, None]) + kv[:, :, i]
-    o = intra + torch.stack(inter, dim=2)  # (b, h, n, C, dv)
-    o = o.reshape(b, h, n * C, dv)[:, :, :t].transpose(1, 2)
-    return o, S
+    return from_chunks(intra + torch.stack(inter, dim=2), t), S
 
 
 def decay_linear_attention(
@@ -120,14 +113,7 @@ def decay_linear_attention_step(q_t, k_t, v_t, state, g_t=None, *, scale=None):
 
     ``state`` is ``[b, h, d_k, d_v]`` or None (zeros). Returns ``(o_t [b, h, d_v], new_state)``.
     """
-    for name, x in (("q_t", q_t), ("k_t", k_t), ("v_t", v_t)):
-        check_tensor(name, x, 3, "[batch, heads, dim]")
-    b, h, dk = q_t.shape
-    dv = v_t.shape[-1]
-    if tuple(k_t.shape) != (b, h, dk) or tuple(v_t.shape[:2]) != (b, h):
-        raise ValueError(
-            f"k_t must be {(b, h, dk)} and v_t [{b}, {h}, d_v]; got {tuple(k_t.shape)}, {tuple(v_t.shape)}"
-        )
+    b, h, dk, dv = check_step_qkv(q_t, k_t, v_t)
     check_state("state", state, (b, h, dk, dv))
     scale = dk**-0.5 if scale is None else float(scale)
     S = acc(q_t).new_zeros(b, h, dk, dv) if state is None else acc(state)

@@ -25,9 +25,9 @@ from __future__ import annotations
 import warnings
 
 import torch
-import torch.nn.functional as F
 
-from ..checks import acc, check_choice, check_positive_int, check_qkv, check_state, check_tensor
+from ..checks import acc, check_choice, check_positive_int, check_qkv, check_state, check_step_qkv, check_tensor
+from .chunking import chunk_length, from_chunks, to_chunks
 from .decay import MODES, check_log_decay
 
 # β‖k‖² beyond 2 makes (I − β k kᵀ) expansive along k: the state can grow geometrically.
@@ -98,20 +98,12 @@ def _recurrent(q, k, v, beta, g, scale, initial_state):
 def _chunk(q, k, v, beta, g, scale, C, initial_state):
     b, t, h, dk = q.shape
     dv = v.shape[-1]
-    C = max(1, min(C, t))  # a sequence shorter than a chunk is one chunk: no padding work
-    pad = (-t) % C
-    n = (t + pad) // C
-
-    def blocks(x):  # [b, t, h, d] -> [b, h, n, C, d]; padding with k = v = β = g = 0 changes nothing
-        x = acc(x).transpose(1, 2)
-        return (F.pad(x, (0, 0, 0, pad)) if pad else x).reshape(b, h, n, C, x.shape[-1])
-
+    C = chunk_length(C, t)
     grad = torch.is_grad_enabled() and any(x is not None and x.requires_grad for x in (q, k, v, beta, g, initial_state))
     # without autograd, work in place: it saves a third of the time at T = 4096 (attnlab bench ops)
     ip = (lambda f, f_: f) if grad else (lambda f, f_: f_)
     mul, masked_fill = ip(torch.Tensor.mul, torch.Tensor.mul_), ip(torch.Tensor.masked_fill, torch.Tensor.masked_fill_)
-    q, k, v = blocks(q), blocks(k), blocks(v)
-    beta = blocks(beta[..., None])[..., 0]
+    q, k, v, beta = to_chunks(q, C), to_chunks(k, C), to_chunks(v, C), to_chunks(beta, C)
     tril = torch.ones(C, C, dtype=torch.bool, device=q.device).tril()
     kk = k @ k.transpose(-1, -2)
     _check_stability_from_gram(kk.detach(), beta.detach())
@@ -121,7 +113,7 @@ def _chunk(q, k, v, beta, g, scale, C, initial_state):
         A = kk
         P = masked_fill(qk, ~tril, 0.0)
     else:
-        G = blocks(g[..., None])[..., 0].cumsum(-1)
+        G = to_chunks(g, C).cumsum(-1)
         # mask before exp: above the diagonal G_i − G_j > 0 could overflow, and inf · 0 = nan
         D = (G[..., :, None] - G[..., None, :]).masked_fill(~tril, float("-inf")).exp()
         A, P = mul(kk, D), mul(qk, D)
@@ -141,16 +133,14 @@ def _chunk(q, k, v, beta, g, scale, C, initial_state):
     k_endT = k_end.transpose(-1, -2)
     S = q.new_zeros(b, h, dk, dv) if initial_state is None else acc(initial_state)
     outs = []
-    for i in range(n):
+    for i in range(q.shape[2]):
         X = WQ[:, :, i] @ S
         v_new = U[:, :, i] - X[..., :C, :]
         outs.append(X[..., C:, :] + P[:, :, i] @ v_new)
         if decay_end is not None:
             S = S * decay_end[:, :, i, None, None]
         S = S + k_endT[:, :, i] @ v_new
-    o = torch.stack(outs, dim=2)
-    o = o.reshape(b, h, n * C, dv)[:, :, :t].transpose(1, 2)
-    return o, S
+    return from_chunks(torch.stack(outs, dim=2), t), S
 
 
 def gated_delta_rule(
@@ -201,12 +191,7 @@ def gated_delta_rule_step(q_t, k_t, v_t, beta_t, state, g_t=None, *, scale=None)
 
     ``state`` is ``[b, h, d_k, d_v]`` or None (zeros). Returns ``(o_t [b, h, d_v], new_state)``.
     """
-    for name, x in (("q_t", q_t), ("k_t", k_t), ("v_t", v_t)):
-        check_tensor(name, x, 3, "[batch, heads, dim]")
-    b, h, dk = q_t.shape
-    dv = v_t.shape[-1]
-    if tuple(k_t.shape) != (b, h, dk) or tuple(v_t.shape[:2]) != (b, h):
-        raise ValueError(f"k_t must be {(b, h, dk)} and v_t [{b}, {h}, d_v]; got {tuple(k_t.shape)}, {tuple(v_t.shape)}")
+    b, h, dk, dv = check_step_qkv(q_t, k_t, v_t)
     check_tensor("beta_t", beta_t, 2, "[batch, heads]")
     check_state("state", state, (b, h, dk, dv))
     scale = dk**-0.5 if scale is None else float(scale)

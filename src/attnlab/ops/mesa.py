@@ -17,9 +17,9 @@ between chunks loops.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
-from ..checks import acc, check_choice, check_positive_int, check_qkv, check_tensor
+from ..checks import acc, check_choice, check_positive_int, check_qkv, check_step_qkv, check_tensor
+from .chunking import chunk_length, from_chunks, to_chunks
 from .decay import MODES, check_log_decay
 from .delta import check_beta
 
@@ -62,21 +62,17 @@ def _recurrent(q, k, v, g, beta, lamb, H, G):
 
 
 def _chunk(q, k, v, g, beta, lamb, C, H, G):
-    b, t, h, dk = q.shape
-    C = max(1, min(C, t))
-    pad = (-t) % C
-    q, k, v = (F.pad(acc(x).transpose(1, 2), (0, 0, 0, pad)) for x in (q, k, v))
-    n = (t + pad) // C
-    q, k, v = q.reshape(b, h, n, C, dk), k.reshape(b, h, n, C, dk), v.reshape(b, h, n, C, -1)
-    beta = F.pad(acc(beta).transpose(1, 2), (0, pad)).reshape(b, h, n, C)
-    Gc = F.pad(acc(g).transpose(1, 2), (0, pad)).reshape(b, h, n, C).cumsum(-1)
+    t = q.shape[1]
+    C = chunk_length(C, t)
+    q, k, v, beta = to_chunks(q, C), to_chunks(k, C), to_chunks(v, C), to_chunks(beta, C)
+    Gc = to_chunks(g, C).cumsum(-1)
     tril = torch.ones(C, C, dtype=torch.bool, device=q.device).tril()
     D = (Gc[..., :, None] - Gc[..., None, :]).masked_fill(~tril, float("-inf")).exp() * beta[..., None, :]
     gam = Gc.exp()
     kend = k * ((Gc[..., -1:] - Gc).exp() * beta)[..., None]
     Lam = torch.diag_embed(acc(lamb))[:, None]  # [h, 1, dk, dk]
     outs = []
-    for i in range(n):
+    for i in range(q.shape[2]):
         ki, qi, vi, Di = k[:, :, i], q[:, :, i], v[:, :, i], D[:, :, i]
         Ht = gam[:, :, i, :, None, None] * H[:, :, None] + torch.einsum("bhij,bhjk,bhjl->bhikl", Di, ki, ki)
         x = torch.linalg.solve(Ht + Lam, qi)  # [b, h, C, dk]
@@ -84,8 +80,7 @@ def _chunk(q, k, v, g, beta, lamb, C, H, G):
         end = gam[:, :, i, -1, None, None]
         H = end * H + kend[:, :, i].transpose(-1, -2) @ ki
         G = end * G + kend[:, :, i].transpose(-1, -2) @ vi
-    o = torch.stack(outs, 2).reshape(b, h, n * C, -1)[:, :, :t].transpose(1, 2)
-    return o, H, G
+    return from_chunks(torch.stack(outs, 2), t), H, G
 
 
 def mesa_net(
@@ -125,8 +120,9 @@ def mesa_net(
 
 def mesa_net_step(q_t, k_t, v_t, g_t, beta_t, lamb, state):
     """One decoding step on ``[b, h, d]`` tokens; ``state = (H, G)`` or None. Returns ``(o_t, (H, G))``."""
-    b, h, dk = q_t.shape
-    dv = v_t.shape[-1]
+    b, h, dk, dv = check_step_qkv(q_t, k_t, v_t)
+    beta_t = check_tensor("beta_t", beta_t, 2, "[batch, heads]")
+    lamb = _check_lamb(lamb, h, dk)
     H, G = _init(state, b, h, dk, dv, q_t.device, acc(q_t).dtype)
     g_t = q_t.new_zeros(b, h) if g_t is None else g_t
     o, H, G = _recurrent(q_t[:, None], k_t[:, None], v_t[:, None], g_t[:, None], beta_t[:, None], lamb, H, G)
