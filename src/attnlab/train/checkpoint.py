@@ -68,8 +68,8 @@ def _verify(ck: Path) -> dict:
     return meta
 
 
-def load_latest(run_dir: Path, model: torch.nn.Module, opt: torch.optim.Optimizer) -> dict | None:
-    """Restore the newest good checkpoint into ``model`` and ``opt``; return its meta (or None)."""
+def load_latest(run_dir: Path, model: torch.nn.Module, opt: torch.optim.Optimizer | None = None) -> dict | None:
+    """Restore the newest good checkpoint into ``model`` (and ``opt`` when given); return its meta (or None)."""
     for ck in sorted(Path(run_dir).glob("ckpt-*"), reverse=True):
         try:
             meta = _verify(ck)
@@ -77,6 +77,8 @@ def load_latest(run_dir: Path, model: torch.nn.Module, opt: torch.optim.Optimize
             warnings.warn(f"checkpoint {ck} is unusable ({e}); trying the previous one", RuntimeWarning, stacklevel=2)
             continue
         load_model(model, str(ck / "model.safetensors"))
+        if opt is None:
+            return meta
         tensors = load_file(str(ck / "optim.safetensors"))
         state: dict = {}
         for key, v in tensors.items():

@@ -8,6 +8,7 @@ a resumed run repeats the uninterrupted one bit for bit on a CPU, and ``N`` rank
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -17,6 +18,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from ..checks import finite_checks
 from ..models import LM
 from ..tasks import IGNORE
 from . import checkpoint
@@ -96,6 +98,20 @@ def _tensorboard(run_dir: Path):
     return SummaryWriter(str(run_dir / "tb"))
 
 
+def _progress_bar(cfg: TrainConfig, start: int, model: LM):
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    mixers = ", ".join(sorted(set(model.cfg.mixers())))
+    Console(stderr=True).print(f"{cfg.name}: {model.num_params():,} parameters, {model.cfg.n_layers} layers of {mixers}"
+                               + (f", resuming at step {start}" if start else ""))
+    bar = Progress(TextColumn(f"[bold]{cfg.name}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                   TextColumn("{task.fields[info]}"), TimeRemainingColumn())
+    bar.start()
+    bar.add_task("train", total=cfg.steps, completed=start, info="")
+    return bar
+
+
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict:
     """Train one model; return (and write to ``run_dir/summary.json``) the final numbers."""
     dist = _Dist()
@@ -103,10 +119,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         raise ValueError(f"batch_size ({cfg.batch_size}) must be divisible by the number of ranks ({dist.world})")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    data = task_config(cfg.task).build(cfg.seed)
-    mcfg = model_config(cfg.model, data.vocab_size)
-    torch.manual_seed(cfg.seed)
-    model = LM(mcfg)
+    model, data = build_model(cfg)
     n_params = model.num_params()
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
@@ -138,25 +151,14 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     last_loss = history.get("last_loss", float("nan"))
     stopped, last_eval = False, history.get("last_eval")
 
-    bar = None
-    if progress and lead:
-        from rich.console import Console
-
-        Console(stderr=True).print(f"{cfg.name}: {n_params:,} parameters, {mcfg.n_layers} × {mcfg.mixers()[0]}"
-                                   f"{' (hybrid)' if len(set(mcfg.mixers())) > 1 else ''}, resuming at step {start}"
-                                   if start else f"{cfg.name}: {n_params:,} parameters, {mcfg.n_layers} layers of "
-                                   f"{', '.join(sorted(set(mcfg.mixers())))}")
-        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-        bar = Progress(TextColumn(f"[bold]{cfg.name}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                       TextColumn("{task.fields[info]}"), TimeRemainingColumn())
-        bar.start()
-        task_id = bar.add_task("train", total=cfg.steps, completed=start, info="")
-    from ..checks import finite_checks
-
-    scan = finite_checks(False)  # the loss check below catches NaN/Inf; skip the per-op input scans
-    scan.__enter__()
-    try:
+    with contextlib.ExitStack() as cleanup:
+        cleanup.enter_context(finite_checks(False))  # the loss check below catches NaN/Inf: skip per-op scans
+        for handle in (metrics, tb):
+            if handle:
+                cleanup.callback(handle.close)
+        bar = _progress_bar(cfg, start, model) if progress and lead else None
+        if bar:
+            cleanup.callback(bar.stop)
         model.train()
         for step in range(start, cfg.steps):
             for g in opt.param_groups:
@@ -184,7 +186,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
                     for k, v in row.items():
                         tb.add_scalar(f"train/{k}", v, done)
                 if bar:
-                    bar.update(task_id, completed=done, info=f"loss {last_loss:.4f} · {rate:,.0f} tok/s")
+                    bar.update(bar.task_ids[0], completed=done, info=f"loss {last_loss:.4f} · {rate:,.0f} tok/s")
             if done % cfg.eval_every == 0 or done == cfg.steps:
                 last_eval = evaluate(model, data, cfg)
                 if lead:
@@ -202,14 +204,6 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
                                 {"history": {"last_loss": last_loss, "last_eval": last_eval}})
             if stopped:
                 break
-    finally:
-        scan.__exit__(None, None, None)
-        if bar:
-            bar.stop()
-        if metrics:
-            metrics.close()
-        if tb:
-            tb.close()
     summary = {"name": cfg.name, "steps": done if cfg.steps > start else start, "final_loss": last_loss,
                "valid": last_eval, "params": n_params, "stopped_early": stopped,
                "seconds": time.perf_counter() - t0, "optimum": getattr(data, "optimum", None)}
@@ -228,16 +222,12 @@ def build_model(cfg: TrainConfig) -> tuple[LM, object]:
 
 
 def load_trained(run_dir: str | Path) -> tuple[LM, object, TrainConfig]:
-    """Model (with its last good checkpoint), task data and config of a finished run folder."""
-    from safetensors.torch import load_model
-
+    """Model (with its last good checkpoint, hash-verified), task data and config of a finished run folder."""
     from .config import make_config
 
     run_dir = Path(run_dir)
     cfg = make_config(json.loads((run_dir / "config.json").read_text()))
     model, data = build_model(cfg)
-    cks = sorted(run_dir.glob("ckpt-*"))
-    if not cks:
-        raise FileNotFoundError(f"{run_dir} has no checkpoint")
-    load_model(model, str(cks[-1] / "model.safetensors"))
+    if checkpoint.load_latest(run_dir, model) is None:
+        raise FileNotFoundError(f"{run_dir} has no usable checkpoint")
     return model.eval(), data, cfg
