@@ -17,12 +17,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from .config import make_config, to_dict
+from .config import TrainConfig, make_config, to_dict
 
 COLUMNS = ("name", "status", "steps", "final_loss", "valid_loss", "valid_accuracy", "params", "seconds")
 
 
-def load_sweep(path: str | Path) -> list[dict]:
+def load_sweep(path: str | Path) -> list[TrainConfig]:
     ns = runpy.run_path(str(path))
     configs = ns.get("configs")
     if not isinstance(configs, list) or not configs:
@@ -30,9 +30,7 @@ def load_sweep(path: str | Path) -> list[dict]:
     names = [c.get("name") for c in configs]
     if None in names or len(set(names)) != len(names):
         raise ValueError("every config in a sweep needs a distinct name")
-    for c in configs:
-        make_config(c)  # fail before starting anything
-    return configs
+    return [make_config(c) for c in configs]  # every config checked before anything starts
 
 
 def finished(cfg) -> dict | None:
@@ -62,7 +60,7 @@ def run_on_ray(pending: list, address: str, echo) -> dict:
     ray.init(address=None if address == "local" else address, ignore_reinit_error=True, include_dashboard=False,
              log_to_driver=False)
     task = ray.remote(num_cpus=1)(_ray_train)
-    futures = {task.remote(to_dict(cfg)): cfg.name for cfg, _ in pending}
+    futures = {task.remote(to_dict(cfg)): cfg.name for cfg in pending}
     rows = {}
     for ref in futures:
         name = futures[ref]
@@ -80,49 +78,46 @@ def run_sweep(path: str | Path, jobs: int | None = None, out: Path | None = None
     jobs = jobs or os.cpu_count() or 1
     threads = max(1, (os.cpu_count() or 1) // jobs)
     pending, running, rows = [], [], {}
-    tmpdir = Path(tempfile.mkdtemp(prefix="attnlab-sweep-"))
-    for data in configs:
-        cfg = make_config(data)
+    for cfg in configs:
         s = finished(cfg)
         if s:
             rows[cfg.name] = {"status": "done (cached)", **s}
-            continue
-        d = to_dict(cfg)
-        d["threads"] = d.get("threads") or threads
-        f = tmpdir / f"{cfg.name}.json"
-        f.write_text(json.dumps(d))
-        pending.append((cfg, f))
+        else:
+            cfg.threads = cfg.threads or threads
+            pending.append(cfg)
     if ray_address is not None:
         rows.update(run_on_ray(pending, ray_address, echo))
         pending = []
-    while pending or running:
-        while pending and len(running) < jobs:
-            cfg, f = pending.pop(0)
-            cmd = [sys.executable, "-m", "attnlab.cli", "train", str(f), "--resume", "--no-progress"]
-            log = open(cfg.run_dir.parent / f"{cfg.name}.log", "w") if cfg.run_dir.parent.exists() else None
-            if log is None:
-                cfg.run_dir.parent.mkdir(parents=True, exist_ok=True)
-                log = open(cfg.run_dir.parent / f"{cfg.name}.log", "w")
-            running.append((cfg, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), log))
-            echo(f"started {cfg.name}")
-        time.sleep(0.2)
-        for item in list(running):
-            cfg, proc, log = item
-            if proc.poll() is not None:
-                log.close()
-                running.remove(item)
-                s = finished(cfg)
-                rows[cfg.name] = {"status": "done", **s} if s else {"status": f"failed (exit {proc.returncode}; see "
-                                                                            f"{cfg.run_dir.parent / (cfg.name + '.log')})"}
-                echo(f"{cfg.name}: {rows[cfg.name]['status']}")
+    with tempfile.TemporaryDirectory(prefix="attnlab-sweep-") as tmpdir:
+        while pending or running:
+            while pending and len(running) < jobs:
+                cfg = pending.pop(0)
+                f = Path(tmpdir) / f"{cfg.name}.json"
+                f.write_text(json.dumps(to_dict(cfg)))
+                cmd = [sys.executable, "-m", "attnlab.cli", "train", str(f), "--resume", "--no-progress"]
+                log_path = cfg.run_dir.parent / f"{cfg.name}.log"
+                log_path.parent.mkdir(parents=True, exist_ok=True)
+                log = open(log_path, "w")
+                running.append((cfg, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), log, log_path))
+                echo(f"started {cfg.name}")
+            time.sleep(0.2)
+            for item in list(running):
+                cfg, proc, log, log_path = item
+                if proc.poll() is not None:
+                    log.close()
+                    running.remove(item)
+                    s = finished(cfg)
+                    rows[cfg.name] = {"status": "done", **s} if s else {
+                        "status": f"failed (exit {proc.returncode}; see {log_path})"}
+                    echo(f"{cfg.name}: {rows[cfg.name]['status']}")
     table = []
-    for data in configs:
-        r = rows[data["name"]]
+    for cfg in configs:
+        r = rows[cfg.name]
         v = r.get("valid") or {}
-        table.append({"name": data["name"], "status": r["status"], "steps": r.get("steps"),
+        table.append({"name": cfg.name, "status": r["status"], "steps": r.get("steps"),
                       "final_loss": r.get("final_loss"), "valid_loss": v.get("loss"),
                       "valid_accuracy": v.get("accuracy"), "params": r.get("params"), "seconds": r.get("seconds")})
-    out = Path(out) if out else make_config(configs[0]).run_dir.parent
+    out = Path(out) if out else configs[0].run_dir.parent
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "summary.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=COLUMNS)
