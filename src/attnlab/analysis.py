@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from .diagnostics import effective_rank, l1_l2_sparsity, numerical_rank, row_entropy
+from .diagnostics import effective_rank, l1_l2_sparsity, normalized_entropy, numerical_rank, row_entropy
 
 RANK_RTOL = 1e-6  # float32 resolution: smaller singular values are noise
 
@@ -39,7 +39,7 @@ def analyze_model(hf, text: str, *, window: int = 128, max_tokens: int = 1024,
         for li, A in enumerate(att):
             A = A[0].double()  # [h, t, t]
             H = row_entropy(A, valid)[:, rows].mean(-1)
-            Hn = (row_entropy(A, valid) / torch.log(valid.sum(-1).double().clamp_min(2)))[:, rows].mean(-1)
+            Hn = normalized_entropy(A, valid)[:, rows].mean(-1)
             S = l1_l2_sparsity(A, valid)[:, rows].mean(-1)
             er = effective_rank(A) / t
             nr = numerical_rank(A, RANK_RTOL).double() / t

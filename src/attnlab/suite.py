@@ -50,23 +50,25 @@ def contract(name: str, options: dict, d_model: int = 32, n_heads: int = 2, t: i
 def mqar(name: str, options: dict, steps: int, seed: int = 0) -> dict:
     from .claims.registry import Budget
     from .claims.shortconv import mqar_cfg
-    from .claims.training import set_run_root, trained
+    from .claims.training import RUN_ROOT, set_run_root, trained
+    from .train import load_trained
 
-    res = {}
+    res, previous_root = {}, RUN_ROOT[0]
     with tempfile.TemporaryDirectory() as tmp:
         set_run_root(tmp)
-        for mixer, opts in ((name, options), ("softmax", {})):
-            cfg = mqar_cfg(mixer, "", seed, Budget.get("quick"), steps=steps, mixer_options=opts)
-            r = trained(cfg)
-            res[mixer] = {"accuracy": r["valid"]["accuracy"], "loss": r["valid"]["loss"], "params": r["params"]}
-            if mixer == name:
-                res[mixer]["query_sparsity"] = query_sparsity(r["run_dir"], n_batches=1)
-                from .train import load_trained
-
-                model, data, _ = load_trained(r["run_dir"])
-                x, _ = next(data.eval_batches(16, 1))
-                A = model.attention_matrices(x)[-1]
-                res[mixer]["effective_rank_frac"] = float(effective_rank(A).mean() / A.shape[-1])
+        try:
+            for mixer, opts in ((name, options), ("softmax", {})):
+                cfg = mqar_cfg(mixer, "", seed, Budget.get("quick"), steps=steps, mixer_options=opts)
+                r = trained(cfg)
+                res[mixer] = {"accuracy": r["valid"]["accuracy"], "loss": r["valid"]["loss"], "params": r["params"]}
+                if mixer == name:
+                    model, data, _ = load_trained(r["run_dir"])
+                    res[mixer]["query_sparsity"] = query_sparsity(model, data, n_batches=1)
+                    x, _ = next(data.eval_batches(16, 1))
+                    A = model.attention_matrices(x)[-1]
+                    res[mixer]["effective_rank_frac"] = float(effective_rank(A).mean() / A.shape[-1])
+        finally:
+            set_run_root(previous_root)  # the temporary folder is gone: do not leave the ledger pointing at it
     return res
 
 

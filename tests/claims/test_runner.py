@@ -128,7 +128,7 @@ def test_full_budget_scales_training_and_width():
 def test_cache_key_covers_the_library_but_not_other_experiments():
     from attnlab.claims import runner
 
-    src = runner._library_code()
+    src = runner.source_hash(runner._experiment_may_call)
     assert src == runner._LIBRARY_CODE
     b = Budget.get("quick")
     k1, k2 = runner.claim_key(REGISTRY["C2"], b), runner.claim_key(REGISTRY["C3"], b)

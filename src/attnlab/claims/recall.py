@@ -15,9 +15,8 @@ MIXERS = ("softmax", "deltanet", "linear_attn")
 STEPS = 500  # softmax needs about this many steps to solve this MQAR setting
 
 
-def query_sparsity(run_dir: str, n_batches: int = 2) -> float:
+def query_sparsity(model, data, n_batches: int = 2) -> float:
     """Mean ℓ1/ℓ2 sparsity S of the last layer's (real or implicit) attention rows at query positions."""
-    model, data, _ = load_trained(run_dir)
     vals = []
     for x, y in data.eval_batches(64, n_batches):
         A = model.attention_matrices(x)[-1].abs()  # [b, h, t, t]; implicit matrices can be signed
@@ -42,7 +41,7 @@ def c7(budget: Budget) -> Evidence:
     for m in MIXERS:
         runs = [trained(mqar_cfg(m, "", s, budget, steps=STEPS)) for s in budget.seeds]
         acc[m] = stats([r["valid"]["accuracy"] for r in runs])
-        S[m] = stats([query_sparsity(r["run_dir"]) for r in runs])
+        S[m] = stats([query_sparsity(*load_trained(r["run_dir"])[:2]) for r in runs])
     s_order = min(S, key=lambda m: S[m]["mean"]) == "softmax" and S["linear_attn"]["min"] > S["softmax"]["max"]
     a_order = max(acc, key=lambda m: acc[m]["mean"]) == "softmax"
     v = "holds" if s_order and a_order else ("caveat" if s_order else verdict(False))

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .registry import REGISTRY, Budget, Claim, Evidence
+from .training import set_run_root, source_hash
 
 PENDING = "pending"
 ERROR = "error"
@@ -45,25 +46,19 @@ class ClaimResult:
         return d
 
 
-def _library_code() -> str:
-    """Hash of the code every experiment may call: the library (ops, mixers, theory, diagnostics, tasks,
-    models, train, analysis, checks) and the shared claim helpers; not the CLI, the report or other
-    experiment modules, so editing one experiment reruns only its claims."""
-    root = Path(__file__).resolve().parents[1]
-    shared = {"registry.py", "training.py", "pretrained.py", "__init__.py"}
-    h = hashlib.sha256()
-    for f in sorted(root.rglob("*.py")):
-        rel = f.relative_to(root)
-        if rel.parts[0] in ("cli", "report", "bench") or rel.name == "suite.py":
-            continue
-        if rel.parts[0] == "claims" and rel.name not in shared:
-            continue
-        h.update(str(rel).encode())
-        h.update(f.read_bytes())
-    return h.hexdigest()
+SHARED_CLAIM_CODE = {"registry.py", "training.py", "pretrained.py", "__init__.py"}
 
 
-_LIBRARY_CODE = _library_code()  # at import: the code this process runs
+def _experiment_may_call(rel: Path) -> bool:
+    """The library (ops, mixers, theory, diagnostics, tasks, models, train, analysis, checks) and the shared
+    claim helpers; not the CLI, the report, the benchmarks or other experiment modules, so editing one
+    experiment reruns only its claims."""
+    if rel.parts[0] in ("cli", "report", "bench") or rel.name == "suite.py":
+        return False
+    return rel.parts[0] != "claims" or rel.name in SHARED_CLAIM_CODE
+
+
+_LIBRARY_CODE = source_hash(_experiment_may_call)  # at import: the code this process runs
 
 
 def claim_key(claim: Claim, budget: Budget) -> str:
@@ -146,8 +141,6 @@ def run_claims(ids: list[str], budget: Budget, out: Path, *, force: bool = False
     The file always holds the whole ledger: claims not run this time keep their cached entries.
     """
     out.mkdir(parents=True, exist_ok=True)
-    from .training import set_run_root
-
     set_run_root(out / "runs")  # trained models live beside the ledger and are reused by later runs
     cache = load_cache(out)
     results: dict[str, dict] = dict(cache)

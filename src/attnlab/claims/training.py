@@ -11,6 +11,7 @@ import functools
 import hashlib
 import json
 import statistics
+from collections.abc import Callable
 from pathlib import Path
 
 import attnlab
@@ -23,15 +24,22 @@ def set_run_root(path: Path) -> None:
     RUN_ROOT[0] = Path(path)
 
 
+def source_hash(keep: Callable[[Path], bool]) -> str:
+    """SHA-256 of attnlab's ``.py`` files whose path relative to the package passes ``keep``."""
+    root = Path(attnlab.__file__).resolve().parent
+    h = hashlib.sha256()
+    for f in sorted(root.rglob("*.py")):
+        rel = f.relative_to(root)
+        if keep(rel):
+            h.update(str(rel).encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()
+
+
 @functools.cache
 def code_hash() -> str:
-    root = Path(attnlab.__file__).parent
-    h = hashlib.sha256()
-    for part in TRAINING_CODE:
-        p = root / part
-        for f in sorted(p.rglob("*.py")) if p.is_dir() else [p]:
-            h.update(f.read_bytes())
-    return h.hexdigest()[:10]
+    """The source that shapes training: a change here retrains, a change elsewhere reuses runs."""
+    return source_hash(lambda rel: rel.parts[0] in TRAINING_CODE)[:10]
 
 
 def trained(cfg: dict) -> dict:
