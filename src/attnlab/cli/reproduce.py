@@ -85,12 +85,9 @@ def reproduce(
             prog.advance(task)
 
         run_claims(ids, budget, out, force=force, on_start=start, on_done=done)
-    claims = [c for c in load_cache(out).values()]
-    from ..claims import REGISTRY as REG
     from ..report import write_report
 
-    order = list(REG)
-    claims.sort(key=lambda c: order.index(c["id"]) if c["id"] in order else len(order))
+    claims = list(load_cache(out).values())  # run_claims writes them in ledger order
     report = write_report(claims, out / "report.html", budget.name)
     (out / "verdicts.md").write_text(verdict_table_md(claims) + "\n", encoding="utf-8")
     if readme is not None:
