@@ -39,3 +39,23 @@ def test_timed_calls_compute_the_same_thing():
     assert torch.allclose(outs["chunk"], outs["recurrent"], atol=1e-4)
     assert torch.allclose(outs["chunk"], fla, atol=1e-4)
     assert flops("delta_rule", "chunk", 4096) == 4 * 64 * (8 * 64 * 64 * 64 + 6 * 64 * 64 * 64)
+
+
+def test_bench_device_errors_and_separate_tables(tmp_path):
+    import torch
+
+    from attnlab.cli.bench import markers
+
+    r = CliRunner().invoke(app, ["bench", "ops", "--device", "tpu", "--T", "64"])
+    assert r.exit_code == 2 and "device must be 'cpu' or 'cuda'" in r.output
+    if not torch.cuda.is_available():
+        r = CliRunner().invoke(app, ["bench", "ops", "--device", "cuda", "--T", "64"])
+        assert r.exit_code == 2 and "sees no CUDA device" in r.output
+    assert markers("cpu") != markers("cuda")  # a GPU run rewrites its own table, never the CPU one
+    md = tmp_path / "b.md"
+    md.write_text(f"# B\n\n{markers('cuda')[0]}\nGPU TABLE\n{markers('cuda')[1]}\n")
+    r = CliRunner().invoke(app, ["bench", "ops", "--op", "linear_attention", "--T", "64", "--reps", "1",
+                                 "--markdown", str(md)])
+    assert r.exit_code == 0, r.output
+    text = md.read_text()
+    assert "GPU TABLE" in text and "| linear_attention | 64 | chunk |" in text

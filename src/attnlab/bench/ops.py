@@ -1,8 +1,12 @@
 """``attnlab bench ops``: each op's forms timed in one run, with peers and the machine's matmul rate.
 
 Setting: B = 1, H = 4, D = 64, float32, the machine's threads, forward only (``--backward``: forward
-+ backward, FLOPs counted as 3× the forward's). Each (op, form, T) runs in a fresh spawned process so that its peak resident
-memory (``ru_maxrss`` above the process's baseline after building the inputs) is its own.
++ backward, FLOPs counted as 3× the forward's). On the CPU each (op, form, T) runs in a fresh spawned
+process so that its peak resident memory (``ru_maxrss`` above the process's baseline after building
+the inputs) is its own. With ``device="cuda"`` the cases run in this process, timed after a
+device synchronisation, peak memory is ``torch.cuda.max_memory_allocated`` above the inputs, and
+flash-linear-attention's Triton chunk kernel joins as the form ``fla_chunk`` (the same FLOP count
+as ``chunk``).
 
 FLOP counts (``gflops`` = counted FLOPs / median seconds), per batch row and head, chunk size C,
 n = T / C chunks, head dim d:
@@ -30,17 +34,31 @@ B, H, D = 1, 4, 64
 CHUNK = 64
 OPS = ("delta_rule", "gated_delta_rule", "linear_attention")
 FORMS = ("chunk", "recurrent", "fla_naive_chunk")
+GPU_FORMS = FORMS + ("fla_chunk",)
 
 
-def matmul_gflops(n: int = 1024, reps: int = 10) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def timed(call: Callable[[], object], reps: int, device: str = "cpu") -> list[float]:
+    """Wall-clock seconds of ``reps`` calls after one warm-up, each closed by a device sync."""
+    call()
+    _sync(device)
     ts = []
     for _ in range(reps):
         t0 = time.perf_counter()
-        a @ b
+        call()
+        _sync(device)
         ts.append(time.perf_counter() - t0)
-    return 2 * n**3 / statistics.median(ts) / 1e9
+    return ts
+
+
+def matmul_gflops(n: int = 1024, reps: int = 10, device: str = "cpu") -> float:
+    """The float32 matmul rate (``n = 1024`` on a CPU, 8192 on a GPU by the caller's choice)."""
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    return 2 * n**3 / statistics.median(timed(lambda: a @ b, reps, device)) / 1e9
 
 
 def flops(op: str, form: str, T: int) -> float:
@@ -52,14 +70,14 @@ def flops(op: str, form: str, T: int) -> float:
     return float(B * H * per)
 
 
-def _inputs(T: int, seed: int = 0):
+def _inputs(T: int, seed: int = 0, device: str = "cpu"):
     g = torch.Generator().manual_seed(seed)
     q = torch.randn(B, T, H, D, generator=g)
     k = F.normalize(torch.randn(B, T, H, D, generator=g), dim=-1)
     v = torch.randn(B, T, H, D, generator=g)
     beta = torch.rand(B, T, H, generator=g)
     gate = F.logsigmoid(torch.randn(B, T, H, generator=g) + 4)
-    return q, k, v, beta, gate
+    return tuple(x.to(device) for x in (q, k, v, beta, gate))
 
 
 def _fla_naive(op: str):
@@ -76,12 +94,19 @@ def _fla_naive(op: str):
     return mod
 
 
-def make_call(op: str, form: str, T: int, backward: bool = False) -> Callable[[], object] | None:
+def make_call(op: str, form: str, T: int, backward: bool = False, device: str = "cpu") -> Callable[[], object] | None:
     """The zero-argument function to time, or None when the form does not exist for the op."""
     from ..checks import finite_checks
     from ..ops import delta_rule, gated_delta_rule, linear_attention
 
-    q, k, v, beta, gate = _inputs(T)
+    q, k, v, beta, gate = _inputs(T, device=device)
+    backend = "torch"
+    if form == "fla_chunk":
+        from ..ops.fla_backend import fla_unavailable_reason
+
+        if op == "linear_attention" or fla_unavailable_reason(q, "chunk", needs_grad=backward):
+            return None
+        form, backend = "chunk", "fla"
     if form == "fla_naive_chunk":
         if op == "linear_attention" or backward:  # fla's naive chunk forms write in place: no autograd
             return None
@@ -99,9 +124,9 @@ def make_call(op: str, form: str, T: int, backward: bool = False) -> Callable[[]
     def call():
         with finite_checks(False), torch.set_grad_enabled(backward):  # time the math, not the input scan
             if op == "delta_rule":
-                o = delta_rule(q, k, v, beta, mode=form, chunk_size=CHUNK)
+                o = delta_rule(q, k, v, beta, mode=form, chunk_size=CHUNK, backend=backend)
             elif op == "gated_delta_rule":
-                o = gated_delta_rule(q, k, v, gate, beta, mode=form, chunk_size=CHUNK)
+                o = gated_delta_rule(q, k, v, gate, beta, mode=form, chunk_size=CHUNK, backend=backend)
             else:
                 o = linear_attention(q, k, v, mode=form, chunk_size=CHUNK)
             if backward:
@@ -118,50 +143,74 @@ def _measure(op, form, T, reps, backward, threads, queue):
         queue.put(None)
         return
     base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    call()  # warm-up
-    ts = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        call()
-        ts.append(time.perf_counter() - t0)
+    ts = timed(call, reps)
     peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base_rss) / 1024  # KiB → MiB on Linux
     queue.put({"median_s": statistics.median(ts), "peak_mem_mb": max(peak, 0.0)})
 
 
-def run_case(op: str, form: str, T: int, reps: int, backward: bool = False) -> dict | None:
-    ctx = mp.get_context("spawn")
-    q = ctx.Queue()
-    p = ctx.Process(target=_measure, args=(op, form, T, reps, backward, torch.get_num_threads(), q))
-    p.start()
-    res = q.get()
-    p.join()
+def _measure_cuda(op, form, T, reps, backward) -> dict | None:
+    torch.cuda.empty_cache()
+    call = make_call(op, form, T, backward, device="cuda")
+    if call is None:
+        return None
+    torch.cuda.synchronize()
+    base = torch.cuda.memory_allocated()
+    torch.cuda.reset_peak_memory_stats()
+    ts = timed(call, reps, "cuda")
+    peak = (torch.cuda.max_memory_allocated() - base) / 2**20
+    return {"median_s": statistics.median(ts), "peak_mem_mb": max(peak, 0.0)}
+
+
+def run_case(op: str, form: str, T: int, reps: int, backward: bool = False, device: str = "cpu") -> dict | None:
+    if device == "cuda":
+        res = _measure_cuda(op, form, T, reps, backward)
+    else:
+        ctx = mp.get_context("spawn")
+        q = ctx.Queue()
+        p = ctx.Process(target=_measure, args=(op, form, T, reps, backward, torch.get_num_threads(), q))
+        p.start()
+        res = q.get()
+        p.join()
     if res is None:
         return None
     res.update(op=op, form=form, T=T, gflops=flops(op, form, T) * (3 if backward else 1) / res["median_s"] / 1e9)
     return {k: res[k] for k in ("op", "form", "T", "median_s", "gflops", "peak_mem_mb")}
 
 
-def run_bench(ops=OPS, Ts=(1024, 4096, 16384), forms=FORMS, reps: int = 5, backward: bool = False,
-              progress: Callable[[str], None] | None = None) -> dict:
+def device_name(device: str) -> str:
+    if device == "cuda":
+        return torch.cuda.get_device_name()
+    return f"CPU, {torch.get_num_threads()} threads"
+
+
+def run_bench(ops=OPS, Ts=(1024, 4096, 16384), forms=None, reps: int = 5, backward: bool = False,
+              progress: Callable[[str], None] | None = None, device: str = "cpu") -> dict:
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' but torch sees no CUDA device")
+    forms = forms or (GPU_FORMS if device == "cuda" else FORMS)
     rows = []
-    mm = matmul_gflops()
+    mm = matmul_gflops(8192 if device == "cuda" else 1024, device=device)
     for op in ops:
         for T in Ts:
             for form in forms:
                 r_reps = max(1, reps // 2) if form == "recurrent" else reps
                 if progress:
                     progress(f"{op} {form} T={T}")
-                r = run_case(op, form, T, r_reps, backward)
+                r = run_case(op, form, T, r_reps, backward, device)
                 if r is not None:
                     rows.append(r)
     return {"matmul_gflops": mm, "setting": {"B": B, "H": H, "D": D, "chunk": CHUNK, "dtype": "float32",
-                                             "threads": torch.get_num_threads(), "backward": backward},
+                                             "threads": torch.get_num_threads(), "backward": backward,
+                                             "device": device_name(device)},
             "rows": rows}
 
 
 def markdown(result: dict) -> str:
     s = result["setting"]
-    lines = [f"Setting: B={s['B']}, H={s['H']}, D={s['D']}, chunk {s['chunk']}, {s['dtype']}, {s['threads']} threads, "
+    where = s.get("device", f"{s['threads']} threads")
+    lines = [f"Setting: B={s['B']}, H={s['H']}, D={s['D']}, chunk {s['chunk']}, {s['dtype']}, {where}, "
              f"{'forward + backward' if s['backward'] else 'forward'}; float32 matmul rate measured in the same run: "
              f"**{result['matmul_gflops']:.1f} GFLOP/s**.", "",
              "| op | T | form | median (ms) | GFLOP/s | % of matmul | peak mem (MB) | speed-up of chunk |",

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from ..checks import check_choice
 from ..ops.delta import gated_delta_rule, implicit_matrix
+from ..ops.fla_backend import BACKENDS
 from ..ops.mesa import mesa_net
 from ..ops.ttt import OPTIMIZERS, ttt
 from .base import Cache, Mixer, register_mixer
@@ -35,13 +36,18 @@ class _DeltaFamily(Mixer):
         output_norm: RMS-normalise each head's output (default True).
         output_gate: multiply by ``silu(W_g x)`` after the norm.
         chunk_size: chunk length of the chunkwise form.
+        backend: ``"torch"`` (default), ``"fla"`` or ``"auto"`` — flash-linear-attention's Triton
+            kernels on a GPU (DeltaNet and Gated DeltaNet only; see :mod:`attnlab.ops.fla_backend`).
     """
 
     gated = False
+    backends: tuple[str, ...] = BACKENDS
 
     def __init__(self, d_model, n_heads, *, qk_activation="silu", qk_norm="l2", allow_neg_eigval=False,
-                 tie_kv=False, output_norm=True, output_gate=None, chunk_size=64, **kw):
+                 tie_kv=False, output_norm=True, output_gate=None, chunk_size=64, backend="torch", **kw):
         super().__init__(d_model, n_heads, **kw)
+        check_choice("backend", backend, self.backends)
+        self.backend = backend
         check_choice("qk_activation", qk_activation, tuple(ACTIVATIONS))
         check_choice("qk_norm", qk_norm, NORMS)
         self.qk_activation, self.qk_norm = qk_activation, qk_norm
@@ -91,7 +97,7 @@ class _DeltaFamily(Mixer):
             raise ValueError(f"prefix_len: the {self.name!r} mixer is causal and cannot look ahead into a prefix")
 
     def op(self, q, k, v, f, **kw):
-        return gated_delta_rule(q, k, v, f["g"], f["beta"], chunk_size=self.chunk_size, **kw)
+        return gated_delta_rule(q, k, v, f["g"], f["beta"], chunk_size=self.chunk_size, backend=self.backend, **kw)
 
     def mix(self, f, cache, prefix_len=None):
         self._check_prefix(prefix_len)
@@ -149,6 +155,8 @@ class TTT(_DeltaFamily):
         optimizer: ``"sgd"`` or ``"muon"`` (Newton–Schulz-orthogonalised updates, as LaCT).
     """
 
+    backends = ("torch",)
+
     def __init__(self, d_model, n_heads, *, base_lr=1.0, mini_batch_size=1, optimizer="sgd", **kw):
         super().__init__(d_model, n_heads, **kw)
         check_choice("optimizer", optimizer, OPTIMIZERS)
@@ -179,6 +187,8 @@ class MesaNet(_DeltaFamily):
         lamb_init: initial ridge ``Λ`` (a learnable positive vector per head, ``softplus``-parametrised).
         decay: learn a data-dependent decay (default True); False keeps all of the past.
     """
+
+    backends = ("torch",)
 
     def __init__(self, d_model, n_heads, *, lamb_init=1.0, decay=True, **kw):
         super().__init__(d_model, n_heads, **kw)

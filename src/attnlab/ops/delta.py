@@ -29,6 +29,7 @@ import torch
 from ..checks import acc, check_choice, check_positive_int, check_qkv, check_state, check_step_qkv, check_tensor
 from .chunking import chunk_length, from_chunks, to_chunks
 from .decay import MODES, check_log_decay
+from .fla_backend import fla_chunk, resolve_backend
 
 # β‖k‖² beyond 2 makes (I − β k kᵀ) expansive along k: the state can grow geometrically.
 CONTRACTIVE_LIMIT = 2.0
@@ -155,12 +156,17 @@ def gated_delta_rule(
     scale: float | None = None,
     initial_state: torch.Tensor | None = None,
     output_final_state: bool = False,
+    backend: str = "torch",
 ):
     """Gated delta rule. ``q, k [b, t, h, d_k]``, ``v [b, t, h, d_v]``, ``g, beta [b, t, h]`` (``g ≤ 0``).
 
     Returns ``o [b, t, h, d_v]`` in ``v``'s dtype (and the final state, float32 or float64, when
     ``output_final_state``). Warns with :class:`DeltaRuleBlowUpWarning` when ``β‖k‖² > 2`` somewhere
     and raises ``FloatingPointError`` instead of returning NaN/Inf.
+
+    ``backend``: ``"torch"`` (default: attnlab's own forms, on any device), ``"fla"``
+    (flash-linear-attention's Triton chunk kernel; CUDA, ``mode="chunk"``, ``chunk_size=64``) or
+    ``"auto"`` (fla where it can run, else torch). See :mod:`attnlab.ops.fla_backend`.
     """
     b, t, h, dk, dv = check_qkv(q, k, v)
     check_choice("mode", mode, MODES)
@@ -169,7 +175,12 @@ def gated_delta_rule(
     beta = check_beta(beta, b, t, h)
     check_state("initial_state", initial_state, (b, h, dk, dv))
     scale = dk**-0.5 if scale is None else float(scale)
-    if mode == "recurrent":
+    needs_grad = torch.is_grad_enabled() and any(
+        x is not None and x.requires_grad for x in (q, k, v, g, beta, initial_state))
+    if resolve_backend(backend, q, mode, needs_grad, chunk_size) == "fla":
+        _check_stability(k, beta)
+        o, S = fla_chunk(q, k, v, g, beta, scale=scale, initial_state=initial_state)
+    elif mode == "recurrent":
         _check_stability(k, beta)
         o, S = _recurrent(q, k, v, beta, g, scale, initial_state)
     else:
@@ -180,10 +191,10 @@ def gated_delta_rule(
 
 
 def delta_rule(q, k, v, beta, *, mode="chunk", chunk_size=64, scale=None, initial_state=None,
-               output_final_state=False):
+               output_final_state=False, backend="torch"):
     """Delta rule (DeltaNet): :func:`gated_delta_rule` with no decay. Same shapes and keywords."""
     return gated_delta_rule(q, k, v, None, beta, mode=mode, chunk_size=chunk_size, scale=scale,
-                            initial_state=initial_state, output_final_state=output_final_state)
+                            initial_state=initial_state, output_final_state=output_final_state, backend=backend)
 
 
 def gated_delta_rule_step(q_t, k_t, v_t, beta_t, state, g_t=None, *, scale=None):

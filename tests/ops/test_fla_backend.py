@@ -1,0 +1,128 @@
+"""The optional flash-linear-attention (Triton) backend of the delta rules.
+
+On a machine without CUDA this checks the dispatch and its errors; with CUDA (a lent GPU) it checks
+attnlab's own chunk form on the GPU against the float64 CPU recurrence, and fla's Triton kernels
+against attnlab's chunk form: outputs, final states and gradients.
+"""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from attnlab.mixers import build_mixer
+from attnlab.ops.delta import gated_delta_rule
+from attnlab.ops.fla_backend import fla_unavailable_reason, resolve_backend
+from tests.helpers import assert_close
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+# fla's float32 dots may run in TF32 (10-bit mantissa): agreement to ~1e-3, not 1e-6
+TF32_RATIO = 5e-3
+
+
+def _inputs(b, t, h, d, seed=0, device="cpu"):
+    gen = torch.Generator().manual_seed(seed)
+    q = torch.randn(b, t, h, d, generator=gen)
+    k = F.normalize(torch.randn(b, t, h, d, generator=gen), dim=-1)
+    v = torch.randn(b, t, h, d, generator=gen)
+    beta = torch.rand(b, t, h, generator=gen)
+    g = F.logsigmoid(torch.randn(b, t, h, generator=gen) + 2)
+    s0 = torch.randn(b, h, d, d, generator=gen)
+    return [x.to(device) for x in (q, k, v, beta, g, s0)]
+
+
+def test_fla_backend_refuses_cpu_tensors_with_a_reason():
+    q, k, v, beta, g, _ = _inputs(1, 8, 1, 4)
+    with pytest.raises(ValueError, match="backend='fla' needs CUDA tensors"):
+        gated_delta_rule(q, k, v, g, beta, backend="fla")
+    with pytest.raises(ValueError, match="chunk form only"):
+        gated_delta_rule(q, k, v, g, beta, mode="recurrent", backend="fla")
+    with pytest.raises(ValueError, match="backend must be one of 'torch', 'fla', 'auto'"):
+        gated_delta_rule(q, k, v, g, beta, backend="triton")
+    assert "float64" in fla_unavailable_reason(torch.zeros(1, dtype=torch.float64, device="meta"), "chunk")
+
+
+def test_auto_backend_falls_back_to_torch_off_gpu():
+    q, k, v, beta, g, s0 = _inputs(2, 70, 2, 8)
+    assert resolve_backend("auto", q, "chunk") == "torch"
+    o1, S1 = gated_delta_rule(q, k, v, g, beta, initial_state=s0, output_final_state=True)
+    o2, S2 = gated_delta_rule(q, k, v, g, beta, initial_state=s0, output_final_state=True, backend="auto")
+    assert torch.equal(o1, o2) and torch.equal(S1, S2)
+
+
+def test_mixer_backend_option_is_checked():
+    m = build_mixer("deltanet", d_model=16, n_heads=2, backend="auto")
+    assert m.backend == "auto"
+    m(torch.randn(1, 5, 16))  # auto runs the torch form here
+    with pytest.raises(ValueError, match="backend must be one of 'torch'; got 'fla'"):
+        build_mixer("mesanet", d_model=16, n_heads=2, backend="fla")
+
+
+def _run(tensors, gated, backend, device):
+    leaves = [x.detach().clone().to(device).requires_grad_(True) for x in tensors]
+    q, k, v, beta, g, s0 = leaves
+    o, S = gated_delta_rule(q, k, v, g if gated else None, beta, initial_state=s0, output_final_state=True,
+                            backend=backend)
+    w = torch.linspace(-1, 1, o.shape[-1], device=device)
+    ((o * w).sum() + 0.5 * S.sum()).backward()
+    grads = [x.grad for x in leaves]
+    if not gated:
+        grads[4] = None
+    return o.detach(), S.detach(), grads
+
+
+@cuda
+@pytest.mark.parametrize("gated", [False, True])
+def test_torch_chunk_on_cuda_matches_float64_cpu_recurrence(gated):
+    q, k, v, beta, g, s0 = _inputs(2, 200, 3, 32)
+    ref = gated_delta_rule(q.double(), k.double(), v.double(), g.double() if gated else None, beta.double(),
+                           mode="recurrent", initial_state=s0.double())
+    out = gated_delta_rule(*(x.cuda() for x in (q, k, v)), g.cuda() if gated else None, beta.cuda(),
+                           initial_state=s0.cuda())
+    assert out.is_cuda
+    assert_close("o (cuda chunk vs cpu float64 recurrent)", ref, out.cpu(), ratio=1e-4)
+
+
+@cuda
+@settings(max_examples=8, deadline=None)  # each new shape compiles and autotunes Triton kernels: keep shapes few
+@given(t=st.sampled_from([1, 63, 64, 130, 300]), h=st.sampled_from([1, 3]), d=st.sampled_from([32, 64]),
+       gated=st.booleans())
+def test_fla_triton_equals_torch_chunk(t, h, d, gated):
+    q, k, v, beta, g, s0 = _inputs(2, t, h, d, seed=t, device="cuda")
+    g = g if gated else None
+    with torch.no_grad():
+        o1, S1 = gated_delta_rule(q, k, v, g, beta, initial_state=s0, output_final_state=True)
+        o2, S2 = gated_delta_rule(q, k, v, g, beta, initial_state=s0, output_final_state=True, backend="fla")
+    assert_close("o", o1, o2, ratio=TF32_RATIO)
+    assert_close("S", S1, S2, ratio=TF32_RATIO)
+
+
+@cuda
+@pytest.mark.parametrize("gated", [False, True])
+def test_fla_triton_gradients_or_a_clear_refusal(gated):
+    tensors = _inputs(2, 130, 2, 64, device="cuda")
+    why = fla_unavailable_reason(tensors[0], "chunk", needs_grad=True)
+    o1, S1, g1 = _run(tensors, gated, "torch", "cuda")
+    o3, _, g3 = _run(tensors, gated, "auto", "cuda")
+    if why is not None:  # e.g. fla issue #640 on Hopper: fla refuses, auto falls back to torch
+        with pytest.raises(ValueError, match="backend='fla'"):
+            _run(tensors, gated, "fla", "cuda")
+        assert torch.equal(o1, o3)
+        pytest.skip(why)
+    o2, S2, g2 = _run(tensors, gated, "fla", "cuda")
+    for n, a, c in zip(["q", "k", "v", "beta", "g", "S0"], g1, g2):
+        if a is not None:
+            assert_close(f"grad {n}", a, c, ratio=10 * TF32_RATIO)
+
+
+@cuda
+@pytest.mark.parametrize("name", ["deltanet", "gated_deltanet"])
+def test_mixer_with_fla_backend_matches_torch_backend(name):
+    torch.manual_seed(0)
+    m = build_mixer(name, d_model=128, n_heads=2).cuda()
+    x = torch.randn(2, 130, 128, device="cuda")
+    with torch.no_grad():
+        ref = m(x)
+        m.backend = "fla"
+        assert_close(f"{name} fla vs torch", ref, m(x), ratio=TF32_RATIO)
