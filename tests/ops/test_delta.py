@@ -148,3 +148,14 @@ def test_float64_inputs_compute_in_float64():
     o2 = gated_delta_rule(q, k, v, g, beta, chunk_size=16)
     assert o2.dtype == torch.float64
     assert ((o1 - o2).norm() / o1.norm()).item() < 1e-13
+
+
+@pytest.mark.parametrize("gated", [False, True])
+def test_chunk_form_leaves_its_inputs_alone(gated):
+    """With b = h = 1 the chunk layout can be a view of the input: no in-place step may write into it."""
+    q, k, v, beta, g = _inputs(1, 128, 1, 8, 8, seed=3)
+    before = [x.clone() for x in (q, k, v, beta, g)]
+    with torch.no_grad():
+        gated_delta_rule(q, k, v, g if gated else None, beta, chunk_size=64)
+    for a, b in zip(before, (q, k, v, beta, g)):
+        assert torch.equal(a, b)

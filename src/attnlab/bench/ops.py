@@ -136,8 +136,29 @@ def make_call(op: str, form: str, T: int, backward: bool = False, device: str = 
     return call
 
 
+def keep_freed_memory() -> bool:
+    """Ask glibc to keep freed blocks instead of returning them to the OS (``mallopt``), for every form alike.
+
+    Each call of a chunk form allocates tens of MB of fresh tensors; by default glibc unmaps large
+    blocks on free, so every call pays page faults on new pages again, which dominates the spread of
+    small timings. Returns False where this is not glibc (the timings then include those faults).
+    """
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+        # 32 MiB is glibc's largest mmap threshold on 64-bit systems (larger values are refused)
+        mmap_ok = libc.mallopt(M_MMAP_THRESHOLD, 32 << 20)
+        return bool(libc.mallopt(M_TRIM_THRESHOLD, 1 << 30)) and bool(mmap_ok)
+    except (OSError, AttributeError):
+        return False
+
+
 def _measure(op, form, T, reps, backward, threads, queue):
     torch.set_num_threads(threads)
+    keep_freed_memory()
     call = make_call(op, form, T, backward)
     if call is None:
         queue.put(None)

@@ -15,9 +15,10 @@ in-chunk cumulative log-decay, ``γ = exp(G)``, per chunk::
     W = T (γ ⊙ K),  U = T V,  V_new = U − W S,  O = (γ ⊙ Q) S + (Q Kᵀ ⊙ exp(G_i − G_j))_{j≤i} V_new
     S ← γ_C S + (K ⊙ exp(G_C − G))ᵀ V_new
 
-``(I + A)`` is unit lower-triangular, so ``T`` comes from one batched triangular solve over all
-chunks at once; only the state hand-off between chunks is a Python loop (``t / C`` iterations,
-three small matmuls each).
+``(I + A)`` is unit lower-triangular: its inverse comes from a blocked product formula over all
+chunks at once (:mod:`attnlab.ops.triangular`). Everything but the state hand-off is batched over
+chunks; the hand-off is a Python loop over chunks (``t / C`` iterations, two fused matmul-adds
+each), after which ``O`` is again one batched product. The layout is chunk-major ``[n, b·h, C, d]``.
 """
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ import warnings
 import torch
 
 from ..checks import acc, check_choice, check_positive_int, check_qkv, check_state, check_step_qkv, check_tensor
-from .chunking import chunk_length, from_chunks, to_chunks
+from .chunking import chunk_length
 from .decay import MODES, check_log_decay
 from .fla_backend import fla_chunk, resolve_backend
+from .triangular import unit_lower_inverse
 
 # β‖k‖² beyond 2 makes (I − β k kᵀ) expansive along k: the state can grow geometrically.
 CONTRACTIVE_LIMIT = 2.0
@@ -96,52 +98,91 @@ def _recurrent(q, k, v, beta, g, scale, initial_state):
     return torch.stack(out, dim=1), S
 
 
+def _state_pass(W, U, k_endT, decay_end, S0):
+    """The only sequential part: ``V_new,i = U_i − W_i S_i``, ``S_{i+1} = γ_i S_i + K̃_iᵀ V_new,i``.
+
+    Inputs are chunk-major ``[n, B, …]`` (``B`` = batch × heads). Returns the states entering each
+    chunk ``[n, B, d_k, d_v]``, ``V_new [n, B, C, d_v]`` and the final state ``[B, d_k, d_v]`` —
+    two fused matmul-adds per chunk, written into preallocated buffers when no gradient is needed.
+    """
+    n, B, C, dk = W.shape
+    dv = U.shape[-1]
+    if not torch.is_grad_enabled() or not any(x.requires_grad for x in (W, U, k_endT, S0)):
+        S_all = W.new_empty(n + 1, B, dk, dv)
+        S_all[0] = S0
+        V_new = W.new_empty(n, B, C, dv)
+        for i in range(n):
+            torch.baddbmm(U[i], W[i], S_all[i], alpha=-1, out=V_new[i])
+            if decay_end is None:
+                torch.baddbmm(S_all[i], k_endT[i], V_new[i], out=S_all[i + 1])
+            else:
+                torch.mul(S_all[i], decay_end[i, :, None, None], out=S_all[i + 1])
+                S_all[i + 1].baddbmm_(k_endT[i], V_new[i])
+        return S_all[:-1], V_new, S_all[-1]
+    S, states, vs = S0, [], []
+    for i in range(n):
+        states.append(S)
+        vs.append(torch.baddbmm(U[i], W[i], S, alpha=-1))
+        S = S if decay_end is None else S * decay_end[i, :, None, None]
+        S = torch.baddbmm(S, k_endT[i], vs[-1])
+    return torch.stack(states), torch.stack(vs), S
+
+
+def _chunk_major(x: torch.Tensor, C: int) -> torch.Tensor:
+    """``[b, t, h, *rest]`` → contiguous ``[n, b·h, C, *rest]`` in the accumulation dtype, tail zero-padded.
+
+    One copy up front; every later matmul then reads dense blocks (strided chunk views made the
+    Gram matrices 4× slower) and each chunk's slice of the state pass is one block of memory.
+    """
+    b, t, h = x.shape[:3]
+    rest = x.shape[3:]
+    pad = (-t) % C
+    x = acc(x)
+    if pad:
+        x = torch.cat([x, x.new_zeros(b, pad, h, *rest)], dim=1)
+    n = (t + pad) // C
+    perm = (1, 0, 3, 2) + tuple(range(4, 4 + len(rest)))
+    return x.reshape(b, n, C, h, *rest).permute(*perm).reshape(n, b * h, C, *rest)
+
+
 def _chunk(q, k, v, beta, g, scale, C, initial_state):
     b, t, h, dk = q.shape
     dv = v.shape[-1]
     C = chunk_length(C, t)
     grad = torch.is_grad_enabled() and any(x is not None and x.requires_grad for x in (q, k, v, beta, g, initial_state))
-    # without autograd, work in place: it saves a third of the time at T = 4096 (attnlab bench ops)
+    # without autograd, work in place: fewer fresh buffers (attnlab bench ops)
     ip = (lambda f, f_: f) if grad else (lambda f, f_: f_)
     mul, masked_fill = ip(torch.Tensor.mul, torch.Tensor.mul_), ip(torch.Tensor.masked_fill, torch.Tensor.masked_fill_)
-    q, k, v, beta = to_chunks(q, C), to_chunks(k, C), to_chunks(v, C), to_chunks(beta, C)
+    q, k, v, beta = (_chunk_major(x, C) for x in (q, k, v, beta))  # [n, b·h, C, d], β [n, b·h, C]
+    n = q.shape[0]
     tril = torch.ones(C, C, dtype=torch.bool, device=q.device).tril()
     kk = k @ k.transpose(-1, -2)
     _check_stability_from_gram(kk.detach(), beta.detach())
-    qk = q @ k.transpose(-1, -2)
+    P = q @ k.transpose(-1, -2)
     if g is None:
         kd, qg, k_end, decay_end = k, q, k, None
         A = kk
-        P = masked_fill(qk, ~tril, 0.0)
+        P = masked_fill(P, ~tril, 0.0)
     else:
-        G = to_chunks(g, C).cumsum(-1)
+        G = _chunk_major(g, C).cumsum(-1)
         # mask before exp: above the diagonal G_i − G_j > 0 could overflow, and inf · 0 = nan
         D = (G[..., :, None] - G[..., None, :]).masked_fill(~tril, float("-inf")).exp()
-        A, P = mul(kk, D), mul(qk, D)
+        A, P = mul(kk, D), mul(P, D)
         gam = G.exp()[..., None]
         kd, qg = k * gam, q * gam
         k_end = k * (G[..., -1:] - G).exp()[..., None]
         decay_end = G[..., -1].exp()
-    # I + A with A = strict_lower(diag(β) K Kᵀ ⊙ decay): unit lower-triangular
+    # T = (I + A)⁻¹ diag(β) with A = strict_lower(diag(β) K Kᵀ ⊙ decay); W = T K, U = T V
     strict = tril.clone().fill_diagonal_(False)
-    L = masked_fill(mul(A, beta[..., :, None]), ~strict, 0.0) + torch.eye(C, dtype=q.dtype, device=q.device)
-    # T = (I + A)⁻¹ diag(β): one triangular solve for W and U together
-    rhs = mul(torch.cat([kd, v], dim=-1), beta[..., None])
-    WU = torch.linalg.solve_triangular(L, rhs, upper=False, unitriangular=True)
-    U = WU[..., dk:]
-    WQ = torch.cat([WU[..., :dk], qg * scale], dim=-2)  # one matmul per chunk for both W S and Q S
-    P = mul(P, scale)
-    k_endT = k_end.transpose(-1, -2)
-    S = q.new_zeros(b, h, dk, dv) if initial_state is None else acc(initial_state)
-    outs = []
-    for i in range(q.shape[2]):
-        X = WQ[:, :, i] @ S
-        v_new = U[:, :, i] - X[..., :C, :]
-        outs.append(X[..., C:, :] + P[:, :, i] @ v_new)
-        if decay_end is not None:
-            S = S * decay_end[:, :, i, None, None]
-        S = S + k_endT[:, :, i] @ v_new
-    return from_chunks(torch.stack(outs, dim=2), t), S
+    T = mul(unit_lower_inverse(masked_fill(mul(A, beta[..., :, None]), ~strict, 0.0)), beta[..., None, :])
+    S0 = q.new_zeros(b * h, dk, dv) if initial_state is None else acc(initial_state).reshape(b * h, dk, dv)
+    states, V_new, S = _state_pass(T @ kd, T @ v, k_end.transpose(-1, -2), decay_end, S0)
+    # O = (γ ⊙ Q) S_i + P V_new, batched over all chunks once the states are known
+    # (q may still be a view of the caller's tensor when b = h = 1: nothing here writes into it)
+    O = torch.matmul(qg, states)
+    O = (O + P @ V_new) * scale if grad else O.add_(P @ V_new).mul_(scale)
+    o = O.reshape(n, b, h, C, dv).permute(1, 0, 3, 2, 4).reshape(b, n * C, h, dv)[:, :t]
+    return o, S.reshape(b, h, dk, dv)
 
 
 def gated_delta_rule(
