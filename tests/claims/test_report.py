@@ -53,6 +53,25 @@ def test_reproduce_cli_writes_json_report_and_readme(tmp_path):
     assert "STALE-TABLE" not in text and "| C6 | **" in text and text.endswith("rest\n")
 
 
+def test_report_only_rebuilds_from_claims_json_into_the_budget_block(tmp_path):
+    import json
+
+    res = tmp_path / "res"
+    r = CliRunner().invoke(app, ["reproduce", "--report-only", "--out", str(res)])
+    assert r.exit_code == 2 and "does not exist" in r.output
+    res.mkdir()
+    (res / "claims.json").write_text(json.dumps({"budget": "full", "claims": CLAIMS}))
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- verdicts:start -->\nQUICK\n<!-- verdicts:end -->\n"
+                      "<!-- verdicts-full:start -->\nSTALE\n<!-- verdicts-full:end -->\n")
+    r = CliRunner().invoke(app, ["reproduce", "--report-only", "--out", str(res), "--readme", str(readme)])
+    assert r.exit_code == 0, r.output
+    text = readme.read_text()
+    assert "QUICK" in text and "STALE" not in text and "reproduce --full --readme" in text
+    assert f"| {CLAIMS[0]['id']} | **{CLAIMS[0]['verdict']}** |" in text
+    assert 'href="#A1"' in (res / "report.html").read_text() and (res / "verdicts.md").exists()
+
+
 def test_reproduce_list_json_and_bad_only():
     import json
 
