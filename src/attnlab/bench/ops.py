@@ -42,9 +42,14 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def timed(call: Callable[[], object], reps: int, device: str = "cpu") -> list[float]:
-    """Wall-clock seconds of ``reps`` calls after one warm-up, each closed by a device sync."""
-    call()
+def timed(call: Callable[[], object], reps: int, device: str = "cpu", warmup: int = 2) -> list[float]:
+    """Wall-clock seconds of ``reps`` calls after ``warmup`` calls, each closed by a device sync.
+
+    Two warm-up calls: the first allocates every buffer fresh, the second runs on memory the
+    allocator already holds, as every later call does.
+    """
+    for _ in range(warmup):
+        call()
     _sync(device)
     ts = []
     for _ in range(reps):

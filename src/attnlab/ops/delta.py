@@ -23,6 +23,7 @@ each), after which ``O`` is again one batched product. The layout is chunk-major
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import torch
@@ -73,11 +74,17 @@ def _warn_blow_up(worst: float) -> None:
 
 
 def _check_finite_output(o: torch.Tensor, S: torch.Tensor) -> None:
-    if not (bool(torch.isfinite(o).all()) and bool(torch.isfinite(S).all())):
-        raise FloatingPointError(
-            "delta rule produced NaN/Inf: the recurrence blew up (β‖k‖² > 2 makes it expansive); "
-            "L2-normalise the keys or bound β"
-        )
+    # one summing pass first: a NaN or Inf anywhere makes the float64 sum non-finite. The exact scan
+    # runs only when it is, so that a finite float64 output near 1e308 cannot raise by overflow
+    with torch.no_grad():
+        if math.isfinite(float(o.sum(dtype=torch.float64)) + float(S.sum(dtype=torch.float64))):
+            return
+        if bool(torch.isfinite(o).all()) and bool(torch.isfinite(S).all()):
+            return
+    raise FloatingPointError(
+        "delta rule produced NaN/Inf: the recurrence blew up (β‖k‖² > 2 makes it expansive); "
+        "L2-normalise the keys or bound β"
+    )
 
 
 def _recurrent(q, k, v, beta, g, scale, initial_state):
@@ -152,7 +159,7 @@ def _chunk(q, k, v, beta, g, scale, C, initial_state):
     grad = torch.is_grad_enabled() and any(x is not None and x.requires_grad for x in (q, k, v, beta, g, initial_state))
     # without autograd, work in place: fewer fresh buffers (attnlab bench ops)
     ip = (lambda f, f_: f) if grad else (lambda f, f_: f_)
-    mul, masked_fill = ip(torch.Tensor.mul, torch.Tensor.mul_), ip(torch.Tensor.masked_fill, torch.Tensor.masked_fill_)
+    mul, tril_ = ip(torch.Tensor.mul, torch.Tensor.mul_), ip(torch.Tensor.tril, torch.Tensor.tril_)
     q, k, v, beta = (_chunk_major(x, C) for x in (q, k, v, beta))  # [n, b·h, C, d], β [n, b·h, C]
     n = q.shape[0]
     tril = torch.ones(C, C, dtype=torch.bool, device=q.device).tril()
@@ -162,7 +169,7 @@ def _chunk(q, k, v, beta, g, scale, C, initial_state):
     if g is None:
         kd, qg, k_end, decay_end = k, q, k, None
         A = kk
-        P = masked_fill(P, ~tril, 0.0)
+        P = tril_(P)
     else:
         G = _chunk_major(g, C).cumsum(-1)
         # mask before exp: above the diagonal G_i − G_j > 0 could overflow, and inf · 0 = nan
@@ -173,8 +180,7 @@ def _chunk(q, k, v, beta, g, scale, C, initial_state):
         k_end = k * (G[..., -1:] - G).exp()[..., None]
         decay_end = G[..., -1].exp()
     # T = (I + A)⁻¹ diag(β) with A = strict_lower(diag(β) K Kᵀ ⊙ decay); W = T K, U = T V
-    strict = tril.clone().fill_diagonal_(False)
-    T = mul(unit_lower_inverse(masked_fill(mul(A, beta[..., :, None]), ~strict, 0.0)), beta[..., None, :])
+    T = mul(unit_lower_inverse(tril_(mul(A, beta[..., :, None]), -1)), beta[..., None, :])
     S0 = q.new_zeros(b * h, dk, dv) if initial_state is None else acc(initial_state).reshape(b * h, dk, dv)
     states, V_new, S = _state_pass(T @ kd, T @ v, k_end.transpose(-1, -2), decay_end, S0)
     # O = (γ ⊙ Q) S_i + P V_new, batched over all chunks once the states are known
