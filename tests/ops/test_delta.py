@@ -159,3 +159,16 @@ def test_chunk_form_leaves_its_inputs_alone(gated):
         gated_delta_rule(q, k, v, g if gated else None, beta, chunk_size=64)
     for a, b in zip(before, (q, k, v, beta, g)):
         assert torch.equal(a, b)
+
+
+def test_output_guard_is_exact():
+    """The guard's quick float64 sum never decides alone: huge finite values pass, one NaN or Inf raises."""
+    from attnlab.ops.delta import _check_finite_output
+
+    S = torch.zeros(1, 1, 2, 2, dtype=torch.float64)
+    _check_finite_output(torch.full((1, 4, 1, 2), 1e308, dtype=torch.float64), S)  # the sum overflows; values do not
+    for bad in (float("nan"), float("inf")):
+        o = torch.zeros(1, 4, 1, 2)
+        o[0, 2, 0, 1] = bad
+        with pytest.raises(FloatingPointError, match="blew up"):
+            _check_finite_output(o, S.float())
