@@ -136,10 +136,12 @@ def _state_pass(W, U, k_endT, decay_end, S0):
 
 
 def _chunk_major(x: torch.Tensor, C: int) -> torch.Tensor:
-    """``[b, t, h, *rest]`` → contiguous ``[n, b·h, C, *rest]`` in the accumulation dtype, tail zero-padded.
+    """``[b, t, h, *rest]`` → ``[n, b·h, C, *rest]`` in the accumulation dtype, tail zero-padded.
 
-    One copy up front; every later matmul then reads dense blocks (strided chunk views made the
-    Gram matrices 4× slower) and each chunk's slice of the state pass is one block of memory.
+    Chunk-major: each chunk's ``[b·h, C, …]`` slice is one dense block, so the batched matmuls read
+    dense blocks (strided ``[b, h, n, C, d]`` views made the Gram matrices about 4× slower) and the
+    state pass indexes chunks cheaply. The reshape copies, except where ``b = 1`` or ``h = 1`` lets
+    it stay a view of the input — so the caller must never write into the result in place.
     """
     b, t, h = x.shape[:3]
     rest = x.shape[3:]
