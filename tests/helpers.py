@@ -8,6 +8,7 @@ import sys
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 
 def rel_rms(ref: torch.Tensor, out: torch.Tensor) -> float:
@@ -50,3 +51,15 @@ def grads(loss_fn, *tensors):
     out = loss_fn(*leaves)
     out.backward()
     return out.detach(), [t.grad for t in leaves]
+
+
+def delta_inputs(b, t, h, dk, dv=None, *, seed=0, gen=None, g_shift=2.0):
+    """``q, k, v, β, g`` for the delta-rule family: unit-norm keys (a contractive recurrence),
+    ``β ∈ (0, 1)``, log-decay ``g = logsigmoid(N + g_shift) ≤ 0``. Pass ``gen`` to keep drawing from it."""
+    gen = gen if gen is not None else torch.Generator().manual_seed(seed)
+    q = torch.randn(b, t, h, dk, generator=gen)
+    k = F.normalize(torch.randn(b, t, h, dk, generator=gen), dim=-1)
+    v = torch.randn(b, t, h, dk if dv is None else dv, generator=gen)
+    beta = torch.rand(b, t, h, generator=gen)
+    g = F.logsigmoid(torch.randn(b, t, h, generator=gen) + g_shift)
+    return q, k, v, beta, g

@@ -16,17 +16,7 @@ from attnlab.ops.delta import (
     gated_delta_rule_step,
     implicit_matrix,
 )
-from tests.helpers import assert_close, fla_naive
-
-
-def _inputs(b, t, h, dk, dv, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    q = torch.randn(b, t, h, dk, generator=gen)
-    k = F.normalize(torch.randn(b, t, h, dk, generator=gen), dim=-1)
-    v = torch.randn(b, t, h, dv, generator=gen)
-    beta = torch.rand(b, t, h, generator=gen)
-    g = F.logsigmoid(torch.randn(b, t, h, generator=gen) + 2)
-    return q, k, v, beta, g
+from tests.helpers import assert_close, delta_inputs, fla_naive
 
 
 def _run(mode, chunk, gated, init, tensors):
@@ -43,7 +33,7 @@ def _run(mode, chunk, gated, init, tensors):
 @given(b=st.integers(1, 2), t=st.integers(1, 40), h=st.integers(1, 3), dk=st.integers(1, 6), dv=st.integers(1, 5),
        chunk=st.sampled_from([1, 4, 7, 16]), gated=st.booleans(), init=st.booleans())
 def test_chunk_equals_recurrent_with_grads(b, t, h, dk, dv, chunk, gated, init):
-    tensors = list(_inputs(b, t, h, dk, dv)) + ([torch.randn(b, h, dk, dv)] if init else [])
+    tensors = list(delta_inputs(b, t, h, dk, dv)) + ([torch.randn(b, h, dk, dv)] if init else [])
     o1, S1, g1 = _run("recurrent", chunk, gated, init, tensors)
     o2, S2, g2 = _run("chunk", chunk, gated, init, tensors)
     assert_close("o", o1, o2)
@@ -56,7 +46,7 @@ def test_chunk_equals_recurrent_with_grads(b, t, h, dk, dv, chunk, gated, init):
 
 @pytest.mark.parametrize("gated", [False, True])
 def test_step_by_step_equals_full(gated):
-    q, k, v, beta, g = _inputs(2, 19, 3, 5, 4, seed=1)
+    q, k, v, beta, g = delta_inputs(2, 19, 3, 5, 4, seed=1)
     S0 = torch.randn(2, 3, 5, 4)
     o, S = gated_delta_rule(q, k, v, g if gated else None, beta, chunk_size=8, initial_state=S0,
                             output_final_state=True)
@@ -79,7 +69,7 @@ def test_step_by_step_equals_full(gated):
 @pytest.mark.parametrize("t", [64, 100])
 def test_delta_rule_against_fla_naive(t):
     ref = fla_naive("delta_rule")
-    q, k, v, beta, _ = _inputs(2, t, 4, 16, 16, seed=2)
+    q, k, v, beta, _ = delta_inputs(2, t, 4, 16, 16, seed=2)
     S0 = torch.randn(2, 4, 16, 16)
     tr = lambda x: x.transpose(1, 2).contiguous()  # noqa: E731  fla's naive files are [b, h, t, d]
     o_ref, S_ref = ref.delta_rule_recurrence(tr(q), tr(k), tr(v), tr(beta), initial_state=S0.clone())
@@ -94,7 +84,7 @@ def test_delta_rule_against_fla_naive(t):
 
 def test_gated_delta_rule_against_fla_naive():
     ref = fla_naive("gated_delta_rule")
-    q, k, v, beta, g = _inputs(2, 77, 3, 16, 8, seed=3)
+    q, k, v, beta, g = delta_inputs(2, 77, 3, 16, 8, seed=3)
     S0 = torch.randn(2, 3, 16, 8)
     o_ref, S_ref = ref.naive_recurrent_gated_delta_rule(q, k, v, beta, g, initial_state=S0.clone(),
                                                         output_final_state=True)
@@ -109,7 +99,7 @@ def test_gated_delta_rule_against_fla_naive():
 
 
 def test_implicit_matrix_reproduces_output():
-    q, k, v, beta, g = _inputs(1, 23, 2, 4, 3, seed=4)
+    q, k, v, beta, g = delta_inputs(1, 23, 2, 4, 3, seed=4)
     A = implicit_matrix(lambda q, k, v: gated_delta_rule(q, k, v, g, beta, chunk_size=8), q, k)
     assert A.shape == (1, 2, 23, 23) and bool((A.triu(1) == 0).all())
     assert_close("A v", gated_delta_rule(q, k, v, g, beta), torch.einsum("bhts,bshd->bthd", A, v))
@@ -129,7 +119,7 @@ def test_blow_up_is_reported_not_silent():
 
 
 def test_bad_input_errors():
-    q, k, v, beta, g = _inputs(1, 5, 2, 4, 4)
+    q, k, v, beta, g = delta_inputs(1, 5, 2, 4, 4)
     with pytest.raises(ValueError, match=r"beta must have shape \(1, 5, 2\)"):
         delta_rule(q, k, v, beta[:, :3])
     with pytest.raises(ValueError, match="g is a log-decay and must be <= 0"):
@@ -143,7 +133,7 @@ def test_bad_input_errors():
 
 
 def test_float64_inputs_compute_in_float64():
-    q, k, v, beta, g = (x.double() for x in _inputs(1, 50, 2, 8, 4, seed=6))
+    q, k, v, beta, g = (x.double() for x in delta_inputs(1, 50, 2, 8, 4, seed=6))
     o1 = gated_delta_rule(q, k, v, g, beta, mode="recurrent")
     o2 = gated_delta_rule(q, k, v, g, beta, chunk_size=16)
     assert o2.dtype == torch.float64
@@ -153,7 +143,7 @@ def test_float64_inputs_compute_in_float64():
 @pytest.mark.parametrize("gated", [False, True])
 def test_chunk_form_leaves_its_inputs_alone(gated):
     """With b = h = 1 the chunk layout can be a view of the input: no in-place step may write into it."""
-    q, k, v, beta, g = _inputs(1, 128, 1, 8, 8, seed=3)
+    q, k, v, beta, g = delta_inputs(1, 128, 1, 8, 8, seed=3)
     before = [x.clone() for x in (q, k, v, beta, g)]
     with torch.no_grad():
         gated_delta_rule(q, k, v, g if gated else None, beta, chunk_size=64)

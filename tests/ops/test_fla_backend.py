@@ -7,27 +7,32 @@ against attnlab's chunk form: outputs, final states and gradients.
 
 import pytest
 import torch
-import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from attnlab.mixers import build_mixer
 from attnlab.ops.delta import gated_delta_rule
 from attnlab.ops.fla_backend import fla_unavailable_reason, resolve_backend
-from tests.helpers import assert_close
+from tests.helpers import assert_close, delta_inputs
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 # fla's float32 dots may run in TF32 (10-bit mantissa): agreement to ~1e-3, not 1e-6
 TF32_RATIO = 5e-3
 
 
+def _fla_backward_refusal() -> str | None:
+    """Why fla's kernels cannot give gradients on this machine (None where they can)."""
+    if not torch.cuda.is_available():
+        return "needs a CUDA device"
+    return fla_unavailable_reason(torch.empty(1, device="cuda"), "chunk", needs_grad=True)
+
+
+FLA_BACKWARD_REFUSAL = _fla_backward_refusal()
+
+
 def _inputs(b, t, h, d, seed=0, device="cpu"):
     gen = torch.Generator().manual_seed(seed)
-    q = torch.randn(b, t, h, d, generator=gen)
-    k = F.normalize(torch.randn(b, t, h, d, generator=gen), dim=-1)
-    v = torch.randn(b, t, h, d, generator=gen)
-    beta = torch.rand(b, t, h, generator=gen)
-    g = F.logsigmoid(torch.randn(b, t, h, generator=gen) + 2)
+    q, k, v, beta, g = delta_inputs(b, t, h, d, gen=gen)
     s0 = torch.randn(b, h, d, d, generator=gen)
     return [x.to(device) for x in (q, k, v, beta, g, s0)]
 
@@ -99,21 +104,30 @@ def test_fla_triton_equals_torch_chunk(t, h, d, gated):
 
 
 @cuda
+@pytest.mark.skipif(FLA_BACKWARD_REFUSAL is not None, reason=f"fla cannot give gradients here: {FLA_BACKWARD_REFUSAL}")
 @pytest.mark.parametrize("gated", [False, True])
-def test_fla_triton_gradients_or_a_clear_refusal(gated):
+def test_fla_triton_gradients_equal_torch_chunk(gated):
     tensors = _inputs(2, 130, 2, 64, device="cuda")
-    why = fla_unavailable_reason(tensors[0], "chunk", needs_grad=True)
-    o1, S1, g1 = _run(tensors, gated, "torch", "cuda")
-    o3, _, g3 = _run(tensors, gated, "auto", "cuda")
-    if why is not None:  # e.g. fla issue #640 on Hopper: fla refuses, auto falls back to torch
-        with pytest.raises(ValueError, match="backend='fla'"):
-            _run(tensors, gated, "fla", "cuda")
-        assert torch.equal(o1, o3)
-        pytest.skip(why)
-    o2, S2, g2 = _run(tensors, gated, "fla", "cuda")
+    _, _, g1 = _run(tensors, gated, "torch", "cuda")
+    _, _, g2 = _run(tensors, gated, "fla", "cuda")
     for n, a, c in zip(["q", "k", "v", "beta", "g", "S0"], g1, g2):
         if a is not None:
             assert_close(f"grad {n}", a, c, ratio=10 * TF32_RATIO)
+
+
+@cuda
+@pytest.mark.skipif(FLA_BACKWARD_REFUSAL is None, reason="fla gives gradients here (checked by the test above)")
+@pytest.mark.parametrize("gated", [False, True])
+def test_fla_refuses_gradients_it_cannot_give_and_auto_falls_back(gated):
+    """e.g. fla issue #640 on Hopper with Triton < 3.7.1: a clear ValueError, and ``auto`` = torch exactly."""
+    tensors = _inputs(2, 130, 2, 64, device="cuda")
+    with pytest.raises(ValueError, match="backend='fla'"):
+        _run(tensors, gated, "fla", "cuda")
+    o1, S1, g1 = _run(tensors, gated, "torch", "cuda")
+    o3, S3, g3 = _run(tensors, gated, "auto", "cuda")
+    assert torch.equal(o1, o3) and torch.equal(S1, S3)
+    for a, c in zip(g1, g3):
+        assert (a is None and c is None) or torch.equal(a, c)
 
 
 @cuda
@@ -126,3 +140,24 @@ def test_mixer_with_fla_backend_matches_torch_backend(name):
         ref = m(x)
         m.backend = "fla"
         assert_close(f"{name} fla vs torch", ref, m(x), ratio=TF32_RATIO)
+
+
+@pytest.mark.parametrize(("capability", "triton_version", "refused"),
+                         [((9, 0), "3.6.0", True), ((9, 0), "3.4.0", True), ((9, 0), "3.7.1", False),
+                          ((9, 0), "3.3.1", False), ((8, 0), "3.6.0", False)])
+def test_hopper_backward_guard(monkeypatch, capability, triton_version, refused):
+    """fla issue #640: refused exactly on Hopper (sm_90) with Triton in [3.4, 3.7.1), and the reason says so."""
+    import importlib.util
+    import sys
+    import types
+
+    from attnlab.ops import fla_backend
+
+    monkeypatch.setitem(sys.modules, "triton", types.SimpleNamespace(__version__=triton_version))
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: capability)
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "tilelang" else find_spec(name, *a))
+    why = fla_backend._hopper_backward_bug()
+    assert (why is not None) == refused
+    if refused:
+        assert "#640" in why and triton_version in why and "backend='torch'" in why

@@ -2,21 +2,16 @@
 
 import pytest
 import torch
-import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import strategies as st
 
 from attnlab.ops.mesa import mesa_net, mesa_net_step
-from tests.helpers import assert_close, fla_naive
+from tests.helpers import assert_close, delta_inputs, fla_naive
 
 
 def _inputs(b, t, h, d, seed=0):
     gen = torch.Generator().manual_seed(seed)
-    q = torch.randn(b, t, h, d, generator=gen)
-    k = F.normalize(torch.randn(b, t, h, d, generator=gen), dim=-1)
-    v = torch.randn(b, t, h, d, generator=gen)
-    beta = torch.rand(b, t, h, generator=gen)
-    g = F.logsigmoid(torch.randn(b, t, h, generator=gen) + 3)
+    q, k, v, beta, g = delta_inputs(b, t, h, d, gen=gen, g_shift=3)
     lamb = torch.rand(h, d, generator=gen) + 0.2
     return q, k, v, g, beta, lamb
 

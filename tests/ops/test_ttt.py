@@ -2,29 +2,18 @@
 
 import pytest
 import torch
-import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import strategies as st
 
 from attnlab.ops.delta import delta_rule, gated_delta_rule
 from attnlab.ops.ttt import LayerNormLinear, LinearModel, newton_schulz, ttt
-from tests.helpers import assert_close, fla_naive
-
-
-def _inputs(b, t, h, dk, dv, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    q = torch.randn(b, t, h, dk, generator=gen)
-    k = F.normalize(torch.randn(b, t, h, dk, generator=gen), dim=-1)
-    v = torch.randn(b, t, h, dv, generator=gen)
-    eta = torch.rand(b, t, h, generator=gen)
-    g = F.logsigmoid(torch.randn(b, t, h, generator=gen) + 2)
-    return q, k, v, eta, g
+from tests.helpers import assert_close, delta_inputs, fla_naive
 
 
 @given(t=st.integers(1, 30), dk=st.integers(1, 6), dv=st.integers(1, 5), init=st.booleans())
 def test_sgd_ttt_is_the_delta_rule(t, dk, dv, init):
     """Claim S1: linear model, squared loss, one SGD step per token (lr β) == DeltaNet."""
-    q, k, v, eta, _ = _inputs(2, t, 2, dk, dv)
+    q, k, v, eta, _ = delta_inputs(2, t, 2, dk, dv)
     S0 = torch.randn(2, 2, dk, dv) if init else None
     o1, S1 = delta_rule(q, k, v, eta, chunk_size=8, initial_state=S0, output_final_state=True)
     o2, S2 = ttt(q, k, v, eta, initial_state=S0, output_final_state=True)
@@ -34,7 +23,7 @@ def test_sgd_ttt_is_the_delta_rule(t, dk, dv, init):
 
 def test_decoupled_weight_decay_ttt_is_the_gated_delta_rule():
     """Claim S2: decay the weights by α_t before each SGD step == Gated DeltaNet."""
-    q, k, v, eta, g = _inputs(2, 33, 3, 8, 4, seed=1)
+    q, k, v, eta, g = delta_inputs(2, 33, 3, 8, 4, seed=1)
     o1, S1 = gated_delta_rule(q, k, v, g, eta, chunk_size=8, output_final_state=True)
     o2, S2 = ttt(q, k, v, eta, g=g, output_final_state=True)
     assert_close("o", o1, o2)
@@ -44,7 +33,7 @@ def test_decoupled_weight_decay_ttt_is_the_gated_delta_rule():
 @pytest.mark.parametrize("t", [32, 37])
 def test_ttt_linear_against_fla_naive(t):
     ref = fla_naive("ttt")
-    q, k, v, _, _ = _inputs(2, t, 3, 8, 8, seed=2)
+    q, k, v, _, _ = delta_inputs(2, t, 3, 8, 8, seed=2)
     gen = torch.Generator().manual_seed(5)
     w, b = torch.randn(3, 8, generator=gen), torch.randn(3, 8, generator=gen)
     eta = torch.rand(2, t, 3, generator=gen) * 0.1
@@ -71,7 +60,7 @@ def test_newton_schulz_cubic_converges_to_the_polar_factor():
 def test_muon_minibatch_against_a_direct_loop():
     """LaCT-style update: W_t = W_0 − η_t · polar(Σ_{j≤t} ∇ℓ_j(W_0)), written out by hand with an SVD."""
     b, t, h, d, m = 1, 12, 2, 3, 6
-    q, k, v, eta, _ = _inputs(b, t, h, d, d, seed=3)
+    q, k, v, eta, _ = delta_inputs(b, t, h, d, d, seed=3)
     o = ttt(q, k, v, eta, optimizer="muon", mini_batch_size=m, ns_steps=60, ns_coefficients="cubic")
     scale = d**-0.5
     ref = torch.zeros_like(o)
@@ -94,7 +83,7 @@ def test_muon_minibatch_against_a_direct_loop():
 
 def test_custom_model_and_loss_plug_in():
     """A researcher's own model: a linear model with bias and an ℓ1 loss run through the same engine."""
-    q, k, v, eta, _ = _inputs(1, 9, 2, 4, 4, seed=4)
+    q, k, v, eta, _ = delta_inputs(1, 9, 2, 4, 4, seed=4)
     o = ttt(q, k, v, eta * 0.1, model=LinearModel(bias=True), loss=lambda p, y: (p - y).abs().sum())
     assert o.shape == v.shape and torch.isfinite(o).all()
     # the first token with an ℓ1 loss: W_1 = −η sign(0 − v) kᵀ, b_1 = −η sign(0 − v)
@@ -104,7 +93,7 @@ def test_custom_model_and_loss_plug_in():
 
 
 def test_ttt_errors():
-    q, k, v, eta, g = _inputs(1, 4, 1, 2, 2)
+    q, k, v, eta, g = delta_inputs(1, 4, 1, 2, 2)
     with pytest.raises(ValueError, match="optimizer must be one of"):
         ttt(q, k, v, eta, optimizer="adam")
     with pytest.raises(ValueError, match="mini_batch_size=1 only"):
