@@ -13,7 +13,6 @@ app = typer.Typer(help="Benchmarks: each form of each op timed in one run, with 
                   no_args_is_help=True)
 
 
-
 def markers(device: str) -> tuple[str, str]:
     """Each device keeps its own table in the Markdown file."""
     tag = "bench-ops" if device == "cpu" else f"bench-ops-{device}"

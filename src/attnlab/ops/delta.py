@@ -164,7 +164,6 @@ def _chunk(q, k, v, beta, g, scale, C, initial_state):
     mul, tril_ = ip(torch.Tensor.mul, torch.Tensor.mul_), ip(torch.Tensor.tril, torch.Tensor.tril_)
     q, k, v, beta = (_chunk_major(x, C) for x in (q, k, v, beta))  # [n, b·h, C, d], β [n, b·h, C]
     n = q.shape[0]
-    tril = torch.ones(C, C, dtype=torch.bool, device=q.device).tril()
     kk = k @ k.transpose(-1, -2)
     _check_stability_from_gram(kk.detach(), beta.detach())
     P = q @ k.transpose(-1, -2)
@@ -175,7 +174,8 @@ def _chunk(q, k, v, beta, g, scale, C, initial_state):
     else:
         G = _chunk_major(g, C).cumsum(-1)
         # mask before exp: above the diagonal G_i − G_j > 0 could overflow, and inf · 0 = nan
-        D = (G[..., :, None] - G[..., None, :]).masked_fill(~tril, float("-inf")).exp()
+        above = torch.ones(C, C, dtype=torch.bool, device=q.device).triu(1)
+        D = (G[..., :, None] - G[..., None, :]).masked_fill(above, float("-inf")).exp()
         A, P = mul(kk, D), mul(P, D)
         gam = G.exp()[..., None]
         kd, qg = k * gam, q * gam
