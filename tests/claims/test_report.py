@@ -107,3 +107,13 @@ def test_report_renders_in_headless_chromium(tmp_path):
     assert m, out.stderr[-2000:]
     assert m.group(1) == "0", "broken images"
     assert m.group(2).split(",") == ["A1", "A2"]
+
+
+def test_report_says_when_and_with_what_each_claim_ran():
+    env = {"attnlab": "0.1.0", "commit": "abc123", "torch": "2.13.0", "threads": 2, "cuda": None}
+    claims = [{**CLAIMS[0], "finished": "2026-11-22T21:05:00Z", "environment": env, "seconds": 3000.0},
+              {**CLAIMS[1], "finished": "2026-11-23T00:41:30Z", "environment": env, "seconds": 3660.0}]
+    page = render_report(claims, "full")
+    assert "claims finished 2026-11-22 21:05 – 2026-11-23 00:41 UTC, 1 h 51 min of claim time" in page
+    assert "finished 2026-11-22 21:05 UTC · attnlab 0.1.0 (abc123) · torch 2.13.0 · 2 threads" in page
+    assert "0 s of claim time" in render_report(CLAIMS[1:], "quick")  # old ledgers without times still render

@@ -135,3 +135,43 @@ def test_cache_key_covers_the_library_but_not_other_experiments():
     assert k1 != runner.claim_key(REGISTRY["C2"], Budget.get("full"))
     assert k1 != runner.claim_key(registry.Claim("C2", "", "", code="edited"), b)
     assert k1 == runner.claim_key(REGISTRY["C2"], b) and k2  # stable within a process
+
+
+def test_each_claim_records_when_and_where_it_ran(tmp_path, fake_claims):
+    import re
+
+    import torch
+
+    from attnlab import __version__
+
+    run_claims(["Z1", "Z2"], Budget.get("quick"), tmp_path)
+    first = {c["id"]: c for c in json.loads((tmp_path / "claims.json").read_text())["claims"]}
+    for c in first.values():
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", c["finished"])
+        env = c["environment"]
+        assert env["attnlab"] == __version__ and env["torch"] == torch.__version__
+        assert env["threads"] == torch.get_num_threads() and env["cpus"] >= 1
+    (tmp_path / "claims.json").write_text(json.dumps({"budget": "quick", "claims": [
+        {**c, "finished": "2000-01-01T00:00:00Z"} for c in first.values()]}))
+    again = run_claims(["Z1"], Budget.get("quick"), tmp_path)
+    assert again[0].cached and again[0].finished == "2000-01-01T00:00:00Z"  # a cached claim keeps its own time
+
+
+def test_git_commit_names_the_checkout_and_marks_local_edits(tmp_path):
+    import shutil
+    import subprocess
+
+    from attnlab.claims.provenance import git_commit
+
+    assert git_commit(tmp_path) is None  # not a checkout (an installed wheel)
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(git[:3] + ["init", "-q"], check=True)
+    (tmp_path / "f.txt").write_text("a")
+    subprocess.run(git + ["add", "f.txt"], check=True)
+    subprocess.run(git + ["commit", "-qm", "c"], check=True)
+    head = subprocess.run(git[:3] + ["rev-parse", "--short=12", "HEAD"], capture_output=True, text=True).stdout.strip()
+    assert git_commit(tmp_path) == head
+    (tmp_path / "f.txt").write_text("b")
+    assert git_commit(tmp_path) == head + "+dirty"

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from .provenance import environment, now_utc
 from .registry import REGISTRY, Budget, Claim, Evidence
 from .training import set_run_root, source_hash
 
@@ -38,6 +39,8 @@ class ClaimResult:
     method: str = ""
     figures: list[dict] = dataclasses.field(default_factory=list)
     key: str = ""
+    finished: str = ""  # UTC, ISO 8601
+    environment: dict[str, Any] = dataclasses.field(default_factory=dict)
     cached: bool = False
 
     def to_json(self) -> dict:
@@ -100,6 +103,12 @@ def _clean(x: Any) -> Any:
 
 
 def run_one(claim: Claim, budget: Budget) -> ClaimResult:
+    r = _evaluate(claim, budget)
+    r.finished, r.environment = now_utc(), environment()
+    return r
+
+
+def _evaluate(claim: Claim, budget: Budget) -> ClaimResult:
     base = dict(id=claim.id, statement=claim.statement, source=claim.source, tolerance=claim.tolerance,
                 method=claim.method, key=claim_key(claim, budget))
     if claim.run is None:

@@ -29,6 +29,35 @@ def _badge(v: str) -> str:
     return f'<span class="v" style="background:{COLORS.get(v, "#6e7781")}">{html.escape(v)}</span>'
 
 
+def _duration(seconds: float) -> str:
+    m = round(seconds / 60)
+    return f"{seconds:.0f} s" if seconds < 120 else (f"{m} min" if m < 60 else f"{m // 60} h {m % 60:02d} min")
+
+
+def _stamp(iso: str) -> str:
+    return iso[:16].replace("T", " ")
+
+
+def _run_line(claims: list[dict]) -> str:
+    """When the claims ran (they may come from several runs: cached entries keep their own times)."""
+    stamps = sorted(c["finished"] for c in claims if c.get("finished"))
+    total = _duration(sum(c.get("seconds") or 0.0 for c in claims))
+    if not stamps:
+        return f"{total} of claim time"
+    return f"claims finished {_stamp(stamps[0])} – {_stamp(stamps[-1])} UTC, {total} of claim time"
+
+
+def _provenance(c: dict) -> str:
+    env = c.get("environment") or {}
+    parts = [f"finished {_stamp(c['finished'])} UTC" if c.get("finished") else ""]
+    if env.get("attnlab"):
+        parts.append(f"attnlab {env['attnlab']}" + (f" ({env['commit']})" if env.get("commit") else ""))
+    parts += [f"torch {env['torch']}"] if env.get("torch") else []
+    parts += [f"{env['threads']} threads"] if env.get("threads") else []
+    parts += [env["cuda"]] if env.get("cuda") else []
+    return " · ".join(html.escape(str(p)) for p in parts if p)
+
+
 def _short(x, depth=0):
     """Shrink long arrays so the numbers block stays readable (the full data is in claims.json)."""
     if isinstance(x, dict):
@@ -54,7 +83,9 @@ def render_report(claims: list[dict], budget: str = "") -> str:
         "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>attnlab claim ledger</title>",
         f"<style>{CSS}</style></head><body><h1>attnlab: the claim ledger</h1>",
         f"<p class='muted'>attnlab {__version__} · budget <b>{html.escape(budget)}</b> · "
-        f"{datetime.datetime.now().strftime('%Y-%m-%d %H:%M')} · {summary}</p>",
+        f"{html.escape(_run_line(claims))} · report built "
+        f"{datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%d %H:%M')} UTC · "
+        f"{summary}</p>",
         "<h2>Verdicts</h2><table id='verdicts'><thead><tr><th>ID</th><th>verdict</th><th>claim</th><th>reason "
         "(measured)</th></tr></thead><tbody>", rows, "</tbody></table>",
     ]
@@ -68,7 +99,8 @@ def render_report(claims: list[dict], budget: str = "") -> str:
             f'</span></p><p><b>Method.</b> {html.escape(c.get("method") or "—")}</p>'
             f'<p><b>Decision rule (fixed before the run).</b> {html.escape(c.get("tolerance") or "—")}</p>'
             f'{figs}<p><b>Verdict.</b> {_badge(c["verdict"])} {html.escape(c["reason"])}</p>'
-            f'<p class="muted">seeds {c.get("seeds") or "—"} · {c.get("seconds", 0):.1f} s</p>'
+            f'<p class="muted">seeds {c.get("seeds") or "—"} · {c.get("seconds", 0):.1f} s'
+            f'{" · " + _provenance(c) if _provenance(c) else ""}</p>'
             f"<details><summary>numbers</summary><pre>{html.escape(numbers)}</pre></details></section>")
     parts.append("</body></html>")
     return "".join(parts)

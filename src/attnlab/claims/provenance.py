@@ -1,0 +1,48 @@
+"""Where and when a claim ran, stored beside its verdict.
+
+A ``claims.json`` is copied between machines and merged across runs (cached claims keep their
+entries), so each claim records its own finishing time and the software and machine that produced it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+import torch
+
+from .. import __version__
+
+
+def now_utc() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def git_commit(root: Path | None = None) -> str | None:
+    """The checkout's short commit, ``+dirty`` when tracked files differ from it; None outside a git checkout."""
+    root = Path(__file__).resolve().parents[3] if root is None else Path(root)
+    if not (root / ".git").exists():
+        return None  # an installed wheel: there is no commit to name
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"],
+                              capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if head.returncode != 0:
+        return None
+    return head.stdout.strip() + ("+dirty" if dirty.returncode == 0 and dirty.stdout.strip() else "")
+
+
+@functools.lru_cache(maxsize=1)
+def environment() -> dict:
+    """Software and machine of this process (computed once: the checkout does not change under a run)."""
+    return {"attnlab": __version__, "commit": git_commit(), "torch": torch.__version__,
+            "python": platform.python_version(), "platform": platform.platform(terse=True),
+            "cpus": os.cpu_count(), "threads": torch.get_num_threads(),
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
