@@ -15,7 +15,7 @@ OPTIONS = {
     "deltanet": [{}, {"tie_kv": True}, {"allow_neg_eigval": True, "output_norm": False}],
     "gated_deltanet": [{}],
     "ttt": [{}, {"optimizer": "muon"}],
-    "mesanet": [{}, {"tie_kv": True, "decay": False}],
+    "mesanet": [{}, {"tie_kv": True, "decay": False}, {"solver": "cg", "cg_steps": 3}],
 }
 CASES = [(n, o, sc) for n in sorted(MIXERS) for o in OPTIONS.get(n, [{}]) for sc in ("", "k", "qkv")]
 
@@ -140,3 +140,13 @@ def test_cli_lists_every_mixer_with_its_options():
     for name in MIXERS:
         assert name in r.output
     assert "tie_kv=False" in r.output and "feature_map='identity'" in r.output
+
+
+def test_mesanet_cg_with_head_dim_steps_matches_the_exact_solve():
+    x = torch.randn(2, 13, 16)
+    exact = _mixer("mesanet", {}, "k")
+    cg = _mixer("mesanet", {"solver": "cg", "cg_steps": 8}, "k")  # head_dim = 8
+    assert torch.allclose(exact(x), cg(x), atol=1e-4)
+    assert not torch.allclose(exact(x), _mixer("mesanet", {"solver": "cg", "cg_steps": 1}, "k")(x), atol=1e-3)
+    with pytest.raises(ValueError, match="solver must be one of"):
+        _mixer("mesanet", {"solver": "jacobi"}, "")

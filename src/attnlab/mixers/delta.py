@@ -14,10 +14,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..checks import check_choice
+from ..checks import check_choice, check_positive_int
 from ..ops.delta import gated_delta_rule, implicit_matrix
 from ..ops.fla_backend import BACKENDS
-from ..ops.mesa import mesa_net
+from ..ops.mesa import SOLVERS, mesa_net
 from ..ops.ttt import OPTIMIZERS, ttt
 from .base import Cache, Mixer, register_mixer
 
@@ -186,14 +186,18 @@ class MesaNet(_DeltaFamily):
     Args:
         lamb_init: initial ridge ``Λ`` (a learnable positive vector per head, ``softplus``-parametrised).
         decay: learn a data-dependent decay (default True); False keeps all of the past.
+        solver: ``"exact"`` (default) or ``"cg"``: ``cg_steps`` conjugate-gradient steps instead of the
+            exact solve, as the paper trains it (``cg_steps = head_dim`` is exact up to rounding).
     """
 
     backends = ("torch",)
 
-    def __init__(self, d_model, n_heads, *, lamb_init=1.0, decay=True, **kw):
+    def __init__(self, d_model, n_heads, *, lamb_init=1.0, decay=True, solver="exact", cg_steps=30, **kw):
         super().__init__(d_model, n_heads, **kw)
         if lamb_init <= 0:
             raise ValueError(f"lamb_init must be positive, got {lamb_init}")
+        self.solver = check_choice("solver", solver, SOLVERS)
+        self.cg_steps = check_positive_int("cg_steps", cg_steps)
         raw = torch.full((n_heads, self.head_dim), float(lamb_init)).expm1().log()  # softplus⁻¹
         self.lamb_raw = nn.Parameter(raw)
         self.decay = bool(decay)
@@ -209,4 +213,5 @@ class MesaNet(_DeltaFamily):
         return F.softplus(self.lamb_raw.float()) + 1e-4
 
     def op(self, q, k, v, f, **kw):
-        return mesa_net(q, k, v, f["g"], f["beta"], self.lamb(), chunk_size=self.chunk_size, **kw)
+        return mesa_net(q, k, v, f["g"], f["beta"], self.lamb(), chunk_size=self.chunk_size, solver=self.solver,
+                        cg_steps=self.cg_steps, **kw)
