@@ -180,7 +180,7 @@ class TTT(_DeltaFamily):
 
 @register_mixer("mesanet")
 class MesaNet(_DeltaFamily):
-    """MesaNet (von Oswald et al. 2025, arXiv 2506.05233), solved exactly:
+    """MesaNet (von Oswald et al. 2025, arXiv 2506.05233), exact or by CG steps:
     ``o_t = G_tᵀ (H_t + Λ)⁻¹ q_t`` with decayed ``H = Σ β k kᵀ``, ``G = Σ β k vᵀ``.
 
     Args:
