@@ -2,6 +2,7 @@
 
 import json
 
+import torch
 from typer.testing import CliRunner
 
 from attnlab.bench.ops import flops, make_call
@@ -59,3 +60,17 @@ def test_bench_device_errors_and_separate_tables(tmp_path):
     assert r.exit_code == 0, r.output
     text = md.read_text()
     assert "GPU TABLE" in text and "| linear_attention | 64 | chunk |" in text
+
+
+def test_mesa_forms_compute_the_same_thing():
+    """MesaNet's exact and CG forms agree with their recurrences; fla's naive CG differs only by its ε = 1e-5."""
+    from attnlab.bench.ops import MESA_CG_STEPS
+
+    exact = {f: make_call("mesa_net", f, 100)() for f in ("chunk", "recurrent")}
+    assert torch.allclose(exact["chunk"], exact["recurrent"], atol=1e-4)
+    assert make_call("mesa_net", "fla_naive_chunk", 100) is None  # fla has no exact chunk form
+    cg = {f: make_call("mesa_net_cg", f, 100)() for f in ("chunk", "recurrent", "fla_naive_chunk")}
+    assert torch.allclose(cg["chunk"], cg["recurrent"], atol=1e-4)
+    assert torch.allclose(cg["chunk"], cg["fla_naive_chunk"][:, :100], atol=1e-2)
+    n, C, d, s = 64, 64, 64, MESA_CG_STEPS
+    assert flops("mesa_net_cg", "chunk", 4096) == 4 * n * (4 * C * d * d + (s + 1) * (2 * C * d * d + 4 * C * C * d))

@@ -16,6 +16,15 @@ n = T / C chunks, head dim d:
   (2Cd² each). The same useful count for both, so their rates compare work done, not work wasted.
 - ``recurrent`` (delta rules): ``6 T d²`` — Sᵀk, the rank-1 update and Sᵀq per token.
 - linear attention ``chunk``: ``n · (4 C² d + 4 C d²)``; ``recurrent``: ``4 T d²``.
+- ``mesa_net`` (exact solve) ``chunk``: ``n · (2 C² d² + ⅔ C d³ + 6 C d² + 4 C² d)`` — every ``H_t`` of a
+  chunk (``2 C² d²``), ``C`` LU solves, ``x G₀`` and the intra-chunk output, the state hand-off;
+  ``recurrent``: ``T · (⅔ d³ + 6 d²)``.
+- ``mesa_net_cg`` (``MESA_CG_STEPS`` conjugate-gradient steps, s) ``chunk`` and ``fla_naive_chunk``
+  (flash-linear-attention's naive CG chunk form, the same steps): ``n · (4 C d² + (s + 1)(2 C d² + 4 C² d))``
+  — the hand-off, then per step (and once for the output) ``x H₀`` and the intra-chunk terms;
+  ``recurrent``: ``T · (6 d² + 2 s d²)``.
+
+MesaNet's ``λ`` is 1 per head and feature.
 """
 
 from __future__ import annotations
@@ -32,7 +41,8 @@ import torch.nn.functional as F
 
 B, H, D = 1, 4, 64
 CHUNK = 64
-OPS = ("delta_rule", "gated_delta_rule", "linear_attention")
+OPS = ("delta_rule", "gated_delta_rule", "linear_attention", "mesa_net", "mesa_net_cg")
+MESA_CG_STEPS = 16
 FORMS = ("chunk", "recurrent", "fla_naive_chunk")
 GPU_FORMS = FORMS + ("fla_chunk",)
 
@@ -68,8 +78,15 @@ def matmul_gflops(n: int = 1024, reps: int = 10, device: str = "cpu") -> float:
 
 def flops(op: str, form: str, T: int) -> float:
     n, C, d = math.ceil(T / CHUNK), CHUNK, D
+    s = MESA_CG_STEPS
     if op == "linear_attention":
         per = 4 * T * d * d if form == "recurrent" else n * (4 * C * C * d + 4 * C * d * d)
+    elif op == "mesa_net":
+        per = T * (2 * d**3 / 3 + 6 * d * d) if form == "recurrent" else \
+            n * (2 * C * C * d * d + 2 * C * d**3 / 3 + 6 * C * d * d + 4 * C * C * d)
+    elif op == "mesa_net_cg":
+        per = T * (6 * d * d + 2 * s * d * d) if form == "recurrent" else \
+            n * (4 * C * d * d + (s + 1) * (2 * C * d * d + 4 * C * C * d))
     else:
         per = 6 * T * d * d if form == "recurrent" else n * (8 * C * C * d + 6 * C * d * d)
     return float(B * H * per)
@@ -102,19 +119,25 @@ def _fla_naive(op: str):
 def make_call(op: str, form: str, T: int, backward: bool = False, device: str = "cpu") -> Callable[[], object] | None:
     """The zero-argument function to time, or None when the form does not exist for the op."""
     from ..checks import finite_checks
-    from ..ops import delta_rule, gated_delta_rule, linear_attention
+    from ..ops import delta_rule, gated_delta_rule, linear_attention, mesa_net
 
     q, k, v, beta, gate = _inputs(T, device=device)
     backend = "torch"
     if form == "fla_chunk":
         from ..ops.fla_backend import fla_unavailable_reason
 
-        if op == "linear_attention" or fla_unavailable_reason(q, "chunk", needs_grad=backward):
+        if op not in ("delta_rule", "gated_delta_rule") or fla_unavailable_reason(q, "chunk", needs_grad=backward):
             return None
         form, backend = "chunk", "fla"
+    lamb = torch.ones(H, D, device=device)
     if form == "fla_naive_chunk":
-        if op == "linear_attention" or backward:  # fla's naive chunk forms write in place: no autograd
+        if op in ("linear_attention", "mesa_net") or backward:  # fla's naive chunk forms write in place
             return None
+        if op == "mesa_net_cg":
+            mod, pad = _fla_naive("mesa_net"), (-T) % CHUNK
+            padded = [F.pad(x, (0, 0, 0, 0, 0, pad)) for x in (q, k, v)]
+            g_, b_ = (F.pad(x, (0, 0, 0, pad)) for x in (gate, beta))
+            return lambda: mod.naive_mesa_net_CG(*padded, g_, lamb, b_, CHUNK, max_CG_iteration=MESA_CG_STEPS)[0]
         if op == "delta_rule":
             mod, pad = _fla_naive("delta_rule"), (-T) % CHUNK
             tr = [F.pad(x.transpose(1, 2), (0, 0, 0, pad)).contiguous() for x in (q, k, v)]
@@ -132,6 +155,9 @@ def make_call(op: str, form: str, T: int, backward: bool = False, device: str = 
                 o = delta_rule(q, k, v, beta, mode=form, chunk_size=CHUNK, backend=backend)
             elif op == "gated_delta_rule":
                 o = gated_delta_rule(q, k, v, gate, beta, mode=form, chunk_size=CHUNK, backend=backend)
+            elif op.startswith("mesa_net"):
+                cg = dict(solver="cg", cg_steps=MESA_CG_STEPS) if op == "mesa_net_cg" else {}
+                o = mesa_net(q, k, v, gate, beta, lamb, mode=form, chunk_size=CHUNK, **cg)
             else:
                 o = linear_attention(q, k, v, mode=form, chunk_size=CHUNK)
             if backward:

@@ -22,7 +22,8 @@ def markers(device: str) -> tuple[str, str]:
 @app.command("ops")
 @one_line_errors
 def ops(
-    op: str = typer.Option("", "--op", help="Comma-separated ops (delta_rule, gated_delta_rule, linear_attention)."),
+    op: str = typer.Option("", "--op", help="Comma-separated ops (delta_rule, gated_delta_rule, linear_attention, "
+                                            "mesa_net, mesa_net_cg); default all."),
     T: str = typer.Option("1024,4096,16384", "--T", help="Comma-separated sequence lengths."),
     reps: int = typer.Option(5, "--reps", help="Timed repetitions per case (the median is reported)."),
     backward: bool = typer.Option(False, "--backward", help="Time forward + backward instead of forward."),
