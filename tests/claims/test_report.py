@@ -117,3 +117,18 @@ def test_report_says_when_and_with_what_each_claim_ran():
     assert "claims finished 2026-11-22 21:05 – 2026-11-23 00:41 UTC, 1 h 51 min of claim time" in page
     assert "finished 2026-11-22 21:05 UTC · attnlab 0.1.0 (abc123) · torch 2.13.0 · 2 threads" in page
     assert "0 s of claim time" in render_report(CLAIMS[1:], "quick")  # old ledgers without times still render
+
+
+def test_seed_figures_draw_on_a_named_axis():
+    from attnlab.claims.training import seed_figure, stats
+
+    groups = {"none": stats([1.0, 1.2, 0.9]), "K conv": stats([0.5, 0.6, 0.4])}
+    fig = seed_figure("t", "loss", groups, hline=("chance", 1.5))
+    assert fig.xticks == ["none", "K conv"]
+    assert fig.series[0]["y"] == [1.0, 1.2, 0.9, 0.5, 0.6, 0.4] and fig.series[0]["x"] == [0, 0, 0, 1, 1, 1]
+    paired = seed_figure("t", "loss", groups, paired=True)
+    assert [s["y"] for s in paired.series[:3]] == [[1.0, 0.5], [1.2, 0.6], [0.9, 0.4]]  # one line per seed
+    import dataclasses
+
+    for f in (fig, paired):
+        assert figure_png(dataclasses.asdict(f))[:8] == b"\x89PNG\r\n\x1a\n"

@@ -10,7 +10,7 @@ import torch
 from ..diagnostics import row_entropy
 from .registry import Budget, Evidence, Figure, experiment, verdict
 from .shortconv import mqar_cfg, text_cfg
-from .training import fmt, stats, trained
+from .training import fmt, seed_figure, stats, trained
 
 PREFIX = {"prefix_len": 64}
 D1_MARGIN = 0.02  # nats/byte the decoder may lose and the claim still hold
@@ -31,7 +31,9 @@ def d1(budget: Budget) -> Evidence:
     pre = _losses("d1-prefix", budget, {"mixer": "softmax", "mode": "prefix"}, PREFIX)
     ok = dec["mean"] <= pre["mean"] + D1_MARGIN
     return Evidence(verdict(ok), f"continuation loss (nats/byte): decoder-only {fmt(dec)}, prefix-LM {fmt(pre)} "
-                    "(equal parameters and steps)", {"decoder": dec, "prefix_lm": pre}, seeds=list(budget.seeds))
+                    "(equal parameters and steps)", {"decoder": dec, "prefix_lm": pre}, seeds=list(budget.seeds),
+                    figures=[seed_figure("Continuation loss at equal parameters and steps", "loss (nats/byte)",
+                                         {"decoder-only": dec, "prefix-LM": pre})])
 
 
 @experiment("D3", method="As D1's prefix-LM, with mixed forward/backward attention over the prefix (half of the "
@@ -47,7 +49,9 @@ def d3(budget: Budget) -> Evidence:
     ok = mix["mean"] < bi["mean"] and 2 * wins > len(budget.seeds)
     return Evidence(verdict(ok), f"continuation loss: mixed forward/backward {fmt(mix)}, bidirectional prefix "
                     f"{fmt(bi)}; mixed wins on {wins}/{len(budget.seeds)} seeds",
-                    {"fwd_bwd": mix, "bidirectional_prefix": bi}, seeds=list(budget.seeds))
+                    {"fwd_bwd": mix, "bidirectional_prefix": bi}, seeds=list(budget.seeds),
+                    figures=[seed_figure("Continuation loss, seed by seed", "loss (nats/byte)",
+                                         {"bidirectional prefix": bi, "mixed fwd/bwd": mix}, paired=True)])
 
 
 def _pos_cfg(mode, seed, budget):
@@ -78,7 +82,10 @@ def d4(budget: Budget) -> Evidence:
     return Evidence(v, f"position task loss (NoPE): causal {fmt(pos['decoder'])}, bidirectional "
                     f"{fmt(pos['bidirectional'])} (chance {chance:.3f}); LM loss: RoPE {fmt(lm[True])}, "
                     f"NoPE {fmt(lm[False])}", {"position_loss": pos, "lm_loss": {"rope": lm[True], "nope": lm[False]}},
-                    seeds=list(budget.seeds))
+                    seeds=list(budget.seeds), figures=[
+                        seed_figure("(a) Position task, NoPE", "loss (nats)", {"causal": pos["decoder"],
+                                    "bidirectional": pos["bidirectional"]}, hline=("chance, log 32", chance)),
+                        seed_figure("(b) Byte LM, causal", "loss (nats/byte)", {"RoPE": lm[True], "NoPE": lm[False]})])
 
 
 I1_SCALES = (1.0, 4.0, 16.0)

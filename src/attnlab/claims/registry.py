@@ -48,9 +48,10 @@ class Figure:
     title: str
     xlabel: str
     ylabel: str
-    series: list[dict[str, Any]]  # each {"label", "x", "y", optional "yerr", "style"}
+    series: list[dict[str, Any]]  # each {"label", "x", "y", optional "yerr", "style" (o, -, --, -o), "color"}
     logx: bool = False
     logy: bool = False
+    xticks: list[str] | None = None  # names for the x positions 0, 1, …: a categorical axis
 
 
 @dataclass

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .registry import Budget, Evidence, Figure, experiment, verdict
-from .training import fmt, stats, trained
+from .training import fmt, seed_figure, stats, trained
 
 PLACEMENTS = ["", "q", "k", "v", "qk", "qv", "kv", "qkv"]
 S5_MQAR_GAIN = 0.5  # K conv must lift mean MQAR accuracy by at least this much over no conv
@@ -56,15 +56,20 @@ def s5(budget: Budget) -> Evidence:
     name = lambda p: p.upper() or "none"  # noqa: E731
     reason = ("MQAR accuracy: " + ", ".join(f"{name(p)} {fmt(acc[p], 2)}" for p in PLACEMENTS) +
               "; text loss (nats/byte): " + ", ".join(f"{name(p)} {fmt(lm[p])}" for p in lm))
-    fig = Figure("MQAR accuracy by short-conv placement (DeltaNet)", "placement index", "accuracy", [
-        {"label": "mean ± sd over seeds (" + " ".join(name(p) for p in PLACEMENTS) + ")",
-         "x": list(range(len(PLACEMENTS))), "y": [acc[p]["mean"] for p in PLACEMENTS],
-         "yerr": [acc[p]["std"] for p in PLACEMENTS], "style": "o"}])
+    names = [name(p) for p in PLACEMENTS]
+    fig = Figure("MQAR accuracy by short-conv placement (mean ± sd over seeds)", "convolution on", "accuracy", [
+        {"label": "DeltaNet", "x": list(range(len(PLACEMENTS))), "y": [acc[p]["mean"] for p in PLACEMENTS],
+         "yerr": [acc[p]["std"] for p in PLACEMENTS], "style": "o"}] + [
+        {"label": m, "x": [i + 0.12 * (j + 1) for i in range(len(PLACEMENTS))],
+         "y": [r[p or "none"]["mean"] for p in PLACEMENTS], "yerr": [r[p or "none"]["std"] for p in PLACEMENTS],
+         "style": "o"} for j, (m, r) in enumerate(others.items())], xticks=names)
+    fig_lm = seed_figure("Byte LM on Shakespeare, DeltaNet", "validation loss (nats/byte)",
+                         {name(p): lm[p] for p in lm})
     if others:
         reason += "; other mixers (MQAR, none→K): " + ", ".join(
             f"{m} {r['none']['mean']:.2f}→{r['k']['mean']:.2f}" for m, r in others.items())
     return Evidence(v, reason, {"mqar_accuracy": acc, "text_loss": lm, "other_mixers_mqar_accuracy": others},
-                    seeds=list(budget.seeds), figures=[fig])
+                    seeds=list(budget.seeds), figures=[fig, fig_lm])
 
 
 def markov_cfg(short_conv: str, seed: int, budget: Budget) -> dict:
@@ -89,4 +94,6 @@ def s4(budget: Budget) -> Evidence:
         res[sc or "none"] = stats([r["valid"]["loss"] - r["optimum"] for r in runs])
     ok = (res["k"]["mean"] < S4_RATIO * res["none"]["mean"] and res["k"]["max"] < res["none"]["min"])
     return Evidence(verdict(ok), f"excess loss over the entropy rate (nats/token): tied K = V without conv "
-                    f"{fmt(res['none'])}, with K conv {fmt(res['k'])}", {"excess_loss": res}, seeds=list(budget.seeds))
+                    f"{fmt(res['none'])}, with K conv {fmt(res['k'])}", {"excess_loss": res}, seeds=list(budget.seeds),
+                    figures=[seed_figure("Tied K = V on in-context Markov chains", "excess loss (nats/token)",
+                                         {"no conv": res["none"], "K conv": res["k"]})])

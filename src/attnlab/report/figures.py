@@ -26,13 +26,15 @@ def figure_png(fig: dict, dpi: int = 90) -> bytes:
         for i, s in enumerate(fig.get("series", [])):
             x, y, e = _finite(s["x"], s["y"], s.get("yerr"))
             style = s.get("style") or "-"
-            marker = "o" if style == "o" else None
-            ls = "none" if style == "o" else style
+            marker = "o" if style in ("o", "-o") else None
+            ls = "none" if style == "o" else style.rstrip("o") or "-"
+            color = s.get("color") or f"C{i % 10}"
             if e:
-                ax.errorbar(x, y, yerr=e, color=f"C{i % 10}", ls=ls, marker=marker or ".", label=s.get("label"),
-                            capsize=2)
+                ax.errorbar(x, y, yerr=e, color=color, ls=ls, marker=marker or ".", label=s.get("label"), capsize=2)
             else:
-                ax.plot(x, y, color=f"C{i % 10}", ls=ls, marker=marker, label=s.get("label"))
+                ax.plot(x, y, color=color, ls=ls, marker=marker, label=s.get("label"))
+        if fig.get("xticks"):
+            ax.set_xticks(range(len(fig["xticks"])), fig["xticks"])
         if fig.get("logx"):
             ax.set_xscale("log")
         if fig.get("logy"):
