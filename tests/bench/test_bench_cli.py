@@ -17,11 +17,12 @@ def test_bench_ops_json_schema(tmp_path):
     data = json.loads(r.stdout.strip().splitlines()[-1])
     assert data["matmul_gflops"] > 0
     forms = {(row["form"], row["T"]) for row in data["rows"]}
-    assert forms == {(f, t) for f in ("chunk", "recurrent", "fla_naive_chunk") for t in (64, 100)}
+    assert forms == {(f, t) for f in ("chunk", "pytorch_chunk", "recurrent", "fla_naive_chunk") for t in (64, 100)}
     for row in data["rows"]:
         assert set(row) == {"op", "form", "T", "median_s", "gflops", "peak_mem_mb"}
         assert row["median_s"] > 0 and row["gflops"] > 0
     assert "| delta_rule | 100 | chunk |" in md.read_text()
+    assert data["setting"]["delta_chunk"].startswith(("native", "pytorch"))
 
 
 def test_bench_errors():
@@ -35,9 +36,12 @@ def test_timed_calls_compute_the_same_thing():
     """The three timed forms agree, so the benchmark compares equal work."""
     import torch
 
-    outs = {f: make_call("delta_rule", f, 128)() for f in ("chunk", "recurrent", "fla_naive_chunk")}
+    forms = ("chunk", "pytorch_chunk", "recurrent", "fla_naive_chunk")
+    outs = {f: make_call("delta_rule", f, 128)() for f in forms}
     fla = outs["fla_naive_chunk"].transpose(1, 2)  # fla's naive chunk form is [b, h, t, d]
     assert torch.allclose(outs["chunk"], outs["recurrent"], atol=1e-4)
+    assert torch.allclose(outs["pytorch_chunk"], outs["recurrent"], atol=1e-4)
+    assert make_call("linear_attention", "pytorch_chunk", 128) is None  # only the delta rules have two engines
     assert torch.allclose(outs["chunk"], fla, atol=1e-4)
     assert flops("delta_rule", "chunk", 4096) == 4 * 64 * (8 * 64 * 64 * 64 + 6 * 64 * 64 * 64)
 

@@ -66,29 +66,33 @@ def test_step_by_step_equals_full(gated):
     assert_close("pieces", o, torch.cat([o_a, o_b], 1))
 
 
+# backend "torch" runs these no-grad calls in the native kernel where it is built, "pytorch" never does
+@pytest.mark.parametrize("backend", ["torch", "pytorch"])
 @pytest.mark.parametrize("t", [64, 100])
-def test_delta_rule_against_fla_naive(t):
+def test_delta_rule_against_fla_naive(t, backend):
     ref = fla_naive("delta_rule")
     q, k, v, beta, _ = delta_inputs(2, t, 4, 16, 16, seed=2)
     S0 = torch.randn(2, 4, 16, 16)
     tr = lambda x: x.transpose(1, 2).contiguous()  # noqa: E731  fla's naive files are [b, h, t, d]
     o_ref, S_ref = ref.delta_rule_recurrence(tr(q), tr(k), tr(v), tr(beta), initial_state=S0.clone())
-    o, S = delta_rule(q, k, v, beta, initial_state=S0, output_final_state=True, chunk_size=32)
+    o, S = delta_rule(q, k, v, beta, initial_state=S0, output_final_state=True, chunk_size=32, backend=backend)
     assert_close("o vs fla recurrence", tr(o_ref), o)
     assert_close("S vs fla recurrence", S_ref, S)
     if t % 32 == 0:
         o_c, S_c = ref.delta_rule_chunkwise(tr(q), tr(k), tr(v), tr(beta), chunk_size=32)
-        o2 = delta_rule(q, k, v, beta, chunk_size=16)
+        o2 = delta_rule(q, k, v, beta, chunk_size=16, backend=backend)
         assert_close("o vs fla chunkwise", tr(o_c), o2)
 
 
-def test_gated_delta_rule_against_fla_naive():
+@pytest.mark.parametrize("backend", ["torch", "pytorch"])
+def test_gated_delta_rule_against_fla_naive(backend):
     ref = fla_naive("gated_delta_rule")
     q, k, v, beta, g = delta_inputs(2, 77, 3, 16, 8, seed=3)
     S0 = torch.randn(2, 3, 16, 8)
     o_ref, S_ref = ref.naive_recurrent_gated_delta_rule(q, k, v, beta, g, initial_state=S0.clone(),
                                                         output_final_state=True)
-    o, S = gated_delta_rule(q, k, v, g, beta, initial_state=S0, output_final_state=True, chunk_size=16)
+    o, S = gated_delta_rule(q, k, v, g, beta, initial_state=S0, output_final_state=True, chunk_size=16,
+                            backend=backend)
     assert_close("o vs fla recurrent", o_ref, o)
     assert_close("S vs fla recurrent", S_ref, S)
     # note the argument order: the chunk reference takes g before beta, the recurrent one after

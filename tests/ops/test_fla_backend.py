@@ -43,7 +43,7 @@ def test_fla_backend_refuses_cpu_tensors_with_a_reason():
         gated_delta_rule(q, k, v, g, beta, backend="fla")
     with pytest.raises(ValueError, match="chunk form only"):
         gated_delta_rule(q, k, v, g, beta, mode="recurrent", backend="fla")
-    with pytest.raises(ValueError, match="backend must be one of 'torch', 'fla', 'auto'"):
+    with pytest.raises(ValueError, match="backend must be one of 'torch', 'native', 'pytorch', 'fla', 'auto'"):
         gated_delta_rule(q, k, v, g, beta, backend="triton")
     assert "float64" in fla_unavailable_reason(torch.zeros(1, dtype=torch.float64, device="meta"), "chunk")
 

@@ -1,17 +1,19 @@
 """``attnlab bench ops``: each op's forms timed in one run, with peers and the machine's matmul rate.
 
-Setting: B = 1, H = 4, D = 64, float32, the machine's threads, forward only (``--backward``: forward
-+ backward, FLOPs counted as 3× the forward's). On the CPU each (op, form, T) runs in a fresh spawned
-process so that its peak resident memory (``ru_maxrss`` above the process's baseline after building
-the inputs) is its own. With ``device="cuda"`` the cases run in this process, timed after a
-device synchronisation, peak memory is ``torch.cuda.max_memory_allocated`` above the inputs, and
-flash-linear-attention's Triton chunk kernel joins as the form ``fla_chunk`` (the same FLOP count
-as ``chunk``).
+Setting: B = 1, H = 4, D = 64, float32, the machine's threads, forward only (``--backward``: forward +
+backward, FLOPs counted as 3× the forward's). The form ``chunk`` is what a default call runs: for the
+delta rules' forward on a CPU, the compiled kernel of :mod:`attnlab.ops.native` where it builds (the
+setting records which); ``pytorch_chunk`` is the same chunk form in PyTorch ops (``backend="pytorch"``).
+On the CPU each (op, form, T) runs in a fresh spawned process so that its peak resident memory
+(``ru_maxrss`` above the process's baseline after building the inputs) is its own. With
+``device="cuda"`` the cases run in this process, timed after a device synchronisation, peak memory is
+``torch.cuda.max_memory_allocated`` above the inputs, and flash-linear-attention's Triton chunk kernel
+joins as the form ``fla_chunk`` (the same FLOP count as ``chunk``).
 
 FLOP counts (``gflops`` = counted FLOPs / median seconds), per batch row and head, chunk size C,
 n = T / C chunks, head dim d:
 
-- ``chunk`` and ``fla_naive_chunk`` (delta rules): ``n · (8 C² d + 6 C d²)`` — KKᵀ, QKᵀ, the triangular
+- ``chunk``, ``pytorch_chunk`` and ``fla_naive_chunk`` (delta rules): ``n · (8 C² d + 6 C d²)`` — KKᵀ, QKᵀ, the triangular
   solve for [W, U] (C² per right-hand column, 2d columns), P·V_new (2C²d each), and W S, Q S, Kᵀ V_new
   (2Cd² each). The same useful count for both, so their rates compare work done, not work wasted.
 - ``recurrent`` (delta rules): ``6 T d²`` — Sᵀk, the rank-1 update and Sᵀq per token.
@@ -43,7 +45,9 @@ B, H, D = 1, 4, 64
 CHUNK = 64
 OPS = ("delta_rule", "gated_delta_rule", "linear_attention", "mesa_net", "mesa_net_cg")
 MESA_CG_STEPS = 16
-FORMS = ("chunk", "recurrent", "fla_naive_chunk")
+# "chunk" is what a default call runs: for the delta rules' forward on a CPU that is the compiled
+# kernel of attnlab.ops.native where it builds; "pytorch_chunk" is the same chunk form in PyTorch ops
+FORMS = ("chunk", "pytorch_chunk", "recurrent", "fla_naive_chunk")
 GPU_FORMS = FORMS + ("fla_chunk",)
 
 
@@ -123,6 +127,10 @@ def make_call(op: str, form: str, T: int, backward: bool = False, device: str = 
 
     q, k, v, beta, gate = _inputs(T, device=device)
     backend = "torch"
+    if form == "pytorch_chunk":
+        if op not in ("delta_rule", "gated_delta_rule") or backward:  # elsewhere it is the chunk form itself
+            return None
+        form, backend = "chunk", "pytorch"
     if form == "fla_chunk":
         from ..ops.fla_backend import fla_unavailable_reason
 
@@ -235,6 +243,16 @@ def device_name(device: str) -> str:
     return f"CPU, {torch.get_num_threads()} threads"
 
 
+def delta_chunk_engine(device: str) -> str:
+    """What the delta rules' ``chunk`` rows ran on: the native kernel, or PyTorch and why."""
+    from ..ops import native
+
+    if device != "cpu":
+        return "pytorch"
+    why = native.unavailable_reason()
+    return "native" if why is None else f"pytorch ({why})"
+
+
 def run_bench(ops=OPS, Ts=(1024, 4096, 16384), forms=None, reps: int = 5, backward: bool = False,
               progress: Callable[[str], None] | None = None, device: str = "cpu") -> dict:
     if device not in ("cpu", "cuda"):
@@ -255,7 +273,8 @@ def run_bench(ops=OPS, Ts=(1024, 4096, 16384), forms=None, reps: int = 5, backwa
                     rows.append(r)
     return {"matmul_gflops": mm, "setting": {"B": B, "H": H, "D": D, "chunk": CHUNK, "dtype": "float32",
                                              "threads": torch.get_num_threads(), "backward": backward,
-                                             "device": device_name(device)},
+                                             "device": device_name(device),
+                                             "delta_chunk": delta_chunk_engine(device)},
             "rows": rows}
 
 
@@ -264,7 +283,8 @@ def markdown(result: dict) -> str:
     where = s.get("device", f"{s['threads']} threads")
     lines = [f"Setting: B={s['B']}, H={s['H']}, D={s['D']}, chunk {s['chunk']}, {s['dtype']}, {where}, "
              f"{'forward + backward' if s['backward'] else 'forward'}; float32 matmul rate measured in the same run: "
-             f"**{result['matmul_gflops']:.1f} GFLOP/s**.", "",
+             f"**{result['matmul_gflops']:.1f} GFLOP/s**. Delta-rule `chunk` rows ran on: "
+             f"{s.get('delta_chunk', 'pytorch')}.", "",
              "| op | T | form | median (ms) | GFLOP/s | % of matmul | peak mem (MB) | speed-up of chunk |",
              "|---|---|---|---|---|---|---|---|"]
     by = {(r["op"], r["T"], r["form"]): r for r in result["rows"]}

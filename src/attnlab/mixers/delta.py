@@ -36,8 +36,10 @@ class _DeltaFamily(Mixer):
         output_norm: RMS-normalise each head's output (default True).
         output_gate: multiply by ``silu(W_g x)`` after the norm.
         chunk_size: chunk length of the chunkwise form.
-        backend: ``"torch"`` (default), ``"fla"`` or ``"auto"`` — flash-linear-attention's Triton
-            kernels on a GPU (DeltaNet and Gated DeltaNet only; see :mod:`attnlab.ops.fla_backend`).
+        backend: ``"torch"`` (default: attnlab's forms; a no-grad CPU forward runs in the compiled
+            kernel of :mod:`attnlab.ops.native` where it builds), ``"native"``, ``"pytorch"``, ``"fla"``
+            or ``"auto"`` — flash-linear-attention's Triton kernels on a GPU (DeltaNet and Gated
+            DeltaNet only; see :func:`attnlab.ops.gated_delta_rule`).
     """
 
     gated = False

@@ -28,6 +28,7 @@ import warnings
 import torch
 
 from ..checks import acc, all_finite, check_choice, check_positive_int, check_qkv, check_state, check_step_qkv, check_tensor
+from . import native
 from .chunking import chunk_length
 from .decay import MODES, check_log_decay
 from .fla_backend import fla_chunk, resolve_backend
@@ -63,12 +64,12 @@ def _check_stability_from_gram(kk: torch.Tensor, beta: torch.Tensor) -> None:
             _warn_blow_up(worst)
 
 
-def _warn_blow_up(worst: float) -> None:
+def _warn_blow_up(worst: float, stacklevel: int = 4) -> None:
     warnings.warn(
         f"delta rule: max β‖k‖² = {worst:.3g} > {CONTRACTIVE_LIMIT:g}, so I − β k kᵀ is expansive and the state "
         "can blow up; L2-normalise the keys (the mixers' default) or keep β in (0, 2/‖k‖²)",
         DeltaRuleBlowUpWarning,
-        stacklevel=4,
+        stacklevel=stacklevel,
     )
 
 
@@ -209,9 +210,12 @@ def gated_delta_rule(
     ``output_final_state``). Warns with :class:`DeltaRuleBlowUpWarning` when ``β‖k‖² > 2`` somewhere
     and raises ``FloatingPointError`` instead of returning NaN/Inf.
 
-    ``backend``: ``"torch"`` (default: attnlab's own forms, on any device), ``"fla"``
-    (flash-linear-attention's Triton chunk kernel; CUDA, ``mode="chunk"``, ``chunk_size=64``) or
-    ``"auto"`` (fla where it can run, else torch). See :mod:`attnlab.ops.fla_backend`.
+    ``backend``: ``"torch"`` (default: attnlab's own forms, on any device; a chunk-form call on the
+    CPU in float32 that needs no gradient runs in the compiled kernel of :mod:`attnlab.ops.native`
+    when it is available), ``"native"`` (that kernel, or a ``ValueError`` saying why it cannot run),
+    ``"pytorch"`` (PyTorch ops only), ``"fla"`` (flash-linear-attention's Triton chunk kernel; CUDA,
+    ``mode="chunk"``, ``chunk_size=64``) or ``"auto"`` (fla where it can run, else ``"torch"``).
+    See :mod:`attnlab.ops.fla_backend`.
     """
     b, t, h, dk, dv = check_qkv(q, k, v)
     check_choice("mode", mode, MODES)
@@ -222,9 +226,20 @@ def gated_delta_rule(
     scale = dk**-0.5 if scale is None else float(scale)
     needs_grad = torch.is_grad_enabled() and any(
         x is not None and x.requires_grad for x in (q, k, v, g, beta, initial_state))
-    if resolve_backend(backend, q, mode, needs_grad, chunk_size) == "fla":
+    which = resolve_backend(backend, q, mode, needs_grad, chunk_size)
+    if which in ("torch", "native"):
+        why = native.eligibility(q, k, v, g, beta, initial_state, mode=mode, needs_grad=needs_grad)
+        if which == "native" and why:
+            raise ValueError(f"backend='native': {why}")
+        which = "native" if why is None else "pytorch"
+    if which == "fla":
         _check_stability(k, beta)
         o, S = fla_chunk(q, k, v, g, beta, scale=scale, initial_state=initial_state)
+    elif which == "native":
+        o, S, worst = native.delta_chunk(q, k, v, g, beta, scale=scale, chunk_size=chunk_size,
+                                         initial_state=initial_state)
+        if worst > CONTRACTIVE_LIMIT:
+            _warn_blow_up(worst, stacklevel=3)
     elif mode == "recurrent":
         _check_stability(k, beta)
         o, S = _recurrent(q, k, v, beta, g, scale, initial_state)

@@ -23,7 +23,10 @@ import torch
 
 from ..checks import check_choice
 
-BACKENDS = ("torch", "fla", "auto")
+# "torch": attnlab's own forms (the compiled CPU kernel of attnlab.ops.native for the forward calls it
+# can run, PyTorch otherwise); "native": that kernel or an error; "pytorch": PyTorch ops only
+BACKENDS = ("torch", "native", "pytorch", "fla", "auto")
+OWN = ("torch", "native", "pytorch")
 
 
 @functools.cache
@@ -67,9 +70,10 @@ def fla_unavailable_reason(x: torch.Tensor, mode: str, needs_grad: bool = False,
 
 
 def resolve_backend(backend: str, x: torch.Tensor, mode: str, needs_grad: bool = False, chunk_size: int = 64) -> str:
-    """``"torch"`` or ``"fla"``: ``auto`` takes fla where it can run; ``fla`` raises where it cannot."""
-    if check_choice("backend", backend, BACKENDS) == "torch":
-        return "torch"
+    """``"fla"`` or one of attnlab's own backends: ``auto`` takes fla where it can run (else ``"torch"``);
+    ``fla`` raises where it cannot; the others are returned as they are."""
+    if check_choice("backend", backend, BACKENDS) in OWN:
+        return backend
     why = fla_unavailable_reason(x, mode, needs_grad, chunk_size)
     if why is None:
         return "fla"

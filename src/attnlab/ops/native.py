@@ -1,0 +1,168 @@
+"""A compiled CPU kernel for the chunkwise (gated) delta rule forward (``csrc/delta_chunk.c``).
+
+On two CPU cores the PyTorch chunk form spends most of its time between small products: Python
+dispatch, a 64-step state pass of ``[b·h, 64, 64]`` matmuls that BLAS runs at a fraction of its rate,
+and a blocked triangular inverse made of many tiny matmuls (``docs/benchmarks.md``). The C kernel
+runs the same WY/UT algorithm with each (batch row, head) on one thread, its chunks in order and in
+cache, the products through the BLAS that torch itself links, and the triangular structure used
+(lower triangles by halves, forward substitution instead of an inverse).
+
+It is built on first use with the system C compiler (``$CC`` or ``cc``; well under a second) into
+``$ATTNLAB_CACHE_DIR`` or ``~/.cache/attnlab/native``, keyed by the source, the flags and the
+machine, and written atomically so that concurrent processes can share it. Forward only, float32,
+CPU, no autograd: :func:`attnlab.ops.gated_delta_rule` uses it for exactly those calls when it is
+available (``backend="torch"``, the default), ``backend="native"`` requires it and
+``backend="pytorch"`` never uses it. ``ATTNLAB_NATIVE=0`` turns it off everywhere. Where it cannot be
+built or loaded (no compiler, a torch without an exported ``sgemm_``, not Linux, or no OpenMP in
+torch), :func:`unavailable_reason` says why and everything runs in PyTorch.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import pathlib
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+
+import torch
+
+from .chunking import chunk_length
+
+SOURCE = pathlib.Path(__file__).with_name("csrc") / "delta_chunk.c"
+FLAGS = ("-O3", "-fno-math-errno", "-fopenmp", "-shared", "-fPIC")
+# -march=native first; a compiler that refuses it gets the portable build
+ARCH_FLAGS = (("-march=native",), ())
+_lock = threading.Lock()
+_state: dict = {}
+
+
+def cache_dir() -> pathlib.Path:
+    root = os.environ.get("ATTNLAB_CACHE_DIR")
+    if root:
+        return pathlib.Path(root) / "native"
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return pathlib.Path(base) / "attnlab" / "native"
+
+
+def _torch_lib() -> ctypes.CDLL:
+    name = {"linux": "libtorch_cpu.so"}.get(sys.platform, "")
+    return ctypes.CDLL(str(pathlib.Path(torch.__file__).parent / "lib" / name))
+
+
+def _blas_sgemm() -> int | str:
+    """Address of the Fortran ``sgemm_`` that torch links, or why there is none."""
+    try:
+        return ctypes.cast(_torch_lib().sgemm_, ctypes.c_void_p).value
+    except (OSError, AttributeError) as e:
+        return f"torch exports no BLAS sgemm_ here ({type(e).__name__}: {e})"
+
+
+def _compile(cc: str) -> pathlib.Path | str:
+    src = SOURCE.read_bytes()
+    errors = []
+    for arch in ARCH_FLAGS:
+        flags = FLAGS + arch
+        key = hashlib.sha256(src + " ".join((cc, *flags, platform.machine(), platform.node())).encode()).hexdigest()[:16]
+        out = cache_dir() / f"delta_chunk-{key}.so"
+        if out.exists():
+            return out
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
+        os.close(fd)
+        try:
+            r = subprocess.run([cc, *flags, "-o", tmp, str(SOURCE), "-lm"], capture_output=True, text=True, timeout=120)
+            if r.returncode == 0:
+                os.replace(tmp, out)  # atomic: a concurrent build writes the same bytes
+                return out
+            errors.append(r.stderr.strip().splitlines()[-1:] or [f"exit {r.returncode}"])
+        except (OSError, subprocess.SubprocessError) as e:
+            errors.append([str(e)])
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    return f"the C compiler {cc!r} could not build {SOURCE.name}: {errors[-1][0]}"
+
+
+def _load() -> dict:
+    """Build (once per process) and load the kernel; ``{"fn": …, "sgemm": …}`` or ``{"why": …}``."""
+    if os.environ.get("ATTNLAB_NATIVE", "1").strip().lower() in ("0", "false", "no", "off"):
+        return {"why": "the native kernel is turned off (ATTNLAB_NATIVE=0)"}
+    if not sys.platform.startswith("linux"):
+        return {"why": f"the native kernel is built on Linux only, this is {sys.platform}"}
+    if "OpenMP" not in torch.__config__.parallel_info():
+        return {"why": "this torch does not use OpenMP, which the native kernel shares with it"}
+    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if not cc:
+        return {"why": "no C compiler (cc, gcc or $CC) to build the native kernel"}
+    sgemm = _blas_sgemm()
+    if isinstance(sgemm, str):
+        return {"why": sgemm}
+    path = _compile(cc)
+    if isinstance(path, str):
+        return {"why": path}
+    lib = ctypes.CDLL(str(path))
+    fn = lib.attnlab_delta_chunk_fwd
+    p, i = ctypes.c_void_p, ctypes.c_int
+    fn.argtypes = [p] * 7 + [i] * 6 + [ctypes.c_float, i, p, ctypes.POINTER(ctypes.c_float)]
+    fn.restype = i
+    return {"fn": fn, "sgemm": sgemm, "path": path}
+
+
+def _kernel() -> dict:
+    with _lock:
+        if not _state:
+            _state.update(_load())
+        return _state
+
+
+def unavailable_reason() -> str | None:
+    """Why the native kernel cannot run in this process (None when it can); builds it on first call."""
+    return _kernel().get("why")
+
+
+def eligibility(q: torch.Tensor, *tensors: torch.Tensor | None, mode: str, needs_grad: bool) -> str | None:
+    """Why this call cannot use the native kernel (None when it can)."""
+    if mode != "chunk":
+        return f"the native kernel runs the chunk form only, got mode={mode!r}"
+    if needs_grad:
+        return "the native kernel has no backward pass; a call that needs gradients runs in PyTorch"
+    for x in (q, *tensors):
+        if x is not None and x.device.type != "cpu":
+            return f"the native kernel runs on the CPU, got a tensor on {x.device}"
+        if x is not None and x.dtype == torch.float64:
+            return "the native kernel computes in float32; float64 inputs run in PyTorch (in float64)"
+    return unavailable_reason()
+
+
+def _f32(x: torch.Tensor) -> torch.Tensor:
+    return x.detach().to(torch.float32).contiguous()
+
+
+def delta_chunk(q, k, v, g, beta, *, scale: float, chunk_size: int, initial_state=None):
+    """``(o [b, t, h, d_v] float32, S [b, h, d_k, d_v] float32, max β‖k‖²)`` — the chunk form in C.
+
+    Inputs as for :func:`attnlab.ops.gated_delta_rule` (already checked); call only after
+    :func:`eligibility` returned None.
+    """
+    kern = _kernel()
+    b, t, h, dk = q.shape
+    chunk_size = chunk_length(chunk_size, t)
+    dv = v.shape[-1]
+    q, k, v, beta = (_f32(x) for x in (q, k, v, beta))
+    g = None if g is None else _f32(g)
+    o = torch.empty(b, t, h, dv)
+    S = torch.zeros(b * h, dk, dv) if initial_state is None else _f32(initial_state).reshape(b * h, dk, dv).clone()
+    worst = ctypes.c_float(0.0)
+    threads = max(1, min(torch.get_num_threads(), b * h))
+    rc = kern["fn"](q.data_ptr(), k.data_ptr(), v.data_ptr(), beta.data_ptr(), None if g is None else g.data_ptr(),
+                    o.data_ptr(), S.data_ptr(), b, t, h, dk, dv, chunk_size, scale, threads, kern["sgemm"],
+                    ctypes.byref(worst))
+    if rc:
+        raise MemoryError("native delta-rule kernel: a thread could not allocate its chunk workspace")
+    return o, S.reshape(b, h, dk, dv), worst.value

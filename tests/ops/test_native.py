@@ -1,0 +1,165 @@
+"""The compiled CPU kernel of the delta rules (attnlab.ops.native) against the recurrence and the PyTorch chunk form."""
+
+import shutil
+import subprocess
+import sys
+import warnings
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from attnlab.ops import native
+from attnlab.ops.delta import DeltaRuleBlowUpWarning, delta_rule, gated_delta_rule
+from tests.helpers import assert_close, delta_inputs
+
+BUILDABLE = sys.platform.startswith("linux") and shutil.which("cc") is not None
+needs_native = pytest.mark.skipif(native.unavailable_reason() is not None,
+                                  reason=f"native kernel unavailable: {native.unavailable_reason()}")
+
+
+@pytest.mark.skipif(not BUILDABLE, reason="no C compiler on Linux here")
+def test_kernel_builds_on_a_linux_machine_with_a_compiler():
+    # CI runs on such a machine: an unbuildable kernel would otherwise hide behind skips
+    assert native.unavailable_reason() is None, native.unavailable_reason()
+    assert native._kernel()["path"].exists()
+
+
+def _forms(q, k, v, g, beta, chunk, S0):
+    with torch.no_grad():
+        kw = dict(chunk_size=chunk, initial_state=S0, output_final_state=True)
+        return (gated_delta_rule(q, k, v, g, beta, backend="native", **kw),
+                gated_delta_rule(q, k, v, g, beta, backend="pytorch", **kw),
+                gated_delta_rule(q, k, v, g, beta, mode="recurrent", **kw))
+
+
+@needs_native
+@settings(max_examples=40, deadline=None)
+@given(b=st.integers(1, 2), t=st.integers(1, 150), h=st.integers(1, 3), dk=st.integers(1, 9), dv=st.integers(1, 7),
+       chunk=st.sampled_from([1, 3, 16, 64]), gated=st.booleans(), init=st.booleans())
+def test_native_equals_recurrent_and_pytorch_chunk(b, t, h, dk, dv, chunk, gated, init):
+    q, k, v, beta, g = delta_inputs(b, t, h, dk, dv)
+    S0 = torch.randn(b, h, dk, dv) if init else None
+    (o1, S1), (o2, S2), (o3, S3) = _forms(q, k, v, g if gated else None, beta, chunk, S0)
+    assert_close("o native vs recurrent", o1, o3)
+    assert_close("S native vs recurrent", S1, S3)
+    assert_close("o native vs pytorch chunk", o1, o2)
+    assert_close("S native vs pytorch chunk", S1, S2)
+
+
+@needs_native
+@pytest.mark.parametrize("gated", [False, True])
+def test_native_at_benchmark_shape_to_float32_precision(gated):
+    gen = torch.Generator().manual_seed(3)
+    q, v = (torch.randn(1, 1000, 4, 64, generator=gen) for _ in range(2))
+    k = F.normalize(torch.randn(1, 1000, 4, 64, generator=gen), dim=-1)
+    beta = torch.rand(1, 1000, 4, generator=gen)
+    g = F.logsigmoid(torch.randn(1, 1000, 4, generator=gen) + 4) if gated else None
+    (o1, S1), _, (o3, S3) = _forms(q, k, v, g, beta, 64, None)
+    assert float((o1 - o3).norm() / o3.norm()) < 1e-5
+    assert float((S1 - S3).norm() / S3.norm()) < 1e-5
+
+
+@needs_native
+def test_default_backend_uses_native_only_without_gradients(monkeypatch):
+    q, k, v, beta, g = delta_inputs(1, 20, 2, 4, 4)
+    calls = []
+    real = native.delta_chunk
+    monkeypatch.setattr(native, "delta_chunk", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    with torch.no_grad():
+        delta_rule(q, k, v, beta)
+    assert calls == [1]
+    o = delta_rule(q.requires_grad_(True), k, v, beta)  # autograd: the PyTorch chunk form
+    assert calls == [1] and o.grad_fn is not None
+    with torch.no_grad():
+        delta_rule(q.double(), k.double(), v.double(), beta.double())  # float64 stays in PyTorch
+        delta_rule(q, k, v, beta, backend="pytorch")
+        delta_rule(q, k, v, beta, mode="recurrent")
+    assert calls == [1]
+
+
+@needs_native
+def test_low_precision_inputs_compute_in_float32_and_return_their_dtype():
+    q, k, v, beta, g = delta_inputs(1, 70, 2, 8, 8)
+    with torch.no_grad():
+        o16 = gated_delta_rule(*(x.bfloat16() for x in (q, k, v)), g, beta.bfloat16(), backend="native")
+        o32 = gated_delta_rule(*(x.bfloat16().float() for x in (q, k, v)), g, beta.bfloat16().float(),
+                               backend="pytorch")
+    assert o16.dtype == torch.bfloat16
+    assert_close("o", o16.float(), o32, ratio=1e-2)
+
+
+@needs_native
+def test_non_contiguous_inputs():
+    q, k, v, beta, g = delta_inputs(2, 33, 3, 5, 4)
+    qt = q.transpose(0, 1).contiguous().transpose(0, 1)  # same values, other strides
+    assert not qt.is_contiguous()
+    with torch.no_grad():
+        assert_close("o", delta_rule(qt, k, v, beta, backend="native"), delta_rule(q, k, v, beta, backend="pytorch"))
+
+
+@needs_native
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_thread_counts_agree_and_leave_torch_threads_alone(threads):
+    q, k, v, beta, g = delta_inputs(2, 50, 3, 6, 5)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with torch.no_grad():
+            o = gated_delta_rule(q, k, v, g, beta, backend="native")
+        assert torch.get_num_threads() == threads
+    finally:
+        torch.set_num_threads(before)
+    with torch.no_grad():
+        assert_close("o", o, gated_delta_rule(q, k, v, g, beta, mode="recurrent"))
+
+
+@needs_native
+def test_blow_up_is_reported_by_the_kernel_too():
+    gen = torch.Generator().manual_seed(0)
+    q, v = torch.randn(1, 400, 1, 8, generator=gen), torch.randn(1, 400, 1, 8, generator=gen)
+    k = torch.randn(1, 400, 1, 8, generator=gen) * 3  # ‖k‖² ≈ 72: β‖k‖² ≫ 2
+    beta = torch.ones(1, 400, 1)
+    with pytest.warns(DeltaRuleBlowUpWarning, match="L2-normalise the keys"):
+        with pytest.raises(FloatingPointError, match="blew up"):
+            delta_rule(q, k, v, beta, backend="native")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        delta_rule(q, F.normalize(k, dim=-1), v, beta, backend="native")
+
+
+def test_native_backend_says_why_it_cannot_run():
+    q, k, v, beta, g = delta_inputs(1, 8, 1, 4, 4)
+    with pytest.raises(ValueError, match="backend='native': the native kernel runs the chunk form only"):
+        delta_rule(q, k, v, beta, mode="recurrent", backend="native")
+    with pytest.raises(ValueError, match="backend='native': the native kernel has no backward pass"):
+        delta_rule(q.requires_grad_(True), k, v, beta, backend="native")
+    with pytest.raises(ValueError, match="float64 inputs run in PyTorch"):
+        with torch.no_grad():
+            delta_rule(q.double(), k.double(), v.double(), beta.double(), backend="native")
+
+
+@pytest.mark.skipif(not BUILDABLE, reason="no C compiler on Linux here")
+def test_switch_off_and_missing_compiler_fall_back_with_a_reason(tmp_path):
+    code = ("import torch; from attnlab.ops import native, delta_rule; from tests.helpers import delta_inputs;"
+            "print(native.unavailable_reason()); q, k, v, b, g = delta_inputs(1, 9, 1, 4, 4);"
+            "print(delta_rule(q, k, v, b).shape)")
+    base = {"PATH": "/nonexistent", "ATTNLAB_CACHE_DIR": str(tmp_path), "HOME": str(tmp_path)}
+    for env, expect in (({"ATTNLAB_NATIVE": "0"}, "turned off (ATTNLAB_NATIVE=0)"),
+                        ({"CC": str(tmp_path / "no-such-cc")}, "could not build")):
+        r = subprocess.run([sys.executable, "-c", code], env=base | env, capture_output=True, text=True, cwd=".")
+        assert r.returncode == 0, r.stderr
+        assert expect in r.stdout and "torch.Size([1, 9, 1, 4])" in r.stdout
+
+
+@pytest.mark.skipif(not BUILDABLE, reason="no C compiler on Linux here")
+def test_build_is_cached_by_source_flags_and_machine(tmp_path):
+    code = "from attnlab.ops import native; print(native.unavailable_reason(), native._kernel()['path'])"
+    env = {"PATH": "/usr/bin:/bin", "ATTNLAB_CACHE_DIR": str(tmp_path), "HOME": str(tmp_path)}
+    outs = [subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True).stdout.split()
+            for _ in range(2)]
+    assert outs[0] == outs[1] and outs[0][0] == "None"
+    built = list((tmp_path / "native").glob("delta_chunk-*.so"))
+    assert [str(p) for p in built] == [outs[0][1]]  # one build, reused
