@@ -1,6 +1,7 @@
 """The ledger's registry, runner, cache and JSON contract."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -135,6 +136,9 @@ def test_cache_key_covers_the_library_but_not_other_experiments():
     assert k1 != runner.claim_key(REGISTRY["C2"], Budget.get("full"))
     assert k1 != runner.claim_key(registry.Claim("C2", "", "", code="edited"), b)
     assert k1 == runner.claim_key(REGISTRY["C2"], b) and k2  # stable within a process
+    # the compiled kernels' C sources count as library code: editing one reruns the claims
+    assert runner.source_hash(lambda rel: rel.suffix == ".c") != runner.source_hash(lambda rel: False)
+    assert runner._experiment_may_call(Path("ops/csrc/delta_chunk.c"))
 
 
 def test_each_claim_records_when_and_where_it_ran(tmp_path, fake_claims):

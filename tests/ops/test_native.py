@@ -163,3 +163,14 @@ def test_build_is_cached_by_source_flags_and_machine(tmp_path):
     assert outs[0] == outs[1] and outs[0][0] == "None"
     built = list((tmp_path / "native").glob("delta_chunk-*.so"))
     assert [str(p) for p in built] == [outs[0][1]]  # one build, reused
+
+
+@needs_native
+@pytest.mark.parametrize("scale", [0.01, 1.0, 30.0])
+def test_weak_to_crushing_decay(scale):
+    """The kernel's own exp must match torch's from g ≈ 0 to decays that underflow within a chunk."""
+    q, k, v, beta, _ = delta_inputs(1, 130, 2, 8, 8, seed=5)
+    g = -scale * torch.rand(1, 130, 2, generator=torch.Generator().manual_seed(6))
+    (o1, S1), _, (o3, S3) = _forms(q, k, v, g, beta, 64, torch.randn(1, 2, 8, 8))
+    assert_close("o", o3, o1, ratio=2e-6)
+    assert_close("S", S3, S1, ratio=2e-6)

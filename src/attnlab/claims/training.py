@@ -25,10 +25,11 @@ def set_run_root(path: Path) -> None:
 
 
 def source_hash(keep: Callable[[Path], bool]) -> str:
-    """SHA-256 of attnlab's ``.py`` files whose path relative to the package passes ``keep``."""
+    """SHA-256 of attnlab's source files (``.py``, and the ``.c`` of compiled kernels) whose path
+    relative to the package passes ``keep``."""
     root = Path(attnlab.__file__).resolve().parent
     h = hashlib.sha256()
-    for f in sorted(root.rglob("*.py")):
+    for f in sorted([*root.rglob("*.py"), *root.rglob("*.c")]):
         rel = f.relative_to(root)
         if keep(rel):
             h.update(str(rel).encode())

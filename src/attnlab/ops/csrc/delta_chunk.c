@@ -27,6 +27,28 @@ static void gemm(sgemm_t f, int ta, int tb, int M, int N, int K, float alpha, co
     f(cb, ca, &N, &M, &K, &alpha, B, &ldb, A, &lda, &beta, C, &ldc);
 }
 
+
+/* e^x for x <= 0 (the in-chunk decays), to ~1 ulp: x = n ln2 + r with |r| <= ln2 / 2, a degree-7
+   Taylor polynomial in r, times 2^n built from the exponent bits. Branch-free so that the loops over
+   it vectorise (libm's expf does not without -ffast-math); below -87.3 it returns ~1e-38, not 0. */
+static inline float exp_le0(float x) {
+    x = x < -87.3f ? -87.3f : x;
+    const float n = __builtin_floorf(x * 1.44269504f + 0.5f);
+    const float r = (x - n * 0.693145751953125f) - n * 1.4286068203094173e-06f;
+    float p = 1.f / 5040.f;
+    p = p * r + 1.f / 720.f;
+    p = p * r + 1.f / 120.f;
+    p = p * r + 1.f / 24.f;
+    p = p * r + 1.f / 6.f;
+    p = p * r + 0.5f;
+    p = p * r + 1.f;
+    p = p * r + 1.f;
+    const int bits = ((int)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+
 #define LEAF 16
 
 typedef struct {
@@ -74,7 +96,7 @@ static float head(const job_t *J, int bh, float *ws) {
             if (g) {
                 const float Gi = G[i];
                 #pragma omp simd
-                for (int j = 0; j <= i; j++) E[j] = expf(Gi - G[j]);
+                for (int j = 0; j <= i; j++) E[j] = exp_le0(Gi - G[j]);
                 #pragma omp simd
                 for (int j = 0; j < i; j++) ai[j] *= bi_ * E[j];
                 #pragma omp simd
@@ -87,7 +109,7 @@ static float head(const job_t *J, int bh, float *ws) {
         }
         /* X = (I + A)^-1 diag(beta) [gamma K | V] by blocked forward substitution */
         for (int i = 0; i < c; i++) {
-            const float bi_ = bc[(size_t)i * h], s = g ? bi_ * expf(G[i]) : bi_;
+            const float bi_ = bc[(size_t)i * h], s = g ? bi_ * exp_le0(G[i]) : bi_;
             float *x = X + (size_t)i * lx;
             const float *ki = kc + (size_t)i * lk, *vi = vc + (size_t)i * lv;
             #pragma omp simd
@@ -115,7 +137,7 @@ static float head(const job_t *J, int bh, float *ws) {
         gemm(f, 0, 0, c, dv, dk, J->scale, qc, lk, S, dv, 0.f, oc, lv);
         if (g)
             for (int i = 0; i < c; i++) {
-                const float gi = expf(G[i]);
+                const float gi = exp_le0(G[i]);
                 float *oi = oc + (size_t)i * lv;
                 #pragma omp simd
                 for (int j = 0; j < dv; j++) oi[j] *= gi;
@@ -124,11 +146,11 @@ static float head(const job_t *J, int bh, float *ws) {
         gemm(f, 0, 0, c - m, dv, c - m, J->scale, P + (size_t)m * C + m, C, Vn + (size_t)m * dv, dv, 1.f, oc + (size_t)m * lv, lv);
         /* S = gamma_c S + (K o exp(G_c - G))^T V_new */
         if (g) {
-            const float Gc = G[c - 1], gc = expf(Gc);
+            const float Gc = G[c - 1], gc = exp_le0(Gc);
             #pragma omp simd
             for (int i = 0; i < dk * dv; i++) S[i] *= gc;
             for (int i = 0; i < c; i++) {
-                const float s = expf(Gc - G[i]);
+                const float s = exp_le0(Gc - G[i]);
                 float *vi = Vn + (size_t)i * dv;
                 #pragma omp simd
                 for (int j = 0; j < dv; j++) vi[j] *= s;
