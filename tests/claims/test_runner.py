@@ -155,6 +155,7 @@ def test_each_claim_records_when_and_where_it_ran(tmp_path, fake_claims):
         env = c["environment"]
         assert env["attnlab"] == __version__ and env["torch"] == torch.__version__
         assert env["threads"] == torch.get_num_threads() and env["cpus"] >= 1
+        assert env["delta_chunk_cpu"] == "native" or env["delta_chunk_cpu"].startswith("pytorch (")
     (tmp_path / "claims.json").write_text(json.dumps({"budget": "quick", "claims": [
         {**c, "finished": "2000-01-01T00:00:00Z"} for c in first.values()]}))
     again = run_claims(["Z1"], Budget.get("quick"), tmp_path)

@@ -247,10 +247,7 @@ def delta_chunk_engine(device: str) -> str:
     """What the delta rules' ``chunk`` rows ran on: the native kernel, or PyTorch and why."""
     from ..ops import native
 
-    if device != "cpu":
-        return "pytorch"
-    why = native.unavailable_reason()
-    return "native" if why is None else f"pytorch ({why})"
+    return native.engine() if device == "cpu" else "pytorch"
 
 
 def run_bench(ops=OPS, Ts=(1024, 4096, 16384), forms=None, reps: int = 5, backward: bool = False,

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from .. import __version__
+from ..ops import native
 
 
 def now_utc() -> str:
@@ -45,4 +46,6 @@ def environment() -> dict:
     return {"attnlab": __version__, "commit": git_commit(), "torch": torch.__version__,
             "python": platform.python_version(), "platform": platform.platform(terse=True),
             "cpus": os.cpu_count(), "threads": torch.get_num_threads(),
-            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "delta_chunk_cpu": native.engine()}
+

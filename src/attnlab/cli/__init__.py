@@ -7,6 +7,7 @@ import typer
 from .. import __version__
 from . import bench, theory
 from .analyze import analyze_cmd
+from .info import info_cmd
 from .reproduce import reproduce
 from .suite import suite_cmd
 from .train import sweep_cmd, train_cmd
@@ -26,6 +27,7 @@ app.command("train")(train_cmd)
 app.command("sweep")(sweep_cmd)
 app.command("analyze")(analyze_cmd)
 app.command("suite")(suite_cmd)
+app.command("info")(info_cmd)
 
 
 def _version(value: bool) -> None:

@@ -126,6 +126,15 @@ def unavailable_reason() -> str | None:
     return _kernel().get("why")
 
 
+def engine() -> str:
+    """What a no-grad delta-rule chunk call on the CPU runs on here: ``"native"``, or ``"pytorch (why)"``.
+
+    Benchmarks and claim provenance record it: float32 results of the two differ in the last digits.
+    """
+    why = unavailable_reason()
+    return "native" if why is None else f"pytorch ({why})"
+
+
 def eligibility(q: torch.Tensor, *tensors: torch.Tensor | None, mode: str, needs_grad: bool) -> str | None:
     """Why this call cannot use the native kernel (None when it can)."""
     if mode != "chunk":

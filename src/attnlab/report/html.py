@@ -54,6 +54,7 @@ def _provenance(c: dict) -> str:
         parts.append(f"attnlab {env['attnlab']}" + (f" ({env['commit']})" if env.get("commit") else ""))
     parts += [f"torch {env['torch']}"] if env.get("torch") else []
     parts += [f"{env['threads']} threads"] if env.get("threads") else []
+    parts += ["native CPU delta kernel"] if env.get("delta_chunk_cpu") == "native" else []
     parts += [env["cuda"]] if env.get("cuda") else []
     return " · ".join(html.escape(str(p)) for p in parts if p)
 
