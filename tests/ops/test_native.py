@@ -147,8 +147,11 @@ def test_switch_off_and_missing_compiler_fall_back_with_a_reason(tmp_path):
             "print(native.unavailable_reason()); q, k, v, b, g = delta_inputs(1, 9, 1, 4, 4);"
             "print(delta_rule(q, k, v, b).shape)")
     base = {"PATH": "/nonexistent", "ATTNLAB_CACHE_DIR": str(tmp_path), "HOME": str(tmp_path)}
+    (tmp_path / "a-file").write_text("")
     for env, expect in (({"ATTNLAB_NATIVE": "0"}, "turned off (ATTNLAB_NATIVE=0)"),
-                        ({"CC": str(tmp_path / "no-such-cc")}, "could not build")):
+                        ({"CC": str(tmp_path / "no-such-cc")}, "could not build"),
+                        ({"CC": shutil.which("cc"), "ATTNLAB_CACHE_DIR": str(tmp_path / "a-file")},
+                         "could not be built or loaded")):  # the cache "directory" is a file
         r = subprocess.run([sys.executable, "-c", code], env=base | env, capture_output=True, text=True, cwd=".")
         assert r.returncode == 0, r.stderr
         assert expect in r.stdout and "torch.Size([1, 9, 1, 4])" in r.stdout

@@ -103,11 +103,13 @@ def _load() -> dict:
     sgemm = _blas_sgemm()
     if isinstance(sgemm, str):
         return {"why": sgemm}
-    path = _compile(cc)
-    if isinstance(path, str):
-        return {"why": path}
-    lib = ctypes.CDLL(str(path))
-    fn = lib.attnlab_delta_chunk_fwd
+    try:
+        path = _compile(cc)
+        if isinstance(path, str):
+            return {"why": path}
+        fn = ctypes.CDLL(str(path)).attnlab_delta_chunk_fwd
+    except (OSError, AttributeError) as e:  # an unwritable cache, a library that does not load
+        return {"why": f"the native kernel could not be built or loaded ({type(e).__name__}: {e})"}
     p, i = ctypes.c_void_p, ctypes.c_int
     fn.argtypes = [p] * 7 + [i] * 6 + [ctypes.c_float, i, p, ctypes.POINTER(ctypes.c_float)]
     fn.restype = i
