@@ -117,6 +117,11 @@ def test_report_says_when_and_with_what_each_claim_ran():
     assert "claims finished 2026-11-22 21:05 – 2026-11-23 00:41 UTC, 1 h 51 min of claim time" in page
     assert "finished 2026-11-22 21:05 UTC · attnlab 0.1.0 (abc123) · torch 2.13.0 · 2 threads" in page
     assert "0 s of claim time" in render_report(CLAIMS[1:], "quick")  # old ledgers without times still render
+    native_env = {**env, "delta_chunk_cpu": "native"}
+    page = render_report([{**CLAIMS[0], "finished": "2026-11-22T21:05:00Z", "environment": native_env}], "quick")
+    assert "2 threads · native CPU delta kernel" in page
+    assert "native CPU delta kernel" not in render_report(
+        [{**CLAIMS[0], "environment": {**env, "delta_chunk_cpu": "pytorch (no C compiler)"}}], "quick")
 
 
 def test_seed_figures_draw_on_a_named_axis():
