@@ -177,3 +177,13 @@ def test_weak_to_crushing_decay(scale):
     (o1, S1), _, (o3, S3) = _forms(q, k, v, g, beta, 64, torch.randn(1, 2, 8, 8))
     assert_close("o", o3, o1, ratio=2e-6)
     assert_close("S", S3, S1, ratio=2e-6)
+
+
+@pytest.mark.skipif(not BUILDABLE, reason="no C compiler on Linux here")
+def test_unwritable_home_cache_falls_back_to_a_temp_folder(tmp_path, monkeypatch):
+    (tmp_path / "file").write_text("")
+    monkeypatch.delenv("ATTNLAB_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "file"))  # cannot hold a folder
+    assert native.cache_dir().name.startswith("attnlab-native-")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert native.cache_dir() == tmp_path / "attnlab" / "native"

@@ -43,11 +43,20 @@ _state: dict = {}
 
 
 def cache_dir() -> pathlib.Path:
+    """``$ATTNLAB_CACHE_DIR/native`` if set; else the user cache, or a per-user temp folder where
+    that cannot be written (a read-only home on a CI runner)."""
     root = os.environ.get("ATTNLAB_CACHE_DIR")
     if root:
         return pathlib.Path(root) / "native"
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return pathlib.Path(base) / "attnlab" / "native"
+    home = pathlib.Path(base) / "attnlab" / "native"
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        if os.access(home, os.W_OK):
+            return home
+    except OSError:
+        pass
+    return pathlib.Path(tempfile.gettempdir()) / f"attnlab-native-{os.getuid()}"
 
 
 def _torch_lib() -> ctypes.CDLL:
