@@ -23,6 +23,9 @@ def test_bench_ops_json_schema(tmp_path):
         assert row["median_s"] > 0 and row["gflops"] > 0
     assert "| delta_rule | 100 | chunk |" in md.read_text()
     assert data["setting"]["delta_chunk"].startswith(("native", "pytorch"))
+    from attnlab.bench.ops import delta_chunk_engine
+
+    assert delta_chunk_engine("cpu", backward=True).startswith("pytorch (")  # gradients never run natively
 
 
 def test_bench_errors():

@@ -243,10 +243,12 @@ def device_name(device: str) -> str:
     return f"CPU, {torch.get_num_threads()} threads"
 
 
-def delta_chunk_engine(device: str) -> str:
+def delta_chunk_engine(device: str, backward: bool = False) -> str:
     """What the delta rules' ``chunk`` rows ran on: the native kernel, or PyTorch and why."""
     from ..ops import native
 
+    if backward:
+        return "pytorch (the native kernel is forward-only)"
     return native.engine() if device == "cpu" else "pytorch"
 
 
@@ -271,7 +273,7 @@ def run_bench(ops=OPS, Ts=(1024, 4096, 16384), forms=None, reps: int = 5, backwa
     return {"matmul_gflops": mm, "setting": {"B": B, "H": H, "D": D, "chunk": CHUNK, "dtype": "float32",
                                              "threads": torch.get_num_threads(), "backward": backward,
                                              "device": device_name(device),
-                                             "delta_chunk": delta_chunk_engine(device)},
+                                             "delta_chunk": delta_chunk_engine(device, backward)},
             "rows": rows}
 
 
