@@ -1,6 +1,7 @@
 """The ledger's registry, runner, cache and JSON contract."""
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -162,15 +163,18 @@ def test_each_claim_records_when_and_where_it_ran(tmp_path, fake_claims):
     assert again[0].cached and again[0].finished == "2000-01-01T00:00:00Z"  # a cached claim keeps its own time
 
 
+def test_git_commit_is_none_outside_a_checkout(tmp_path):
+    from attnlab.claims.provenance import git_commit
+
+    assert git_commit(tmp_path) is None  # not a checkout (an installed wheel)
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 def test_git_commit_names_the_checkout_and_marks_local_edits(tmp_path):
-    import shutil
     import subprocess
 
     from attnlab.claims.provenance import git_commit
 
-    assert git_commit(tmp_path) is None  # not a checkout (an installed wheel)
-    if shutil.which("git") is None:
-        pytest.skip("git is not installed")
     git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t"]
     subprocess.run(git[:3] + ["init", "-q"], check=True)
     (tmp_path / "f.txt").write_text("a")
