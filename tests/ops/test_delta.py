@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import strategies as st
 
+from attnlab.ops import native
 from attnlab.ops.delta import (
     DeltaRuleBlowUpWarning,
     delta_rule,
@@ -109,17 +110,19 @@ def test_implicit_matrix_reproduces_output():
     assert_close("A v", gated_delta_rule(q, k, v, g, beta), torch.einsum("bhts,bshd->bthd", A, v))
 
 
-def test_blow_up_is_reported_not_silent():
+@pytest.mark.parametrize("backend", ["pytorch", pytest.param("native", marks=pytest.mark.skipif(
+    native.unavailable_reason() is not None, reason="native kernel unavailable"))])
+def test_blow_up_is_reported_not_silent(backend):
     gen = torch.Generator().manual_seed(0)
     q, v = torch.randn(1, 400, 1, 8, generator=gen), torch.randn(1, 400, 1, 8, generator=gen)
     k = torch.randn(1, 400, 1, 8, generator=gen) * 3  # ‖k‖² ≈ 72: β‖k‖² ≫ 2
     beta = torch.ones(1, 400, 1)
     with pytest.warns(DeltaRuleBlowUpWarning, match="L2-normalise the keys"):
         with pytest.raises(FloatingPointError, match="blew up"):
-            delta_rule(q, k, v, beta)
+            delta_rule(q, k, v, beta, backend=backend)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # normalised keys: no warning at all
-        delta_rule(q, F.normalize(k, dim=-1), v, beta)
+        delta_rule(q, F.normalize(k, dim=-1), v, beta, backend=backend)
 
 
 def test_bad_input_errors():
