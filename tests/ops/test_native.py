@@ -23,7 +23,7 @@ needs_native = pytest.mark.skipif(native.unavailable_reason() is not None,
 def test_kernel_builds_on_a_linux_machine_with_a_compiler():
     # CI runs on such a machine: an unbuildable kernel would otherwise hide behind skips
     assert native.unavailable_reason() is None, native.unavailable_reason()
-    assert native._kernel()["path"].exists()
+    assert native.kernel_path().exists()
 
 
 def _forms(q, k, v, g, beta, chunk, S0):
@@ -144,7 +144,7 @@ def test_switch_off_and_missing_compiler_fall_back_with_a_reason(tmp_path):
 
 @pytest.mark.skipif(not BUILDABLE, reason="no C compiler on Linux here")
 def test_build_is_cached_by_source_flags_and_machine(tmp_path):
-    code = "from attnlab.ops import native; print(native.unavailable_reason(), native._kernel()['path'])"
+    code = "from attnlab.ops import native; print(native.unavailable_reason(), native.kernel_path())"
     env = {"PATH": "/usr/bin:/bin", "ATTNLAB_CACHE_DIR": str(tmp_path), "HOME": str(tmp_path)}
     outs = [subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True).stdout.split()
             for _ in range(2)]

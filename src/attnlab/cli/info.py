@@ -16,8 +16,8 @@ def info_cmd(as_json: bool = typer.Option(False, "--json", help="Print one JSON 
     from ..ops.fla_backend import fla_unavailable_reason
 
     env = dict(environment())
-    kern = native._kernel()
-    env["native_kernel"] = str(kern["path"]) if "path" in kern else None
+    path = native.kernel_path()
+    env["native_kernel"] = str(path) if path else None
     probe = torch.zeros(1, device="cuda" if torch.cuda.is_available() else "cpu")
     env["fla_backend"] = fla_unavailable_reason(probe, "chunk") or "available"
     if as_json:

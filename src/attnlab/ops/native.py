@@ -59,26 +59,22 @@ def cache_dir() -> pathlib.Path:
     return pathlib.Path(tempfile.gettempdir()) / f"attnlab-native-{os.getuid()}"
 
 
-def _torch_lib() -> ctypes.CDLL:
-    name = {"linux": "libtorch_cpu.so"}.get(sys.platform, "")
-    return ctypes.CDLL(str(pathlib.Path(torch.__file__).parent / "lib" / name))
-
-
 def _blas_sgemm() -> int | str:
     """Address of the Fortran ``sgemm_`` that torch links, or why there is none."""
     try:
-        return ctypes.cast(_torch_lib().sgemm_, ctypes.c_void_p).value
+        lib = ctypes.CDLL(str(pathlib.Path(torch.__file__).parent / "lib" / "libtorch_cpu.so"))  # Linux only
+        return ctypes.cast(lib.sgemm_, ctypes.c_void_p).value
     except (OSError, AttributeError) as e:
         return f"torch exports no BLAS sgemm_ here ({type(e).__name__}: {e})"
 
 
 def _compile(cc: str) -> pathlib.Path | str:
-    src = SOURCE.read_bytes()
+    src, folder = SOURCE.read_bytes(), cache_dir()
     errors = []
     for arch in ARCH_FLAGS:
         flags = FLAGS + arch
         key = hashlib.sha256(src + " ".join((cc, *flags, platform.machine(), platform.node())).encode()).hexdigest()[:16]
-        out = cache_dir() / f"delta_chunk-{key}.so"
+        out = folder / f"delta_chunk-{key}.so"
         if out.exists():
             return out
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -130,6 +126,11 @@ def _kernel() -> dict:
         if not _state:
             _state.update(_load())
         return _state
+
+
+def kernel_path() -> pathlib.Path | None:
+    """The compiled library this process loaded (None when the kernel is unavailable)."""
+    return _kernel().get("path")
 
 
 def unavailable_reason() -> str | None:
