@@ -94,6 +94,7 @@ def render_report(claims: list[dict], budget: str = "") -> str:
         figs = "".join(f'<img alt="{html.escape(f.get("title", "figure"))}" src="{figure_data_uri(f)}">'
                        for f in c.get("figures", []))
         numbers = json.dumps(_short(c.get("measured", {})), indent=1, ensure_ascii=False)
+        where = _provenance(c)
         parts.append(
             f'<section id="{c["id"]}"><h2>{c["id"]} {_badge(c["verdict"])}</h2>'
             f'<p><b>Claim.</b> {html.escape(c["statement"])} <span class="muted">(post {html.escape(c["source"])})'
@@ -101,7 +102,7 @@ def render_report(claims: list[dict], budget: str = "") -> str:
             f'<p><b>Decision rule (fixed before the run).</b> {html.escape(c.get("tolerance") or "—")}</p>'
             f'{figs}<p><b>Verdict.</b> {_badge(c["verdict"])} {html.escape(c["reason"])}</p>'
             f'<p class="muted">seeds {c.get("seeds") or "—"} · {c.get("seconds", 0):.1f} s'
-            f'{" · " + _provenance(c) if _provenance(c) else ""}</p>'
+            f'{" · " + where if where else ""}</p>'
             f"<details><summary>numbers</summary><pre>{html.escape(numbers)}</pre></details></section>")
     parts.append("</body></html>")
     return "".join(parts)
