@@ -125,8 +125,3 @@ def check_state(name: str, s: torch.Tensor | None, shape: tuple[int, ...]) -> to
     if tuple(s.shape) != shape:
         raise ValueError(f"{name} must have shape {shape} [batch, heads, d_k, d_v], got {tuple(s.shape)}")
     return s
-
-
-def acc(x: torch.Tensor) -> torch.Tensor:
-    """The accumulation dtype of the ops: float64 stays float64, everything else computes in float32."""
-    return x if x.dtype == torch.float64 else x.float()

@@ -67,8 +67,8 @@ def test_step_by_step_equals_full(gated):
     assert_close("pieces", o, torch.cat([o_a, o_b], 1))
 
 
-# backend "torch" runs these no-grad calls in the native kernel where it is built, "pytorch" never does
-@pytest.mark.parametrize("backend", ["torch", "pytorch"])
+# backend "auto" runs these no-grad calls in the native kernel where it is built, "pytorch" never does
+@pytest.mark.parametrize("backend", ["auto", "pytorch"])
 @pytest.mark.parametrize("t", [64, 100])
 def test_delta_rule_against_fla_naive(t, backend):
     ref = fla_naive("delta_rule")
@@ -85,7 +85,7 @@ def test_delta_rule_against_fla_naive(t, backend):
         assert_close("o vs fla chunkwise", tr(o_c), o2)
 
 
-@pytest.mark.parametrize("backend", ["torch", "pytorch"])
+@pytest.mark.parametrize("backend", ["auto", "pytorch"])
 def test_gated_delta_rule_against_fla_naive(backend):
     ref = fla_naive("gated_delta_rule")
     q, k, v, beta, g = delta_inputs(2, 77, 3, 16, 8, seed=3)

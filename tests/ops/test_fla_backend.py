@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from attnlab.mixers import build_mixer
 from attnlab.ops.delta import gated_delta_rule
-from attnlab.ops.fla_backend import fla_unavailable_reason, resolve_backend
+from attnlab.ops.delta_engines import choose
+from attnlab.ops.fla_kernels import fla_unavailable_reason
 from tests.helpers import assert_close, delta_inputs
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -43,14 +44,16 @@ def test_fla_backend_refuses_cpu_tensors_with_a_reason():
         gated_delta_rule(q, k, v, g, beta, backend="fla")
     with pytest.raises(ValueError, match="chunk form only"):
         gated_delta_rule(q, k, v, g, beta, mode="recurrent", backend="fla")
-    with pytest.raises(ValueError, match="backend must be one of 'torch', 'native', 'pytorch', 'fla', 'auto'"):
+    with pytest.raises(ValueError, match="backend must be one of 'auto', 'native', 'pytorch', 'fla'"):
         gated_delta_rule(q, k, v, g, beta, backend="triton")
     assert "float64" in fla_unavailable_reason(torch.zeros(1, dtype=torch.float64, device="meta"), "chunk")
 
 
-def test_auto_backend_falls_back_to_torch_off_gpu():
+def test_auto_backend_passes_over_fla_off_gpu_and_says_why():
     q, k, v, beta, g, s0 = _inputs(2, 70, 2, 8)
-    assert resolve_backend("auto", q, "chunk") == "torch"
+    choice = choose("auto", q, k, v, g, beta, s0, mode="chunk", chunk_size=64, needs_grad=False)
+    assert choice.engine in ("native", "pytorch")
+    assert "needs CUDA tensors" in choice.passed_over["fla"]
     o1, S1 = gated_delta_rule(q, k, v, g, beta, initial_state=s0, output_final_state=True)
     o2, S2 = gated_delta_rule(q, k, v, g, beta, initial_state=s0, output_final_state=True, backend="auto")
     assert torch.equal(o1, o2) and torch.equal(S1, S2)
@@ -59,8 +62,8 @@ def test_auto_backend_falls_back_to_torch_off_gpu():
 def test_mixer_backend_option_is_checked():
     m = build_mixer("deltanet", d_model=16, n_heads=2, backend="auto")
     assert m.backend == "auto"
-    m(torch.randn(1, 5, 16))  # auto runs the torch form here
-    with pytest.raises(ValueError, match="backend must be one of 'torch'; got 'fla'"):
+    m(torch.randn(1, 5, 16))  # auto runs attnlab's own engines here
+    with pytest.raises(ValueError, match="backend must be one of 'auto'; got 'fla'"):
         build_mixer("mesanet", d_model=16, n_heads=2, backend="fla")
 
 
@@ -84,7 +87,7 @@ def test_torch_chunk_on_cuda_matches_float64_cpu_recurrence(gated):
     ref = gated_delta_rule(q.double(), k.double(), v.double(), g.double() if gated else None, beta.double(),
                            mode="recurrent", initial_state=s0.double())
     out = gated_delta_rule(*(x.cuda() for x in (q, k, v)), g.cuda() if gated else None, beta.cuda(),
-                           initial_state=s0.cuda())
+                           initial_state=s0.cuda(), backend="pytorch")
     assert out.is_cuda
     assert_close("o (cuda chunk vs cpu float64 recurrent)", ref, out.cpu(), ratio=1e-4)
 
@@ -97,7 +100,7 @@ def test_fla_triton_equals_torch_chunk(t, h, d, gated):
     q, k, v, beta, g, s0 = _inputs(2, t, h, d, seed=t, device="cuda")
     g = g if gated else None
     with torch.no_grad():
-        o1, S1 = gated_delta_rule(q, k, v, g, beta, initial_state=s0, output_final_state=True)
+        o1, S1 = gated_delta_rule(q, k, v, g, beta, initial_state=s0, output_final_state=True, backend="pytorch")
         o2, S2 = gated_delta_rule(q, k, v, g, beta, initial_state=s0, output_final_state=True, backend="fla")
     assert_close("o", o1, o2, ratio=TF32_RATIO)
     assert_close("S", S1, S2, ratio=TF32_RATIO)
@@ -108,7 +111,7 @@ def test_fla_triton_equals_torch_chunk(t, h, d, gated):
 @pytest.mark.parametrize("gated", [False, True])
 def test_fla_triton_gradients_equal_torch_chunk(gated):
     tensors = _inputs(2, 130, 2, 64, device="cuda")
-    _, _, g1 = _run(tensors, gated, "torch", "cuda")
+    _, _, g1 = _run(tensors, gated, "pytorch", "cuda")
     _, _, g2 = _run(tensors, gated, "fla", "cuda")
     for n, a, c in zip(["q", "k", "v", "beta", "g", "S0"], g1, g2):
         if a is not None:
@@ -119,11 +122,11 @@ def test_fla_triton_gradients_equal_torch_chunk(gated):
 @pytest.mark.skipif(FLA_BACKWARD_REFUSAL is None, reason="fla gives gradients here (checked by the test above)")
 @pytest.mark.parametrize("gated", [False, True])
 def test_fla_refuses_gradients_it_cannot_give_and_auto_falls_back(gated):
-    """e.g. fla issue #640 on Hopper with Triton < 3.7.1: a clear ValueError, and ``auto`` = torch exactly."""
+    """e.g. fla issue #640 on Hopper with Triton < 3.7.1: a clear ValueError, and ``auto`` = pytorch exactly."""
     tensors = _inputs(2, 130, 2, 64, device="cuda")
     with pytest.raises(ValueError, match="backend='fla'"):
         _run(tensors, gated, "fla", "cuda")
-    o1, S1, g1 = _run(tensors, gated, "torch", "cuda")
+    o1, S1, g1 = _run(tensors, gated, "pytorch", "cuda")
     o3, S3, g3 = _run(tensors, gated, "auto", "cuda")
     assert torch.equal(o1, o3) and torch.equal(S1, S3)
     for a, c in zip(g1, g3):
@@ -137,6 +140,7 @@ def test_mixer_with_fla_backend_matches_torch_backend(name):
     m = build_mixer(name, d_model=128, n_heads=2).cuda()
     x = torch.randn(2, 130, 128, device="cuda")
     with torch.no_grad():
+        m.backend = "pytorch"
         ref = m(x)
         m.backend = "fla"
         assert_close(f"{name} fla vs torch", ref, m(x), ratio=TF32_RATIO)
@@ -151,13 +155,13 @@ def test_hopper_backward_guard(monkeypatch, capability, triton_version, refused)
     import sys
     import types
 
-    from attnlab.ops import fla_backend
+    from attnlab.ops import fla_kernels
 
     monkeypatch.setitem(sys.modules, "triton", types.SimpleNamespace(__version__=triton_version))
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: capability)
     find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "tilelang" else find_spec(name, *a))
-    why = fla_backend._hopper_backward_bug()
+    why = fla_kernels._hopper_backward_bug()
     assert (why is not None) == refused
     if refused:
-        assert "#640" in why and triton_version in why and "backend='torch'" in why
+        assert "#640" in why and triton_version in why and "backend='pytorch'" in why

@@ -126,13 +126,15 @@ def make_call(op: str, form: str, T: int, backward: bool = False, device: str = 
     from ..ops import delta_rule, gated_delta_rule, linear_attention, mesa_net
 
     q, k, v, beta, gate = _inputs(T, device=device)
-    backend = "torch"
+    # the chunk row is attnlab's default call on the CPU (the native kernel where it builds) and the
+    # PyTorch chunk form on a GPU, where fla's kernel has its own row
+    backend = "auto" if device == "cpu" else "pytorch"
     if form == "pytorch_chunk":
         if op not in ("delta_rule", "gated_delta_rule") or backward:  # elsewhere it is the chunk form itself
             return None
         form, backend = "chunk", "pytorch"
     if form == "fla_chunk":
-        from ..ops.fla_backend import fla_unavailable_reason
+        from ..ops.fla_kernels import fla_unavailable_reason
 
         if op not in ("delta_rule", "gated_delta_rule") or fla_unavailable_reason(q, "chunk", needs_grad=backward):
             return None

@@ -13,7 +13,7 @@ def info_cmd(as_json: bool = typer.Option(False, "--json", help="Print one JSON 
 
     from ..claims.provenance import environment
     from ..ops import native
-    from ..ops.fla_backend import fla_unavailable_reason
+    from ..ops.fla_kernels import fla_unavailable_reason
 
     env = dict(environment())
     path = native.kernel_path()

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from ..checks import check_choice, check_positive_int
 from ..ops.delta import gated_delta_rule, implicit_matrix
-from ..ops.fla_backend import BACKENDS
+from ..ops.delta_engines import BACKENDS, DEPRECATED_BACKENDS, resolve_backend_name
 from ..ops.mesa import SOLVERS, mesa_net
 from ..ops.ttt import OPTIMIZERS, ttt
 from .base import Cache, Mixer, register_mixer
@@ -36,18 +36,20 @@ class _DeltaFamily(Mixer):
         output_norm: RMS-normalise each head's output (default True).
         output_gate: multiply by ``silu(W_g x)`` after the norm.
         chunk_size: chunk length of the chunkwise form.
-        backend: ``"torch"`` (default: attnlab's forms; a no-grad CPU forward runs in the compiled
-            kernel of :mod:`attnlab.ops.native` where it builds), ``"native"``, ``"pytorch"``, ``"fla"``
-            or ``"auto"`` — flash-linear-attention's Triton kernels on a GPU (DeltaNet and Gated
-            DeltaNet only; see :func:`attnlab.ops.gated_delta_rule`).
+        backend: the delta rules' engine (DeltaNet and Gated DeltaNet): ``"auto"`` (default: the
+            fastest that can run each call), ``"native"`` (the compiled CPU kernel), ``"pytorch"`` or
+            ``"fla"`` (flash-linear-attention's Triton kernels on a GPU); see
+            :mod:`attnlab.ops.delta_engines`.
     """
 
     gated = False
     backends: tuple[str, ...] = BACKENDS
 
     def __init__(self, d_model, n_heads, *, qk_activation="silu", qk_norm="l2", allow_neg_eigval=False,
-                 tie_kv=False, output_norm=True, output_gate=None, chunk_size=64, backend="torch", **kw):
+                 tie_kv=False, output_norm=True, output_gate=None, chunk_size=64, backend="auto", **kw):
         super().__init__(d_model, n_heads, **kw)
+        if backend not in self.backends and backend in DEPRECATED_BACKENDS:
+            backend = resolve_backend_name(backend)
         check_choice("backend", backend, self.backends)
         self.backend = backend
         check_choice("qk_activation", qk_activation, tuple(ACTIVATIONS))
@@ -157,7 +159,7 @@ class TTT(_DeltaFamily):
         optimizer: ``"sgd"`` or ``"muon"`` (Newton–Schulz-orthogonalised updates, as LaCT).
     """
 
-    backends = ("torch",)
+    backends = ("auto",)
 
     def __init__(self, d_model, n_heads, *, base_lr=1.0, mini_batch_size=1, optimizer="sgd", **kw):
         super().__init__(d_model, n_heads, **kw)
@@ -192,7 +194,7 @@ class MesaNet(_DeltaFamily):
             exact solve, as the paper trains it (``cg_steps = head_dim`` is exact up to rounding).
     """
 
-    backends = ("torch",)
+    backends = ("auto",)
 
     def __init__(self, d_model, n_heads, *, lamb_init=1.0, decay=True, solver="exact", cg_steps=30, **kw):
         super().__init__(d_model, n_heads, **kw)

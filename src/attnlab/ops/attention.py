@@ -10,8 +10,9 @@ from collections.abc import Sequence
 
 import torch
 
-from ..checks import acc, check_choice, check_qkv
+from ..checks import check_choice, check_qkv
 from .masks import MASKS, build_mask
+from .precision import acc
 
 KERNELS = ("exp", "relu2", "identity")
 _EPS = 1e-12

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..checks import acc
+from .precision import acc
 
 
 def chunk_length(chunk_size: int, t: int) -> int:

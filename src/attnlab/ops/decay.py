@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import torch
 
-from ..checks import acc, check_choice, check_positive_int, check_qkv, check_state, check_step_qkv, check_tensor
+from ..checks import check_choice, check_positive_int, check_qkv, check_state, check_tensor
 from .chunking import chunk_length, from_chunks, to_chunks
+from .precision import acc
+from .state_step import state_step
 
 MODES = ("chunk", "recurrent")
 
@@ -113,16 +115,7 @@ def decay_linear_attention_step(q_t, k_t, v_t, state, g_t=None, *, scale=None):
 
     ``state`` is ``[b, h, d_k, d_v]`` or None (zeros). Returns ``(o_t [b, h, d_v], new_state)``.
     """
-    b, h, dk, dv = check_step_qkv(q_t, k_t, v_t)
-    check_state("state", state, (b, h, dk, dv))
-    scale = dk**-0.5 if scale is None else float(scale)
-    S = acc(q_t).new_zeros(b, h, dk, dv) if state is None else acc(state)
-    if g_t is not None:
-        check_tensor("g_t", g_t, 2, "[batch, heads]")
-        S = S * acc(g_t).exp()[..., None, None]
-    S = S + acc(k_t)[..., :, None] * acc(v_t)[..., None, :]
-    o = torch.einsum("bhk,bhkv->bhv", acc(q_t) * scale, S)
-    return o.to(v_t.dtype), S
+    return state_step(q_t, k_t, v_t, state, g_t=g_t, scale=scale)
 
 
 def decay_attention_matrix(

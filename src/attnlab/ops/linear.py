@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import torch
 
-from ..checks import acc, check_qkv, check_tensor
+from ..checks import check_qkv, check_tensor
 from .decay import decay_linear_attention, decay_linear_attention_step
 from .featuremaps import NON_NEGATIVE, get_feature_map
+from .precision import acc
 
 _EPS = 1e-6
 

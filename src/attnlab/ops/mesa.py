@@ -27,11 +27,12 @@ from __future__ import annotations
 
 import torch
 
-from ..checks import acc, check_choice, check_positive_int, check_qkv, check_step_qkv, check_tensor
+from ..checks import check_choice, check_positive_int, check_qkv, check_step_qkv, check_tensor
 from .cg import conjugate_gradient
 from .chunking import chunk_length, from_chunks, to_chunks
 from .decay import MODES, check_log_decay
 from .delta import check_beta
+from .precision import acc
 
 
 def _check_lamb(lamb, h, dk):

@@ -10,9 +10,10 @@ cache, the products through the BLAS that torch itself links, and the triangular
 It is built on first use with the system C compiler (``$CC`` or ``cc``; well under a second) into
 ``$ATTNLAB_CACHE_DIR`` or ``~/.cache/attnlab/native``, keyed by the source, the flags and the
 machine, and written atomically so that concurrent processes can share it. Forward only, float32,
-CPU, no autograd: :func:`attnlab.ops.gated_delta_rule` uses it for exactly those calls when it is
-available (``backend="torch"``, the default), ``backend="native"`` requires it and
-``backend="pytorch"`` never uses it. ``ATTNLAB_NATIVE=0`` turns it off everywhere. Where it cannot be
+CPU, no autograd: it is the ``native`` engine of :mod:`attnlab.ops.delta_engines`, which
+``backend="auto"`` (the default) picks for exactly those calls when it is available;
+``backend="native"`` requires it and ``backend="pytorch"`` never uses it. ``ATTNLAB_NATIVE=0`` turns
+it off everywhere. Where it cannot be
 built or loaded (no compiler, a torch without an exported ``sgemm_``, not Linux, or no OpenMP in
 torch), :func:`unavailable_reason` says why and everything runs in PyTorch.
 """
@@ -147,20 +148,6 @@ def engine() -> str:
     return "native" if why is None else f"pytorch ({why})"
 
 
-def eligibility(q: torch.Tensor, *tensors: torch.Tensor | None, mode: str, needs_grad: bool) -> str | None:
-    """Why this call cannot use the native kernel (None when it can)."""
-    if mode != "chunk":
-        return f"the native kernel runs the chunk form only, got mode={mode!r}"
-    if needs_grad:
-        return "the native kernel has no backward pass; a call that needs gradients runs in PyTorch"
-    for x in (q, *tensors):
-        if x is not None and x.device.type != "cpu":
-            return f"the native kernel runs on the CPU, got a tensor on {x.device}"
-        if x is not None and x.dtype == torch.float64:
-            return "the native kernel computes in float32; float64 inputs run in PyTorch (in float64)"
-    return unavailable_reason()
-
-
 def _f32(x: torch.Tensor) -> torch.Tensor:
     return x.detach().to(torch.float32).contiguous()
 
@@ -168,8 +155,8 @@ def _f32(x: torch.Tensor) -> torch.Tensor:
 def delta_chunk(q, k, v, g, beta, *, scale: float, chunk_size: int, initial_state=None):
     """``(o [b, t, h, d_v] float32, S [b, h, d_k, d_v] float32, max β‖k‖²)`` — the chunk form in C.
 
-    Inputs as for :func:`attnlab.ops.gated_delta_rule` (already checked); call only after
-    :func:`eligibility` returned None.
+    Inputs as for :func:`attnlab.ops.gated_delta_rule` (already checked); call only where
+    :func:`attnlab.ops.delta_engines.choose` picked the native engine.
     """
     kern = _kernel()
     b, t, h, dk = q.shape

@@ -28,8 +28,9 @@ from dataclasses import dataclass
 import torch
 from torch.func import grad, vmap
 
-from ..checks import acc, check_choice, check_positive_int, check_qkv, check_tensor
+from ..checks import check_choice, check_positive_int, check_qkv, check_tensor
 from .decay import check_log_decay
+from .precision import acc
 
 NS_COEFFICIENTS = {
     "quintic": (3.4445, -4.7750, 2.0315),  # Muon's (Jordan et al. 2024): fast, singular values ≈ 1 ± 0.3

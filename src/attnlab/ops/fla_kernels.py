@@ -1,16 +1,15 @@
-"""flash-linear-attention's Triton chunk kernels as an optional backend for the delta rules (GPU only).
+"""flash-linear-attention's Triton chunk kernels for the delta rules (GPU only): loading them, and why not.
 
-attnlab's own chunk form is the reference and runs everywhere; on a CUDA device with
-``flash-linear-attention`` and ``triton`` installed, ``backend="fla"`` hands the same computation
-to fla's fused kernels (``chunk_delta_rule``, ``chunk_gated_delta_rule``), which share attnlab's
-``[b, t, h, d]`` layout, ``scale`` default and state layout ``[b, h, d_k, d_v]``.
-``backend="auto"`` picks them when they can run and falls back to attnlab's chunk form otherwise.
-Their float32 matmuls may use TF32 on the matrix units: expect agreement to ~1e-3, not 1e-6.
+On a CUDA device with ``flash-linear-attention`` and ``triton`` installed, the ``fla`` engine of
+:mod:`attnlab.ops.delta_engines` hands the chunk form to fla's fused kernels (``chunk_delta_rule``,
+``chunk_gated_delta_rule``), which share attnlab's ``[b, t, h, d]`` layout, ``scale`` default and
+state layout ``[b, h, d_k, d_v]``. Their float32 matmuls may use TF32 on the matrix units: expect
+agreement with the PyTorch chunk form to ~1e-3, not 1e-6.
 
 Two limits of fla 0.6.0 are handled here rather than met as deep asserts: its plain delta-rule
 kernel refuses float32 (we run float32 through the gated kernel with ``g = 0``, the same
 recurrence), and on Hopper GPUs with Triton ≥ 3.4, < 3.7.1 it refuses the gated backward pass
-(fla issue #640), so gradients there need ``backend="torch"`` (``auto`` falls back by itself).
+(fla issue #640), so gradients there need ``backend="pytorch"`` (``auto`` falls back by itself).
 """
 
 from __future__ import annotations
@@ -20,13 +19,6 @@ import importlib.util
 import re
 
 import torch
-
-from ..checks import check_choice
-
-# "torch": attnlab's own forms (the compiled CPU kernel of attnlab.ops.native for the forward calls it
-# can run, PyTorch otherwise); "native": that kernel or an error; "pytorch": PyTorch ops only
-BACKENDS = ("torch", "native", "pytorch", "fla", "auto")
-OWN = ("torch", "native", "pytorch")
 
 
 @functools.cache
@@ -49,7 +41,7 @@ def _hopper_backward_bug() -> str | None:
     if torch.cuda.get_device_capability()[0] == 9 and (3, 4) <= ver < (3, 7, 1) \
             and importlib.util.find_spec("tilelang") is None:
         return (f"backend='fla': fla's gated backward kernel is wrong on Hopper GPUs with Triton {triton.__version__} "
-                "(fla issue #640); upgrade Triton to >= 3.7.1, install tilelang, or use backend='torch' for gradients")
+                "(fla issue #640); upgrade Triton to >= 3.7.1, install tilelang, or use backend='pytorch' for gradients")
     return None
 
 
@@ -60,7 +52,7 @@ def fla_unavailable_reason(x: torch.Tensor, mode: str, needs_grad: bool = False,
     if chunk_size != 64:
         return f"backend='fla': fla's Triton kernels use chunks of 64, got chunk_size={chunk_size}"
     if x.dtype == torch.float64:
-        return "backend='fla' has no float64 kernels; use backend='torch' for float64"
+        return "backend='fla' has no float64 kernels; use backend='pytorch' for float64"
     if x.device.type != "cuda":
         return f"backend='fla' needs CUDA tensors (fla's Triton kernels), got device {x.device}"
     k = _fla_kernels()
@@ -69,21 +61,8 @@ def fla_unavailable_reason(x: torch.Tensor, mode: str, needs_grad: bool = False,
     return _hopper_backward_bug() if needs_grad else None
 
 
-def resolve_backend(backend: str, x: torch.Tensor, mode: str, needs_grad: bool = False, chunk_size: int = 64) -> str:
-    """``"fla"`` or one of attnlab's own backends: ``auto`` takes fla where it can run (else ``"torch"``);
-    ``fla`` raises where it cannot; the others are returned as they are."""
-    if check_choice("backend", backend, BACKENDS) in OWN:
-        return backend
-    why = fla_unavailable_reason(x, mode, needs_grad, chunk_size)
-    if why is None:
-        return "fla"
-    if backend == "auto":
-        return "torch"
-    raise ValueError(why)
-
-
 def fla_chunk(q, k, v, g, beta, *, scale, initial_state):
-    """Run fla's chunk kernel (after :func:`resolve_backend` said it can); returns ``(o, final_state)``."""
+    """Run fla's chunk kernel (after :func:`fla_unavailable_reason` said it can); returns ``(o, final_state)``."""
     chunk_delta_rule, chunk_gated_delta_rule = _fla_kernels()
     dt = q.dtype
     beta = beta.to(dt)
