@@ -16,9 +16,12 @@ import time
 
 import torch
 
-from .claims.recall import query_sparsity
 from .diagnostics import effective_rank
+from .diagnostics.trained import query_sparsity
 from .mixers import MIXERS, build_mixer
+from .models import LMConfig
+from .tasks import SMALL_MQAR
+from .train import RunMemo, TrainConfig, load_trained
 
 
 def contract(name: str, options: dict, d_model: int = 32, n_heads: int = 2, t: int = 13) -> dict:
@@ -47,28 +50,26 @@ def contract(name: str, options: dict, d_model: int = 32, n_heads: int = 2, t: i
     return out
 
 
-def mqar(name: str, options: dict, steps: int, seed: int = 0) -> dict:
-    from .claims.registry import Budget
-    from .claims.shortconv import mqar_cfg
-    from .claims.training import RUN_ROOT, set_run_root, trained
-    from .train import load_trained
+def mqar_config(mixer: str, options: dict, steps: int, seed: int = 0) -> TrainConfig:
+    """A 2-layer attention-only model (d = 64, one head) with ``mixer`` on :data:`SMALL_MQAR`."""
+    model = LMConfig(d_model=64, n_layers=2, n_heads=1, mixer=mixer, mlp_ratio=0, mixer_options=dict(options))
+    return TrainConfig(task=SMALL_MQAR, model=model, name=f"mqar-{mixer}", seed=seed, steps=steps, batch_size=64,
+                       lr=3e-3, warmup=20, eval_every=100, eval_batches=4)
 
-    res, previous_root = {}, RUN_ROOT[0]
+
+def mqar(name: str, options: dict, steps: int, seed: int = 0) -> dict:
+    res = {}
     with tempfile.TemporaryDirectory() as tmp:
-        set_run_root(tmp)
-        try:
-            for mixer, opts in ((name, options), ("softmax", {})):
-                cfg = mqar_cfg(mixer, "", seed, Budget.get("quick"), steps=steps, mixer_options=opts)
-                r = trained(cfg)
-                res[mixer] = {"accuracy": r["valid"]["accuracy"], "loss": r["valid"]["loss"], "params": r["params"]}
-                if mixer == name:
-                    model, data, _ = load_trained(r["run_dir"])
-                    res[mixer]["query_sparsity"] = query_sparsity(model, data, n_batches=1)
-                    x, _ = next(data.eval_batches(16, 1))
-                    A = model.attention_matrices(x)[-1]
-                    res[mixer]["effective_rank_frac"] = float(effective_rank(A).mean() / A.shape[-1])
-        finally:
-            set_run_root(previous_root)  # the temporary folder is gone: do not leave the ledger pointing at it
+        runs = RunMemo(tmp)
+        for mixer, opts in ((name, options), ("softmax", {})):
+            r = runs.trained(mqar_config(mixer, opts, steps, seed))
+            res[mixer] = {"accuracy": r["valid"]["accuracy"], "loss": r["valid"]["loss"], "params": r["params"]}
+            if mixer == name:
+                model, data, _ = load_trained(r["run_dir"])
+                res[mixer]["query_sparsity"] = query_sparsity(model, data, n_batches=1)
+                x, _ = next(data.eval_batches(16, 1))
+                A = model.attention_matrices(x)[-1]
+                res[mixer]["effective_rank_frac"] = float(effective_rank(A).mean() / A.shape[-1])
     return res
 
 

@@ -125,7 +125,7 @@ def test_report_says_when_and_with_what_each_claim_ran():
 
 
 def test_seed_figures_draw_on_a_named_axis():
-    from attnlab.claims.training import seed_figure, stats
+    from attnlab.claims.seeds import seed_figure, stats
 
     groups = {"none": stats([1.0, 1.2, 0.9]), "K conv": stats([0.5, 0.6, 0.4])}
     fig = seed_figure("t", "loss", groups, hline=("chance", 1.5))

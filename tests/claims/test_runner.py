@@ -2,7 +2,6 @@
 
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 
@@ -96,50 +95,24 @@ def test_fast_claims_run_to_a_verdict(cid):
     json.dumps(runner_mod._clean(ev.measured), allow_nan=False)
 
 
-def test_trained_runs_are_memoised_by_config_and_code(tmp_path):
-    from attnlab.claims.training import set_run_root, stats, trained
+def test_seed_stats():
+    from attnlab.claims.seeds import stats
 
-    set_run_root(tmp_path)
-    cfg = {"name": "memo", "task": {"name": "markov", "vocab_size": 8, "seq_len": 16, "num_train": 64, "num_valid": 8},
-           "model": {"d_model": 8, "n_layers": 1, "n_heads": 1, "mlp_ratio": 0}, "steps": 3, "batch_size": 4,
-           "eval_every": 3, "warmup": 1}
-    a = trained(cfg)
-    mtime = (tmp_path / a["run_dir"].split("/")[-1] / "summary.json").stat().st_mtime_ns
-    b = trained(cfg)
-    assert b["run_dir"] == a["run_dir"] and b["final_loss"] == a["final_loss"]
-    assert (tmp_path / b["run_dir"].split("/")[-1] / "summary.json").stat().st_mtime_ns == mtime, "not retrained"
-    c = trained({**cfg, "seed": 1})
-    assert c["run_dir"] != a["run_dir"]
     s = stats([1.0, 2.0, 3.0])
     assert s["mean"] == 2.0 and abs(s["std"] - (2 / 3) ** 0.5) < 1e-12
 
 
 def test_full_budget_scales_training_and_width():
-    from attnlab.claims.shortconv import markov_cfg, mqar_cfg, text_cfg
+    from attnlab.claims import recipes
     from attnlab.train import make_config
 
     q, f = Budget.get("quick"), Budget.get("full")
-    for make in (lambda b: mqar_cfg("deltanet", "k", 0, b), lambda b: markov_cfg("k", 0, b),
-                 lambda b: text_cfg("t", 0, b, {"mixer": "softmax"})):
+    for make in (lambda b: recipes.mqar("deltanet", 0, b, short_conv="k"), lambda b: recipes.markov(0, b, short_conv="k"),
+                 lambda b: recipes.text("t", 0, b, mixer="softmax"), lambda b: recipes.position("decoder", 0, b)):
         cq, cf = make(q), make(f)
-        assert cf["steps"] == 3 * cq["steps"] and cf["model"]["d_model"] == 2 * cq["model"]["d_model"]
-        make_config(cf)  # a valid config
+        assert cf.steps == 3 * cq.steps and cf.model.d_model == 2 * cq.model.d_model
+        assert make_config(cf) == cf  # a valid config, unchanged by the check
     assert len(f.seeds) == 5 and f.mc_samples == 10 * q.mc_samples
-
-
-def test_cache_key_covers_the_library_but_not_other_experiments():
-    from attnlab.claims import runner
-
-    src = runner.source_hash(runner._experiment_may_call)
-    assert src == runner._LIBRARY_CODE
-    b = Budget.get("quick")
-    k1, k2 = runner.claim_key(REGISTRY["C2"], b), runner.claim_key(REGISTRY["C3"], b)
-    assert k1 != runner.claim_key(REGISTRY["C2"], Budget.get("full"))
-    assert k1 != runner.claim_key(registry.Claim("C2", "", "", code="edited"), b)
-    assert k1 == runner.claim_key(REGISTRY["C2"], b) and k2  # stable within a process
-    # the compiled kernels' C sources count as library code: editing one reruns the claims
-    assert runner.source_hash(lambda rel: rel.suffix == ".c") != runner.source_hash(lambda rel: False)
-    assert runner._experiment_may_call(Path("ops/csrc/delta_chunk.c"))
 
 
 def test_each_claim_records_when_and_where_it_ran(tmp_path, fake_claims):

@@ -6,8 +6,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from attnlab.analysis import analyze_model
 from attnlab.cli import app
+from attnlab.diagnostics.attention_stats import analyze_model
 from attnlab.models.hf import load_hf
 
 TEXT = "To be, or not to be, that is the question: whether 'tis nobler in the mind to suffer the slings."

@@ -1,4 +1,4 @@
-"""I2–I5: entropy of softmax attention (post 9593)."""
+"""I1–I5: entropy of softmax attention (post 9593); I1 is decided by training over seeds."""
 
 from __future__ import annotations
 
@@ -19,8 +19,12 @@ from ..theory.entropy import (
     t_star,
     tau_for_floor,
 )
+from ..train import RunMemo, make_config
+from ..train.loop import build_model
+from . import recipes
 from .pretrained import real_stats
 from .registry import Budget, Evidence, Figure, experiment, verdict
+from .seeds import fmt, stats
 
 I2_TOL = 1e-6
 I2_CLAIMED = {"gap": 0.4744746, "t_star": 0.7944868, "half_half": 0.3278133}
@@ -135,3 +139,37 @@ def i5(budget: Budget) -> Evidence:
                                     "effective rank", [{"label": "heads", "x": real_eh, "y": real_er, "style": "o"},
                                                        {"label": "y = x", "x": [1, t], "y": [1, t], "style": ":"}],
                                     logx=True, logy=True)])
+
+
+I1_SCALES = (1.0, 4.0, 16.0)
+I1_STEPS = 500
+
+
+@experiment("I1", method="Softmax models on MQAR whose q and k projections start ×1, ×4 and ×16 larger (scores ×1, "
+            "×16, ×256): the attention entropy at initialisation (mean over rows, first layer) and the validation "
+            f"accuracy after the same training ({I1_STEPS} steps), over the budget's seeds.",
+            tolerance="holds if the entropy at init falls with the scale to below 0.5 nats at ×16 and the ×16 "
+                      "models end with a lower mean accuracy than ×1, below 0.5")
+def i1(budget: Budget, runs: RunMemo) -> Evidence:
+    H0, acc = {}, {}
+    for sc in I1_SCALES:
+        cfgs = [recipes.mqar("softmax", s, budget, steps=I1_STEPS, qk_init_scale=sc) for s in budget.seeds]
+        acc[sc] = stats([runs.trained(c)["valid"]["accuracy"] for c in cfgs])
+        hs = []
+        for c in cfgs:
+            model, data = build_model(make_config(c))  # as initialised
+            x, _ = next(data.eval_batches(32, 1))
+            P = model.attention_matrices(x)[0]
+            hs.append(float(row_entropy(P, torch.ones_like(P[0, 0], dtype=torch.bool).tril())[..., 1:].mean()))
+        H0[sc] = stats(hs)
+    ok = H0[16.0]["mean"] < 0.5 and H0[1.0]["mean"] > H0[4.0]["mean"] > H0[16.0]["mean"] and \
+        acc[16.0]["mean"] < min(0.5, acc[1.0]["mean"])
+    ln = math.log(32)
+    reason = "; ".join(f"×{sc:g}: entropy at init {fmt(H0[sc], 2)} nats (log n ≤ {ln:.2f}), accuracy "
+                       f"{fmt(acc[sc], 2)}" for sc in I1_SCALES)
+    fig = Figure("Initial score scale: entropy at init and final accuracy", "q/k init multiplier", "value", [
+        {"label": "entropy at init (nats)", "x": list(I1_SCALES), "y": [H0[s]["mean"] for s in I1_SCALES]},
+        {"label": "final accuracy", "x": list(I1_SCALES), "y": [acc[s]["mean"] for s in I1_SCALES]}], logx=True)
+    return Evidence(verdict(ok), reason, {"entropy_at_init": {str(k): v for k, v in H0.items()},
+                                          "accuracy": {str(k): v for k, v in acc.items()}},
+                    seeds=list(budget.seeds), figures=[fig])

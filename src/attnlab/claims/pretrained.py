@@ -10,8 +10,9 @@ WINDOW = 128
 
 @functools.cache
 def real_stats(name: str) -> dict:
-    """:func:`attnlab.analysis.analyze_model` of ``"minilm"`` or ``"smollm2"`` on the first Shakespeare text."""
-    from ..analysis import analyze_model
+    """:func:`~attnlab.diagnostics.attention_stats.analyze_model` of ``"minilm"`` or ``"smollm2"`` on the first
+    Shakespeare text."""
+    from ..diagnostics.attention_stats import analyze_model
     from ..models.hf import load_hf
     from ..tasks.text import load_bytes
 

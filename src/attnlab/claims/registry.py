@@ -1,7 +1,9 @@
 """The claim ledger: every claim ID of ``shared/claims.md`` with its statement, source and experiment.
 
-A claim's experiment is a function ``run(budget) -> Evidence``; its decision rule and tolerance are
-module-level constants written before the run, and its verdict is computed from the measurements.
+A claim's experiment is a function ``run(budget) -> Evidence``, or ``run(budget, runs) -> Evidence`` when
+it trains models (``runs`` is the :class:`~attnlab.train.RunMemo` of the results folder); its decision
+rule and tolerance are module-level constants written before the run, and its verdict is computed
+from the measurements.
 Claims whose experiment needs machinery that attnlab does not have yet are listed with
 ``run=None`` and reported as ``pending``, never with a verdict.
 """
@@ -74,8 +76,8 @@ class Claim:
     source: str
     method: str = ""
     tolerance: str = ""
-    run: Callable[[Budget], Evidence] | None = None
-    code: str = ""  # hash of the experiment's module as it was imported (what actually runs)
+    run: Callable[..., Evidence] | None = None
+    trains: bool = False  # run takes (budget, runs): it trains models through the results folder's memo
 
 
 SOURCES = {
@@ -133,14 +135,12 @@ REGISTRY: dict[str, Claim] = {
 def experiment(cid: str, *, method: str, tolerance: str):
     """Decorator: attach ``run`` (and its method and tolerance, stated before any run) to claim ``cid``."""
 
-    def deco(fn: Callable[[Budget], Evidence]):
-        import hashlib
+    def deco(fn: Callable[..., Evidence]):
         import inspect
 
-        # hash the file now, at import: a file edited while a ledger runs must not pass for the code that ran
-        code = hashlib.sha256(open(inspect.getsourcefile(fn), "rb").read()).hexdigest()
+        trains = "runs" in inspect.signature(fn).parameters
         c = REGISTRY[cid]
-        REGISTRY[cid] = Claim(c.id, c.statement, c.source, method, tolerance, fn, code)
+        REGISTRY[cid] = Claim(c.id, c.statement, c.source, method, tolerance, fn, trains)
         return fn
 
     return deco

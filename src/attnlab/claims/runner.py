@@ -1,13 +1,13 @@
 """Run claims with a cache: a finished claim reruns only when its code or budget changed (or ``force``).
 
-The cache key of a claim is the hash of its experiment module, of the library code it may call and of the
-budget, so editing an experiment invalidates exactly its claims. Results are written atomically.
+The cache key of a claim hashes every attnlab module its experiment imports, transitively, and the
+budget (:mod:`attnlab.claims.keys`), so editing a module invalidates exactly the claims that reach it.
+Results are written atomically.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
 import os
@@ -17,9 +17,10 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from ..train.memo import RunMemo
+from .keys import claim_key
 from .provenance import environment, now_utc
 from .registry import REGISTRY, Budget, Claim, Evidence
-from .training import set_run_root, source_hash
 
 PENDING = "pending"
 ERROR = "error"
@@ -47,30 +48,6 @@ class ClaimResult:
         d = dataclasses.asdict(self)
         d.pop("cached")
         return d
-
-
-SHARED_CLAIM_CODE = {"registry.py", "training.py", "pretrained.py", "__init__.py"}
-
-
-def _experiment_may_call(rel: Path) -> bool:
-    """The library (ops, mixers, theory, diagnostics, tasks, models, train, analysis, checks) and the shared
-    claim helpers; not the CLI, the report, the benchmarks or other experiment modules, so editing one
-    experiment reruns only its claims."""
-    if rel.parts[0] in ("cli", "report", "bench") or rel.name == "suite.py":
-        return False
-    return rel.parts[0] != "claims" or rel.name in SHARED_CLAIM_CODE
-
-
-_LIBRARY_CODE = source_hash(_experiment_may_call)  # at import: the code this process runs
-
-
-def claim_key(claim: Claim, budget: Budget) -> str:
-    """Hash of the library, the claim's experiment module (both as imported) and the budget."""
-    h = hashlib.sha256()
-    h.update(_LIBRARY_CODE.encode())
-    h.update(claim.code.encode())
-    h.update(repr(dataclasses.astuple(budget)).encode())
-    return h.hexdigest()[:16]
 
 
 def parse_only(only: str | Iterable[str] | None) -> list[str]:
@@ -102,13 +79,13 @@ def _clean(x: Any) -> Any:
     return str(x)
 
 
-def run_one(claim: Claim, budget: Budget) -> ClaimResult:
-    r = _evaluate(claim, budget)
+def run_one(claim: Claim, budget: Budget, runs: RunMemo) -> ClaimResult:
+    r = _evaluate(claim, budget, runs)
     r.finished, r.environment = now_utc(), environment()
     return r
 
 
-def _evaluate(claim: Claim, budget: Budget) -> ClaimResult:
+def _evaluate(claim: Claim, budget: Budget, runs: RunMemo) -> ClaimResult:
     base = dict(id=claim.id, statement=claim.statement, source=claim.source, tolerance=claim.tolerance,
                 method=claim.method, key=claim_key(claim, budget))
     if claim.run is None:
@@ -116,7 +93,7 @@ def _evaluate(claim: Claim, budget: Budget) -> ClaimResult:
                            measured={}, seeds=[], seconds=0.0)
     t0 = time.perf_counter()
     try:
-        ev: Evidence = claim.run(budget)
+        ev: Evidence = claim.run(budget, runs) if claim.trains else claim.run(budget)
     except Exception as e:  # a crashing experiment is reported, not hidden, and does not stop the ledger
         tb = traceback.format_exc(limit=3)
         return ClaimResult(**base, verdict=ERROR, reason=f"{type(e).__name__}: {e}", measured={"traceback": tb},
@@ -150,7 +127,7 @@ def run_claims(ids: list[str], budget: Budget, out: Path, *, force: bool = False
     The file always holds the whole ledger: claims not run this time keep their cached entries.
     """
     out.mkdir(parents=True, exist_ok=True)
-    set_run_root(out / "runs")  # trained models live beside the ledger and are reused by later runs
+    runs = RunMemo(out / "runs")  # trained models live beside the ledger and are reused by later runs
     cache = load_cache(out)
     results: dict[str, dict] = dict(cache)
     done = []
@@ -164,7 +141,7 @@ def run_claims(ids: list[str], budget: Budget, out: Path, *, force: bool = False
             r = ClaimResult(**{f.name: hit[f.name] for f in dataclasses.fields(ClaimResult) if f.name in hit})
             r.cached = True
         else:
-            r = run_one(claim, budget)
+            r = run_one(claim, budget, runs)
         results[cid] = r.to_json()
         done.append(r)
         write_json_atomic(out / "claims.json", {"budget": budget.name, "claims": [results[c] for c in REGISTRY

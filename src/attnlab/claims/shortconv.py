@@ -2,31 +2,15 @@
 
 from __future__ import annotations
 
+from ..train import RunMemo
+from . import recipes
 from .registry import Budget, Evidence, Figure, experiment, verdict
-from .training import fmt, seed_figure, stats, trained
+from .seeds import fmt, seed_figure, stats
 
 PLACEMENTS = ["", "q", "k", "v", "qk", "qv", "kv", "qkv"]
 S5_MQAR_GAIN = 0.5  # K conv must lift mean MQAR accuracy by at least this much over no conv
 S5_SHARE = 0.8  # … and placements without K must stay below 0.8 × the K gain
 S4_RATIO = 0.5
-
-
-def mqar_cfg(mixer: str, short_conv: str, seed: int, budget: Budget, steps: int = 300, **model) -> dict:
-    return {"name": f"mqar-{mixer}-{short_conv or 'none'}", "seed": seed,
-            "task": {"name": "mqar", "vocab_size": 64, "seq_len": 32, "num_kv_pairs": 4, "num_train": 5000,
-                     "num_valid": 256},
-            "model": {"d_model": 64 * budget.model_scale, "n_layers": 2, "n_heads": 1, "mixer": mixer, "mlp_ratio": 0,
-                      "short_conv": short_conv, **model},
-            "steps": steps * budget.train_scale, "batch_size": 64, "lr": 3e-3, "warmup": 20,
-            "eval_every": 100 * budget.train_scale, "eval_batches": 4}
-
-
-def text_cfg(name: str, seed: int, budget: Budget, model: dict, task: dict | None = None, steps: int = 150) -> dict:
-    return {"name": name, "seed": seed,
-            "task": {"name": "text", "seq_len": 128, "max_bytes": 2_000_000, **(task or {})},
-            "model": {"d_model": 64 * budget.model_scale, "n_layers": 2, "n_heads": 2, **model},
-            "steps": steps * budget.train_scale, "batch_size": 16, "lr": 3e-3, "warmup": 20,
-            "eval_every": steps * budget.train_scale, "eval_batches": 8}
 
 
 @experiment("S5", method="DeltaNet (2 layers, d = 64) trained on MQAR (vocab 64, 32 tokens, 4 pairs) with the short "
@@ -36,15 +20,15 @@ def text_cfg(name: str, seed: int, budget: Budget, model: dict, task: dict | Non
             tolerance=f"holds if on MQAR the K placement beats none by ≥ {S5_MQAR_GAIN} mean accuracy, every "
                       f"placement with K beats every placement without K, and Q or V alone gain < {S5_SHARE}× the K "
                       "gain; on text, K has the lowest mean loss among none/Q/K/V. caveat if only the MQAR half holds")
-def s5(budget: Budget) -> Evidence:
-    acc = {p: stats([trained(mqar_cfg("deltanet", p, s, budget))["valid"]["accuracy"] for s in budget.seeds])
-           for p in PLACEMENTS}
+def s5(budget: Budget, runs: RunMemo) -> Evidence:
+    acc = {p: stats([runs.trained(recipes.mqar("deltanet", s, budget, short_conv=p))["valid"]["accuracy"]
+                     for s in budget.seeds]) for p in PLACEMENTS}
     # the full budget also sweeps the placements for softmax and linear attention (reported, not judged; 3 seeds)
-    others = {m: {p or "none": stats([trained(mqar_cfg(m, p, s, budget))["valid"]["accuracy"]
+    others = {m: {p or "none": stats([runs.trained(recipes.mqar(m, s, budget, short_conv=p))["valid"]["accuracy"]
                                       for s in budget.seeds[:3]])
                   for p in PLACEMENTS} for m in (("softmax", "linear_attn") if budget.train_scale > 1 else ())}
-    lm = {p: stats([trained(text_cfg(f"text-deltanet-{p or 'none'}", s, budget, {"mixer": "deltanet",
-                                                                                   "short_conv": p}))["valid"]["loss"]
+    lm = {p: stats([runs.trained(recipes.text(f"text-deltanet-{p or 'none'}", s, budget, mixer="deltanet",
+                                              short_conv=p))["valid"]["loss"]
                     for s in budget.seeds]) for p in ["", "q", "k", "v"]}
     gain = {p: acc[p]["mean"] - acc[""]["mean"] for p in PLACEMENTS}
     with_k = [p for p in PLACEMENTS if "k" in p]
@@ -72,26 +56,16 @@ def s5(budget: Budget) -> Evidence:
                     seeds=list(budget.seeds), figures=[fig, fig_lm])
 
 
-def markov_cfg(short_conv: str, seed: int, budget: Budget) -> dict:
-    return {"name": f"markov-tied-{short_conv or 'none'}", "seed": seed,
-            "task": {"name": "markov", "vocab_size": 16, "seq_len": 64, "branching": 2, "in_context": True,
-                     "num_train": 4000, "num_valid": 256},
-            "model": {"d_model": 64 * budget.model_scale, "n_layers": 2, "n_heads": 2, "mixer": "deltanet", "mlp_ratio": 2,
-                      "short_conv": short_conv, "mixer_options": {"tie_kv": True}},
-            "steps": 300 * budget.train_scale, "batch_size": 32, "lr": 3e-3, "warmup": 20,
-            "eval_every": 300 * budget.train_scale, "eval_batches": 8}
-
-
 @experiment("S4", method="In-context Markov chains (a fresh sparse chain per sequence, vocab 16, 2 successors per "
             "token, 64 tokens), DeltaNet with K = V tied (one projection), with and without the K convolution; "
             "excess validation loss over the chains' entropy rate, over the budget's seeds.",
             tolerance=f"holds if the mean excess loss with the K convolution is below {S4_RATIO}× the mean without it "
                       "and every seed with K beats every seed without")
-def s4(budget: Budget) -> Evidence:
+def s4(budget: Budget, runs: RunMemo) -> Evidence:
     res = {}
     for sc in ("", "k"):
-        runs = [trained(markov_cfg(sc, s, budget)) for s in budget.seeds]
-        res[sc or "none"] = stats([r["valid"]["loss"] - r["optimum"] for r in runs])
+        rs = [runs.trained(recipes.markov(s, budget, short_conv=sc)) for s in budget.seeds]
+        res[sc or "none"] = stats([r["valid"]["loss"] - r["optimum"] for r in rs])
     ok = (res["k"]["mean"] < S4_RATIO * res["none"]["mean"] and res["k"]["max"] < res["none"]["min"])
     return Evidence(verdict(ok), f"excess loss over the entropy rate (nats/token): tied K = V without conv "
                     f"{fmt(res['none'])}, with K conv {fmt(res['k'])}", {"excess_loss": res}, seeds=list(budget.seeds),

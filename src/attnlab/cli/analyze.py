@@ -39,8 +39,9 @@ def analyze_cmd(
     from rich.progress import Progress
     from rich.table import Table
 
-    from ..analysis import analyze_model, heatmap
+    from ..diagnostics.attention_stats import analyze_model, text_windows
     from ..models.hf import load_hf
+    from ..report.heatmap import heatmap
 
     if max_tokens < 2 or window < 2:
         raise ValueError("--max-tokens and --window must be at least 2")
@@ -60,7 +61,12 @@ def analyze_cmd(
                 li, hi = (int(x) for x in spec.split(":"))
             except ValueError:
                 raise ValueError(f"--heads expects layer:head pairs such as 0:1,3:2; got {spec!r}") from None
-            res.setdefault("heatmaps", []).append(str(heatmap(hf, txt, li, hi, out / f"{hf.name}-L{li}-H{hi}.png")))
+            att = hf.attentions(text_windows(hf.tokenizer, txt, 64, 64)[0][None])
+            if not 0 <= li < len(att) or not 0 <= hi < att[li].shape[1]:
+                raise ValueError(f"--heads: layer {li} head {hi} out of range ({len(att)} layers, "
+                                 f"{att[0].shape[1]} heads)")
+            png = heatmap(att[li][0, hi].numpy(), f"{hf.name} layer {li} head {hi}", out / f"{hf.name}-L{li}-H{hi}.png")
+            res.setdefault("heatmaps", []).append(str(png))
         results.append(res)
     data = results[0] if len(results) == 1 else {"models": results}
     (out / "analysis.json").write_text(json.dumps(data, indent=1))

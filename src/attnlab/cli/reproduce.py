@@ -48,7 +48,8 @@ def reproduce(
     only: str = typer.Option("", "--only", help="Comma-separated claim IDs or letter prefixes, e.g. S5,D1 or C."),
     force: bool = typer.Option(False, "--force", help="Rerun claims even when their cached result is current."),
     out: Path = typer.Option(Path("results"), "--out", help="Output folder for claims.json and report.html."),
-    list_: bool = typer.Option(False, "--list", help="Print the registry (id, statement, source) and exit."),
+    list_: bool = typer.Option(False, "--list", help="Print the registry (id, statement, source, and the cache key "
+                               "for the chosen budget) and exit."),
     as_json: bool = typer.Option(False, "--json", help="With --list: print JSON."),
     readme: Path | None = typer.Option(None, "--readme", help="Also rewrite the verdict table in this README."),
     report_only: bool = typer.Option(False, "--report-only", help="Run nothing: rebuild report.html, verdicts.md "
@@ -58,9 +59,14 @@ def reproduce(
     from ..claims import REGISTRY, Budget, run_claims
     from ..claims.runner import parse_only
 
+    if quick and full:
+        raise ValueError("choose one of --quick and --full, not both")
     if list_:
-        rows = [{"id": c.id, "statement": c.statement, "source": c.source, "implemented": c.run is not None}
-                for c in REGISTRY.values()]
+        from ..claims.keys import claim_key
+
+        b = Budget.get("full" if full else "quick")
+        rows = [{"id": c.id, "statement": c.statement, "source": c.source, "implemented": c.run is not None,
+                 "budget": b.name, "key": claim_key(c, b)} for c in REGISTRY.values()]
         if as_json:
             typer.echo(json.dumps(rows, ensure_ascii=False))
         else:
@@ -72,8 +78,6 @@ def reproduce(
                 t.add_row(r["id"], r["source"], r["statement"], "yes" if r["implemented"] else "pending")
             Console().print(t)
         return
-    if quick and full:
-        raise ValueError("choose one of --quick and --full, not both")
     if report_only:
         _write_outputs(out, readme, _budget_of(out))
         return

@@ -25,6 +25,7 @@ class _QuadraticAttention(Mixer):
     """
 
     default_kernel = "exp"
+    sees_future = True
 
     def __init__(
         self,

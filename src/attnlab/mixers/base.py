@@ -59,6 +59,9 @@ class Mixer(nn.Module, ABC):
 
     name: str = ""
     causal: bool = True  # can it run left to right with a cache?
+    # can it attend to later tokens (it takes a ``mask`` such as "prefix" or "bidirectional")? Models
+    # ask this to decide whether a mode other than decoder-only is possible with this mixer.
+    sees_future: bool = False
 
     def __init__(
         self,

@@ -17,7 +17,6 @@ import torch.nn.functional as F
 
 from ..checks import check_choice, check_positive_int
 from ..mixers import MIXERS, build_mixer
-from ..mixers.attention import _QuadraticAttention
 
 MODES = ("decoder", "prefix", "fwd_bwd", "bidirectional")
 MODE_MASK = {"decoder": "causal", "prefix": "prefix", "fwd_bwd": "fwd_bwd", "bidirectional": "bidirectional"}
@@ -25,7 +24,7 @@ MODE_MASK = {"decoder": "causal", "prefix": "prefix", "fwd_bwd": "fwd_bwd", "bid
 
 @dataclass
 class LMConfig:
-    vocab_size: int = 256
+    vocab_size: int | None = None  # None: taken from the task when trained
     d_model: int = 64
     n_layers: int = 2
     n_heads: int = 2
@@ -64,8 +63,7 @@ class Block(nn.Module):
     def __init__(self, cfg: LMConfig, mixer_name: str):
         super().__init__()
         opts = dict(cfg.mixer_options)
-        cls = MIXERS[mixer_name]
-        if issubclass(cls, _QuadraticAttention):
+        if MIXERS[mixer_name].sees_future:
             opts["mask"] = MODE_MASK[cfg.mode]
         elif cfg.mode != "decoder":
             raise ValueError(f"model.mode={cfg.mode!r} needs a mixer that can look ahead (softmax, relu2_attn, "

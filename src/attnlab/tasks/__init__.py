@@ -2,7 +2,7 @@
 
 from .base import IGNORE, TaskData
 from .markov import Markov
-from .mqar import MQAR, multiquery_ar
+from .mqar import MQAR, SMALL_MQAR, multiquery_ar
 from .positional import Positional
 from .text import Text
 

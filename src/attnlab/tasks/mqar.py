@@ -74,3 +74,8 @@ class MQAR:
         xi, yi = multiquery_ar(num_examples=self.num_train, seed=seed, **kw)
         xv, yv = multiquery_ar(num_examples=self.num_valid, seed=seed + 7919, **kw)
         return TaskData(self.vocab_size, xi, yi, xv, yv)
+
+
+# A small setting that a 2-layer model learns in minutes on 2 cores: the ledger's recipes and
+# ``attnlab suite`` train on it
+SMALL_MQAR = MQAR(vocab_size=64, seq_len=32, num_kv_pairs=4, num_train=5000, num_valid=256)

@@ -1,7 +1,12 @@
-"""Training configs: one dataclass, loaded from YAML, JSON or a Python file, with ``--set key=value``.
+"""Training configs: typed all the way down, loaded from YAML, JSON or a Python file, with ``--set key=value``.
 
-Every error names the key: an unknown key (with the closest valid one), a wrong type, or options
-that do not go together (checked when the model is built).
+A :class:`TrainConfig` holds a typed task config (one of the task dataclasses of :mod:`attnlab.tasks`,
+chosen by its ``name``), a typed :class:`~attnlab.models.LMConfig` and an optional
+:class:`EarlyStop`. Files and ``--set`` give nested dicts; :func:`make_config` turns them into the
+types, and every error names the key path (``model.short_conv``): an unknown key (with the closest
+valid one), a wrong type, or options that do not go together. Code builds configs from the types
+directly (``dataclasses.replace`` for a variant) and passes them through :func:`make_config` to be
+checked the same way.
 """
 
 from __future__ import annotations
@@ -17,13 +22,28 @@ from pathlib import Path
 from typing import Any
 
 from ..models import LMConfig
-from ..tasks import TASKS
+from ..tasks import MQAR, TASKS, Markov, Positional, Text
+
+TaskConfig = MQAR | Markov | Positional | Text
+TASK_NAMES = {cls: name for name, cls in TASKS.items()}
+
+
+@dataclass
+class EarlyStop:
+    """Stop when the validation ``metric`` reaches ``threshold`` (accuracy ≥, loss ≤)."""
+
+    metric: str = "accuracy"
+    threshold: float = 1.0
+
+    def reached(self, valid: dict) -> bool:
+        v = valid[self.metric]
+        return v >= self.threshold if self.metric == "accuracy" else v <= self.threshold
 
 
 @dataclass
 class TrainConfig:
-    task: dict = field(default_factory=lambda: {"name": "mqar"})
-    model: dict = field(default_factory=dict)
+    task: TaskConfig = field(default_factory=MQAR)
+    model: LMConfig = field(default_factory=LMConfig)
     name: str = "run"
     out: str = "runs"
     seed: int = 0
@@ -37,7 +57,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     eval_every: int = 100
     eval_batches: int = 8
-    early_stop: dict | None = None  # {"metric": "accuracy", "threshold": 0.99}
+    early_stop: EarlyStop | None = None
     ckpt_every: int = 200
     log_every: int = 10
     threads: int | None = None
@@ -94,7 +114,12 @@ def _build_dataclass(cls, data: dict, prefix: str):
     return cls(**out)
 
 
-def task_config(task: dict):
+def task_config(task: dict | TaskConfig) -> TaskConfig:
+    """A task config from ``{"name": …, **fields}`` (or a task config, checked again)."""
+    if dataclasses.is_dataclass(task) and type(task) in TASK_NAMES:
+        task = task_dict(task)
+    if not isinstance(task, dict):
+        raise TypeError(f"task must be a mapping with a name, got {type(task).__name__}")
     if "name" not in task:
         raise ValueError(f"task.name is required; one of {', '.join(TASKS)}")
     name = task["name"]
@@ -103,14 +128,26 @@ def task_config(task: dict):
     return _build_dataclass(TASKS[name], {k: v for k, v in task.items() if k != "name"}, "task.")
 
 
-def model_config(model: dict, vocab_size: int) -> LMConfig:
-    m = dict(model)
-    if "vocab_size" in m and m["vocab_size"] != vocab_size:
-        raise ValueError(f"model.vocab_size={m['vocab_size']} disagrees with the task's vocabulary ({vocab_size})")
-    m["vocab_size"] = vocab_size
-    cfg = _build_dataclass(LMConfig, m, "model.")
+def task_dict(task: TaskConfig) -> dict:
+    return {"name": TASK_NAMES[type(task)], **dataclasses.asdict(task)}
+
+
+def model_config(model: dict | LMConfig) -> LMConfig:
+    """A model config from a dict (or a model config, checked again); the mixer names are checked."""
+    if isinstance(model, LMConfig):
+        model = dataclasses.asdict(model)
+    if not isinstance(model, dict):
+        raise TypeError(f"model must be a mapping, got {type(model).__name__}")
+    cfg = _build_dataclass(LMConfig, model, "model.")
     cfg.mixers()
     return cfg
+
+
+def model_for_task(model: LMConfig, vocab_size: int) -> LMConfig:
+    """The model config with the task's vocabulary (a model that names another one is an error)."""
+    if model.vocab_size is not None and model.vocab_size != vocab_size:
+        raise ValueError(f"model.vocab_size={model.vocab_size} disagrees with the task's vocabulary ({vocab_size})")
+    return dataclasses.replace(model, vocab_size=vocab_size)
 
 
 def parse_value(text: str) -> Any:
@@ -159,8 +196,26 @@ def load_file(path: str | Path) -> dict:
     return data
 
 
-def make_config(data: dict) -> TrainConfig:
+def make_config(data: dict | TrainConfig) -> TrainConfig:
+    """A checked :class:`TrainConfig` from nested dicts (a file, ``--set``) or from a config built in code."""
+    if isinstance(data, TrainConfig):
+        data = to_dict(data)
+    if not isinstance(data, dict):
+        raise TypeError(f"a config must be a mapping, got {type(data).__name__}")
+    data = dict(data)
+    task = task_config(data.pop("task", {"name": "mqar"}))
+    model = model_config(data.pop("model", {}))
+    early = data.pop("early_stop", None)
     cfg = _build_dataclass(TrainConfig, data, "")
+    cfg.task, cfg.model = task, model
+    if early is not None:
+        if isinstance(early, EarlyStop):
+            early = dataclasses.asdict(early)
+        if not isinstance(early, dict):
+            raise TypeError(f"early_stop must be a mapping {{metric, threshold}}, got {type(early).__name__}")
+        cfg.early_stop = _build_dataclass(EarlyStop, early, "early_stop.")
+        if cfg.early_stop.metric not in ("accuracy", "loss"):
+            raise ValueError(f"early_stop.metric must be 'accuracy' or 'loss', got {cfg.early_stop.metric!r}")
     import importlib
 
     for mod in cfg.imports:
@@ -173,15 +228,12 @@ def make_config(data: dict) -> TrainConfig:
             raise ValueError(f"{key} must be >= 1, got {getattr(cfg, key)}")
     if cfg.lr <= 0:
         raise ValueError(f"lr must be positive, got {cfg.lr}")
-    if cfg.early_stop is not None:
-        es = cfg.early_stop
-        if set(es) - {"metric", "threshold"} or es.get("metric") not in ("accuracy", "loss"):
-            raise ValueError("early_stop must be {'metric': 'accuracy' | 'loss', 'threshold': number}")
-    task_config(cfg.task)  # fail early on task keys
     return cfg
 
 
 def to_dict(cfg: TrainConfig) -> dict:
+    """Nested dicts in JSON types (what ``config.json`` holds); the task carries its ``name``."""
     d = dataclasses.asdict(cfg)
+    d["task"] = task_dict(cfg.task)
     d["betas"] = list(d["betas"])
     return d

@@ -22,7 +22,7 @@ from ..checks import finite_checks
 from ..models import LM
 from ..tasks import IGNORE
 from . import checkpoint
-from .config import TrainConfig, model_config, task_config, to_dict
+from .config import TrainConfig, model_for_task, to_dict
 
 
 def lr_at(cfg: TrainConfig, step: int) -> float:
@@ -195,9 +195,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
                     if tb:
                         for k, v in last_eval.items():
                             tb.add_scalar(f"valid/{k}", v, done)
-                es = cfg.early_stop
-                if es and ((es["metric"] == "accuracy" and last_eval["accuracy"] >= es["threshold"])
-                           or (es["metric"] == "loss" and last_eval["loss"] <= es["threshold"])):
+                if cfg.early_stop and cfg.early_stop.reached(last_eval):
                     stopped = True
             if lead and (done % cfg.ckpt_every == 0 or done == cfg.steps or stopped):
                 checkpoint.save(run_dir, done, model, opt,
@@ -216,9 +214,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
 
 def build_model(cfg: TrainConfig) -> tuple[LM, object]:
     """The model and task data of a config (weights as initialised), e.g. to load a checkpoint into."""
-    data = task_config(cfg.task).build(cfg.seed)
+    data = cfg.task.build(cfg.seed)
     torch.manual_seed(cfg.seed)
-    return LM(model_config(cfg.model, data.vocab_size)), data
+    return LM(model_for_task(cfg.model, data.vocab_size)), data
 
 
 def load_trained(run_dir: str | Path) -> tuple[LM, object, TrainConfig]:

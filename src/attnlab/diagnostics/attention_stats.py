@@ -1,4 +1,4 @@
-"""``attnlab analyze``: entropy, sparsity and effective rank of a model's attention, per layer and head.
+"""Entropy, sparsity and rank of a pretrained model's attention over real text, per layer and head.
 
 Works on pretrained Hugging Face models (:mod:`attnlab.models.hf`) over real text. For causal models
 the statistics count only the allowed (lower-triangular) entries; rows with one allowed entry are
@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 
-from .diagnostics import effective_rank, l1_l2_sparsity, normalized_entropy, numerical_rank, row_entropy
+from .entropy import normalized_entropy, row_entropy
+from .rank import effective_rank, numerical_rank
+from .sparsity import l1_l2_sparsity
 
 RANK_RTOL = 1e-6  # float32 resolution: smaller singular values are noise
 
@@ -63,25 +64,3 @@ def analyze_model(hf, text: str, *, window: int = 128, max_tokens: int = 1024,
     if hf.causal:
         out["causal_positive_diagonal"] = all(full_rank)
     return out
-
-
-def heatmap(hf, text: str, layer: int, head: int, path: Path, window: int = 64) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    ids = text_windows(hf.tokenizer, text, window, window)[0]
-    att = hf.attentions(ids[None])
-    if not 0 <= layer < len(att) or not 0 <= head < att[layer].shape[1]:
-        raise ValueError(f"--heads: layer {layer} head {head} out of range ({len(att)} layers, {att[0].shape[1]} heads)")
-    f, ax = plt.subplots(figsize=(5, 4.5))
-    im = ax.imshow(att[layer][0, head].numpy(), cmap="viridis")
-    ax.set_title(f"{hf.name} layer {layer} head {head}")
-    ax.set_xlabel("key position")
-    ax.set_ylabel("query position")
-    f.colorbar(im)
-    f.tight_layout()
-    f.savefig(path, dpi=100)
-    plt.close(f)
-    return path

@@ -1,0 +1,61 @@
+"""The ledger's shared training recipes: each returns a typed :class:`~attnlab.train.TrainConfig`.
+
+Experiments take a recipe and vary it with keyword arguments (model fields) or ``dataclasses.replace``;
+they never import each other. Widths scale with ``budget.model_scale`` and steps with
+``budget.train_scale``; everything else is fixed here, before any run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from ..models import LMConfig
+from ..tasks import SMALL_MQAR, Markov, Positional, Text
+from ..train import TrainConfig
+from .registry import Budget
+
+LR = 3e-3
+WARMUP = 20
+# MQAR in Zoology's layout, small enough that a 2-layer model learns it in minutes on 2 cores
+MQAR_TASK = SMALL_MQAR
+# Shakespeare bytes in windows of 128
+TEXT_TASK = Text(seq_len=128, max_bytes=2_000_000)
+# a fresh sparse chain per sequence (16 states, 2 successors each): learnt in context
+MARKOV_TASK = Markov(vocab_size=16, seq_len=64, branching=2, in_context=True, num_train=4000, num_valid=256)
+# emit each token's position index from random tokens: only position information helps
+POSITION_TASK = Positional(kind="position", vocab_size=32, seq_len=32, num_train=5000, num_valid=256)
+
+
+def _config(name: str, seed: int, budget: Budget, task, model: LMConfig, *, steps: int, batch_size: int,
+            eval_every: int, eval_batches: int) -> TrainConfig:
+    return TrainConfig(task=task, model=replace(model, d_model=model.d_model * budget.model_scale), name=name, seed=seed,
+                       steps=steps * budget.train_scale, batch_size=batch_size, lr=LR, warmup=WARMUP,
+                       eval_every=eval_every * budget.train_scale, eval_batches=eval_batches)
+
+
+def mqar(mixer: str, seed: int, budget: Budget, *, short_conv: str = "", steps: int = 300, **model) -> TrainConfig:
+    """A 2-layer attention-only model (one head) on :data:`MQAR_TASK`; ``model`` overrides LMConfig fields."""
+    m = LMConfig(d_model=64, n_layers=2, n_heads=1, mixer=mixer, mlp_ratio=0, short_conv=short_conv, **model)
+    return _config(f"mqar-{mixer}-{short_conv or 'none'}", seed, budget, MQAR_TASK, m, steps=steps, batch_size=64,
+                   eval_every=100, eval_batches=4)
+
+
+def text(name: str, seed: int, budget: Budget, *, task: Text = TEXT_TASK, steps: int = 150, **model) -> TrainConfig:
+    """A 2-layer, 2-head LM with MLPs on :data:`TEXT_TASK` (or a variant of it), evaluated once at the end."""
+    m = LMConfig(d_model=64, n_layers=2, n_heads=2, **model)
+    return _config(name, seed, budget, task, m, steps=steps, batch_size=16, eval_every=steps, eval_batches=8)
+
+
+def markov(seed: int, budget: Budget, *, short_conv: str = "") -> TrainConfig:
+    """DeltaNet with K = V tied (one projection), 2 layers with MLPs, on :data:`MARKOV_TASK`."""
+    m = LMConfig(d_model=64, n_layers=2, n_heads=2, mixer="deltanet", mlp_ratio=2, short_conv=short_conv,
+                 mixer_options={"tie_kv": True})
+    return _config(f"markov-tied-{short_conv or 'none'}", seed, budget, MARKOV_TASK, m, steps=300, batch_size=32,
+                   eval_every=300, eval_batches=8)
+
+
+def position(mode: str, seed: int, budget: Budget) -> TrainConfig:
+    """A NoPE softmax model (2 layers, 2 heads) with the attention ``mode`` on :data:`POSITION_TASK`."""
+    m = LMConfig(d_model=64, n_layers=2, n_heads=2, mixer="softmax", mode=mode, mixer_options={"rope": False})
+    return _config(f"d4-position-{mode}", seed, budget, POSITION_TASK, m, steps=300, batch_size=32, eval_every=300,
+                   eval_batches=8)

@@ -1,0 +1,72 @@
+"""Trained runs memoised on disk by config and code: train once, reuse while nothing that shapes it changed.
+
+A run's folder under the memo's root is named ``<config name>-<key>``, where the key hashes the
+resolved config and the source that shapes training (ops, mixers, models, tasks, train, checks).
+A rerun therefore reuses a finished run, resumes an unfinished one, and retrains exactly when the
+config or the training code changed. The root is explicit: whoever owns the results (the ledger's
+``--out`` folder, the suite's temporary folder) makes its own :class:`RunMemo`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import attnlab
+
+from .config import TrainConfig, make_config, to_dict
+
+TRAINING_CODE = ("ops", "mixers", "models", "tasks", "train", "checks.py")
+# a memoised run checkpoints once, at its end: a killed run is retrained, not resumed mid-way
+FINAL_CHECKPOINT_ONLY = 10**9
+
+
+def source_hash(keep: Callable[[Path], bool]) -> str:
+    """SHA-256 of attnlab's source files (``.py``, and the ``.c`` of compiled kernels) whose path
+    relative to the package passes ``keep``."""
+    root = Path(attnlab.__file__).resolve().parent
+    h = hashlib.sha256()
+    for f in sorted([*root.rglob("*.py"), *root.rglob("*.c")]):
+        rel = f.relative_to(root)
+        if keep(rel):
+            h.update(str(rel).encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+@functools.cache
+def code_hash() -> str:
+    """The source that shapes training: a change here retrains, a change elsewhere reuses runs."""
+    return source_hash(lambda rel: rel.parts[0] in TRAINING_CODE)[:10]
+
+
+def run_key(cfg: TrainConfig) -> str:
+    """The hash of a resolved config (its output folder aside) and of the training code."""
+    d = to_dict(cfg)
+    d.pop("out")
+    return hashlib.sha256((json.dumps(d, sort_keys=True) + code_hash()).encode()).hexdigest()[:12]
+
+
+class RunMemo:
+    """Trained runs under ``root``: :meth:`trained` trains a config once and then returns its summary."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def resolve(self, cfg: TrainConfig | dict) -> TrainConfig:
+        """The checked config as the memo runs it: named ``<name>-<key>``, written under the root."""
+        cfg = dataclasses.replace(make_config(cfg), ckpt_every=FINAL_CHECKPOINT_ONLY)
+        return dataclasses.replace(cfg, name=f"{cfg.name}-{run_key(cfg)}", out=str(self.root))
+
+    def trained(self, cfg: TrainConfig | dict) -> dict:
+        """Train ``cfg`` (or reuse its finished run); the run's summary with ``run_dir`` added."""
+        from .loop import train
+        from .sweep import finished
+
+        tc = self.resolve(cfg)
+        s = finished(tc) or train(tc, resume=True, progress=False)
+        return {**s, "run_dir": str(tc.run_dir)}

@@ -1,0 +1,27 @@
+"""The trained-run memo: one run per resolved config and training code, under an explicit root."""
+
+from attnlab.train import RunMemo, make_config
+
+
+def test_trained_runs_are_memoised_by_config_and_code(tmp_path):
+    runs = RunMemo(tmp_path)
+    cfg = {"name": "memo", "task": {"name": "markov", "vocab_size": 8, "seq_len": 16, "num_train": 64, "num_valid": 8},
+           "model": {"d_model": 8, "n_layers": 1, "n_heads": 1, "mlp_ratio": 0}, "steps": 3, "batch_size": 4,
+           "eval_every": 3, "warmup": 1}
+    a = runs.trained(cfg)
+    mtime = (tmp_path / a["run_dir"].split("/")[-1] / "summary.json").stat().st_mtime_ns
+    b = runs.trained(cfg)
+    assert b["run_dir"] == a["run_dir"] and b["final_loss"] == a["final_loss"]
+    assert (tmp_path / b["run_dir"].split("/")[-1] / "summary.json").stat().st_mtime_ns == mtime, "not retrained"
+    c = runs.trained({**cfg, "seed": 1})
+    assert c["run_dir"] != a["run_dir"]
+
+
+def test_a_config_built_in_code_and_its_dict_form_share_one_run(tmp_path):
+    runs = RunMemo(tmp_path)
+    d = {"name": "same", "task": {"name": "markov", "vocab_size": 8, "seq_len": 16, "num_train": 64, "num_valid": 8},
+         "model": {"d_model": 8, "n_layers": 1, "n_heads": 1, "mlp_ratio": 0}, "steps": 2, "batch_size": 4,
+         "eval_every": 2, "warmup": 1}
+    assert runs.resolve(d).name == runs.resolve(make_config(d)).name
+    assert runs.resolve(d).out == str(tmp_path) and runs.resolve(d).name.startswith("same-")
+    assert RunMemo(tmp_path / "other").resolve(d).name == runs.resolve(d).name  # the key ignores the root
