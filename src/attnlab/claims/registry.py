@@ -14,7 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-VERDICTS = ("holds", "caveat", "refuted")
+# holds / refuted: the evidence decides the claim; caveat: part of it holds; undecided: the budget's
+# evidence cannot decide (an interval that contains both answers)
+VERDICTS = ("holds", "caveat", "refuted", "undecided")
 
 
 @dataclass(frozen=True)
@@ -50,10 +52,13 @@ class Figure:
     title: str
     xlabel: str
     ylabel: str
-    series: list[dict[str, Any]]  # each {"label", "x", "y", optional "yerr", "style" (o, -, --, -o), "color"}
+    # each {"label", "x", "y", optional "yerr" or "xerr" (symmetric list, or [below, above]), "style"
+    # (o, -, --, -o), "color"}
+    series: list[dict[str, Any]]
     logx: bool = False
     logy: bool = False
     xticks: list[str] | None = None  # names for the x positions 0, 1, …: a categorical axis
+    yticks: list[str] | None = None  # names for the y positions 0, 1, … (a forest plot's comparisons)
 
 
 @dataclass

@@ -97,7 +97,7 @@ def reproduce(
 
         def done(r):
             tag = "cached" if r.cached else f"{r.seconds:.1f}s"
-            color = {"holds": "green", "caveat": "yellow", "refuted": "red"}.get(r.verdict, "magenta")
+            color = {"holds": "green", "caveat": "yellow", "refuted": "red", "undecided": "blue"}.get(r.verdict, "magenta")
             prog.console.print(f"[bold]{r.id}[/] [{color}]{r.verdict}[/] ({tag}) {r.reason}")
             prog.advance(task)
 

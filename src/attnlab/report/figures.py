@@ -29,12 +29,15 @@ def figure_png(fig: dict, dpi: int = 90) -> bytes:
             marker = "o" if style in ("o", "-o") else None
             ls = "none" if style == "o" else style.rstrip("o") or "-"
             color = s.get("color") or f"C{i % 10}"
-            if e:
-                ax.errorbar(x, y, yerr=e, color=color, ls=ls, marker=marker or ".", label=s.get("label"), capsize=2)
+            if e or s.get("xerr"):
+                ax.errorbar(x, y, yerr=e or None, xerr=s.get("xerr"), color=color, ls=ls, marker=marker or ".",
+                            label=s.get("label"), capsize=2)
             else:
                 ax.plot(x, y, color=color, ls=ls, marker=marker, label=s.get("label"))
         if fig.get("xticks"):
             ax.set_xticks(range(len(fig["xticks"])), fig["xticks"])
+        if fig.get("yticks"):
+            ax.set_yticks(range(len(fig["yticks"])), fig["yticks"], fontsize=7)
         if fig.get("logx"):
             ax.set_xscale("log")
         if fig.get("logy"):
@@ -43,7 +46,7 @@ def figure_png(fig: dict, dpi: int = 90) -> bytes:
         ax.set_xlabel(fig.get("xlabel", ""))
         ax.set_ylabel(fig.get("ylabel", ""))
         ax.grid(alpha=0.3)
-        if fig.get("series"):
+        if any(s.get("label") for s in fig.get("series", [])):
             ax.legend(fontsize=7)
         f.tight_layout()
         buf = io.BytesIO()

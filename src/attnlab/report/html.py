@@ -14,7 +14,8 @@ from pathlib import Path
 from .. import __version__
 from .figures import figure_data_uri
 
-COLORS = {"holds": "#1a7f37", "caveat": "#9a6700", "refuted": "#cf222e", "pending": "#6e7781", "error": "#8250df"}
+COLORS = {"holds": "#1a7f37", "caveat": "#9a6700", "refuted": "#cf222e", "undecided": "#0969da", "pending": "#6e7781",
+          "error": "#8250df"}
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#1f2328}

@@ -1,0 +1,116 @@
+"""Paired comparisons of trained arms over seeds: effect, 95% confidence interval, minimum effect, outcome.
+
+Every trained claim compares arms that share their seeds (the same data and initialisation seed in
+each arm), so each seed gives one paired difference. A comparison is pre-registered in the
+experiment's module, before any run: its name, the direction the claim predicts, and the minimum
+effect ``delta`` that matters, in the units of the measurement. :func:`paired` then returns
+
+- ``effect``: the mean paired difference, signed so that the claimed direction is positive;
+- ``ci``: its 95% interval from Student's t with ``n − 1`` degrees of freedom (with 3–5 seeds a
+  bootstrap interval is too narrow to trust: it cannot be wider than the seeds' own range);
+- ``outcome``: ``supported`` when the interval excludes 0 on the claimed side and the estimate
+  reaches ``delta``; ``contradicted`` when the whole interval lies below ``delta`` (the effect, if
+  any, is too small or opposite); ``unresolved`` otherwise: these seeds cannot decide.
+
+:func:`verdict_of` turns outcomes into the ledger's verdict words: ``holds`` and ``refuted`` need
+supported and contradicted comparisons; anything the evidence cannot decide is ``undecided``.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import asdict, dataclass
+
+from scipy import stats as sps
+
+SUPPORTED, CONTRADICTED, UNRESOLVED = "supported", "contradicted", "unresolved"
+LEVEL = 0.95
+METHOD = "paired t, 95%"
+
+
+@dataclass(frozen=True)
+class Decision:
+    comparison: str  # what is compared, in the claimed direction ("K conv lowers loss vs none")
+    effect: float  # mean paired difference, positive = the claimed direction
+    ci: tuple[float, float]
+    delta: float  # the minimum effect that matters, fixed before the run
+    n: int
+    method: str
+    outcome: str
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["ci"] = list(self.ci)
+        return d
+
+    def text(self, digits: int = 3) -> str:
+        """``effect +0.123 [0.050, 0.196], δ 0.05, n 5: supported`` (what a reason quotes)."""
+        lo, hi = self.ci
+        return (f"{self.comparison}: effect {self.effect:+.{digits}f} [{lo:+.{digits}f}, {hi:+.{digits}f}], "
+                f"δ {self.delta:g}, n {self.n}: {self.outcome}")
+
+
+def t_interval(diffs: list[float], level: float = LEVEL) -> tuple[float, float]:
+    """Student-t confidence interval for the mean of ``diffs`` (infinite with fewer than 2 values)."""
+    n = len(diffs)
+    m = statistics.fmean(diffs)
+    if n < 2:
+        return (-math.inf, math.inf)
+    half = sps.t.ppf(0.5 + level / 2, n - 1) * statistics.stdev(diffs) / math.sqrt(n)
+    return (m - half, m + half)
+
+
+def outcome_of(effect: float, ci: tuple[float, float], delta: float) -> str:
+    lo, hi = ci
+    if lo > 0 and effect >= delta:
+        return SUPPORTED
+    if hi < delta:
+        return CONTRADICTED
+    return UNRESOLVED
+
+
+def paired(comparison: str, a: list[float], b: list[float], *, delta: float, claimed: str) -> Decision:
+    """Compare arm ``a`` with arm ``b`` seed by seed; ``claimed`` is ``"a > b"`` or ``"a < b"``.
+
+    ``a[i]`` and ``b[i]`` must come from the same seed; ``delta > 0`` is the minimum effect in the
+    measurement's units.
+    """
+    if claimed not in ("a > b", "a < b"):
+        raise ValueError(f"claimed must be 'a > b' or 'a < b', got {claimed!r}")
+    if len(a) != len(b) or not a:
+        raise ValueError(f"paired arms need the same seeds: got {len(a)} and {len(b)} values")
+    if not delta > 0:
+        raise ValueError(f"delta must be a positive minimum effect, got {delta}")
+    sign = 1.0 if claimed == "a > b" else -1.0
+    diffs = [sign * (x - y) for x, y in zip(a, b)]
+    effect = statistics.fmean(diffs)
+    ci = t_interval(diffs)
+    return Decision(comparison, effect, ci, delta, len(diffs), METHOD, outcome_of(effect, ci, delta))
+
+
+def verdict_of(decisions: list[Decision]) -> str:
+    """``holds`` if every comparison is supported, ``refuted`` if any is contradicted, else ``undecided``."""
+    outcomes = {d.outcome for d in decisions}
+    if outcomes == {SUPPORTED}:
+        return "holds"
+    if CONTRADICTED in outcomes:
+        return "refuted"
+    return "undecided"
+
+
+def forest_figure(decisions: list[Decision], title: str = "Paired effects (claimed direction > 0)"):
+    """The decisions as a forest plot: each effect with its interval, the δ line and the 0 line."""
+    from .registry import Figure
+
+    ys = list(range(len(decisions)))[::-1]
+    finite = [x for d in decisions for x in (*d.ci, d.effect, d.delta) if math.isfinite(x)]
+    lo, hi = min(finite + [0.0]), max(finite + [0.0])
+    series = [{"label": "effect, 95% CI" if i == 0 else None, "x": [d.effect], "y": [y], "style": "o", "color": "C0",
+               "xerr": [[d.effect - max(d.ci[0], lo)], [min(d.ci[1], hi) - d.effect]]}
+              for i, (d, y) in enumerate(zip(decisions, ys))]
+    series.append({"label": "0", "x": [0, 0], "y": [-0.5, len(decisions) - 0.5], "style": "-", "color": "0.5"})
+    for i, d in enumerate(decisions):
+        series.append({"label": "δ (minimum effect)" if i == 0 else None, "x": [d.delta, d.delta],
+                       "y": [ys[i] - 0.4, ys[i] + 0.4], "style": "--", "color": "C3"})
+    return Figure(title, "paired effect", "", series, yticks=[d.comparison for d in decisions][::-1])
