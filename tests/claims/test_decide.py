@@ -44,6 +44,14 @@ def test_an_interval_above_zero_that_straddles_delta_is_unresolved():
     assert d.ci[0] > 0 and d.effect < 0.05 < d.ci[1] and d.outcome == UNRESOLVED
 
 
+def test_arms_at_their_step_cap_cannot_decide():
+    a, b = arms(0.3, 0.02)
+    d = paired("capped", a, b, delta=0.05, claimed="a > b", capped=True)
+    assert d.outcome == UNRESOLVED and d.capped and "step cap" in d.text()
+    z, w = arms(0.0, 0.02)
+    assert paired("capped", z, w, delta=0.05, claimed="a > b", capped=True).outcome == UNRESOLVED
+
+
 def test_the_claimed_direction_is_positive_either_way():
     a, b = arms(0.3, 0.02)
     up = paired("a > b", a, b, delta=0.05, claimed="a > b")
@@ -89,7 +97,7 @@ def test_decisions_serialise_quote_their_numbers_and_draw_a_forest(tmp_path):
     a, b = arms(0.3, 0.02)
     d = paired("K conv lowers loss", a, b, delta=0.05, claimed="a > b")
     j = d.to_json()
-    assert set(j) == {"comparison", "effect", "ci", "delta", "n", "method", "outcome"} and len(j["ci"]) == 2
+    assert set(j) == {"comparison", "effect", "ci", "delta", "n", "method", "outcome", "capped"} and len(j["ci"]) == 2
     assert f"{d.effect:+.3f}" in d.text() and "δ 0.05" in d.text() and d.outcome in d.text()
     fig = forest_figure([d, paired("noisy", *arms(0.1, 0.3), delta=0.05, claimed="a > b")])
     assert fig.yticks == ["noisy", "K conv lowers loss"]

@@ -137,3 +137,13 @@ def test_seed_figures_draw_on_a_named_axis():
 
     for f in (fig, paired):
         assert figure_png(dataclasses.asdict(f))[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_decisions_are_tabled_and_undecided_has_its_badge():
+    d = {"comparison": "K conv <beats> none", "effect": 0.12, "ci": [0.05, 0.19], "delta": 0.1, "n": 3,
+         "method": "paired t, 95%", "outcome": "unresolved", "capped": True}
+    claim = {**CLAIMS[0], "id": "A3", "verdict": "undecided", "measured": {"decisions": [d]}}
+    page = render_report([claim], "quick")
+    section = page.split('<section id="A3">')[1]
+    assert "K conv &lt;beats&gt; none" in section and "[+0.05, +0.19]" in section
+    assert "unresolved (step cap)" in section and "undecided" in section.split("</h2>")[0]

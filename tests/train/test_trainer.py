@@ -165,3 +165,18 @@ def test_sweep_on_a_local_ray_instance(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     csv = (tmp_path / "ray" / "summary.csv").read_text()
     assert csv.count(",done,") == 2, csv
+
+
+def test_plateau_stops_training_and_the_summary_says_why(tmp_path):
+    # min_delta larger than any gain: the first evaluation is the best, the next `patience` ones stall
+    s = train(make_config(tiny(tmp_path / "p", steps=60, eval_every=6, plateau={"patience": 2, "min_delta": 100.0})),
+              progress=False)
+    assert s["stop_reason"] == "plateau" and s["stopped_early"] and s["steps"] == 18
+    assert s["valid_curve"]["step"] == [6, 12, 18] and len(s["valid_curve"]["loss"]) == 3
+    # a run that is still improving when it reaches its cap says so
+    c = train(make_config(tiny(tmp_path / "c", steps=12, plateau={"patience": 5})), progress=False)
+    assert c["stop_reason"] == "step_cap" and not c["stopped_early"] and c["steps"] == 12
+    plain = train(make_config(tiny(tmp_path / "n")), progress=False)
+    assert plain["stop_reason"] == "steps"
+    with pytest.raises(ValueError, match="plateau needs patience >= 1"):
+        make_config(tiny(tmp_path, plateau={"patience": 0}))

@@ -10,7 +10,13 @@ effect ``delta`` that matters, in the units of the measurement. :func:`paired` t
   bootstrap interval is too narrow to trust: it cannot be wider than the seeds' own range);
 - ``outcome``: ``supported`` when the interval excludes 0 on the claimed side and the estimate
   reaches ``delta``; ``contradicted`` when the whole interval lies below ``delta`` (the effect, if
-  any, is too small or opposite); ``unresolved`` otherwise: these seeds cannot decide.
+  any, is too small or opposite); ``unresolved`` otherwise: these seeds cannot decide. A comparison
+  whose arms reached their step cap before a validation plateau (``capped``) is ``unresolved``
+  whatever its interval: under-trained arms are no evidence either way.
+
+A claim of the form "at least as good" is a non-inferiority comparison (:func:`noninferior`): it is
+``supported`` when the whole interval lies above ``−delta`` (any loss is smaller than the margin),
+``contradicted`` when it lies entirely below ``−delta``, ``unresolved`` otherwise.
 
 :func:`verdict_of` turns outcomes into the ledger's verdict words: ``holds`` and ``refuted`` need
 supported and contradicted comparisons; anything the evidence cannot decide is ``undecided``.
@@ -38,6 +44,7 @@ class Decision:
     n: int
     method: str
     outcome: str
+    capped: bool = False  # an arm reached its step cap before its plateau: the outcome is unresolved
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -48,7 +55,7 @@ class Decision:
         """``effect +0.123 [0.050, 0.196], δ 0.05, n 5: supported`` (what a reason quotes)."""
         lo, hi = self.ci
         return (f"{self.comparison}: effect {self.effect:+.{digits}f} [{lo:+.{digits}f}, {hi:+.{digits}f}], "
-                f"δ {self.delta:g}, n {self.n}: {self.outcome}")
+                f"δ {self.delta:g}, n {self.n}: {self.outcome}" + (" (an arm at its step cap)" if self.capped else ""))
 
 
 def t_interval(diffs: list[float], level: float = LEVEL) -> tuple[float, float]:
@@ -70,11 +77,12 @@ def outcome_of(effect: float, ci: tuple[float, float], delta: float) -> str:
     return UNRESOLVED
 
 
-def paired(comparison: str, a: list[float], b: list[float], *, delta: float, claimed: str) -> Decision:
+def paired(comparison: str, a: list[float], b: list[float], *, delta: float, claimed: str,
+           capped: bool = False) -> Decision:
     """Compare arm ``a`` with arm ``b`` seed by seed; ``claimed`` is ``"a > b"`` or ``"a < b"``.
 
     ``a[i]`` and ``b[i]`` must come from the same seed; ``delta > 0`` is the minimum effect in the
-    measurement's units.
+    measurement's units; ``capped``: an arm's runs reached their step cap before a plateau.
     """
     if claimed not in ("a > b", "a < b"):
         raise ValueError(f"claimed must be 'a > b' or 'a < b', got {claimed!r}")
@@ -86,7 +94,19 @@ def paired(comparison: str, a: list[float], b: list[float], *, delta: float, cla
     diffs = [sign * (x - y) for x, y in zip(a, b)]
     effect = statistics.fmean(diffs)
     ci = t_interval(diffs)
-    return Decision(comparison, effect, ci, delta, len(diffs), METHOD, outcome_of(effect, ci, delta))
+    outcome = UNRESOLVED if capped else outcome_of(effect, ci, delta)
+    return Decision(comparison, effect, ci, delta, len(diffs), METHOD, outcome, bool(capped))
+
+
+def noninferior(comparison: str, a: list[float], b: list[float], *, delta: float, claimed: str,
+                capped: bool = False) -> Decision:
+    """Arm ``a`` at least as good as ``b`` up to the margin ``delta`` (``claimed`` as in :func:`paired`:
+    the direction in which ``a`` is better)."""
+    d = paired(comparison, a, b, delta=delta, claimed=claimed)
+    lo, hi = d.ci
+    outcome = SUPPORTED if lo > -delta else (CONTRADICTED if hi < -delta else UNRESOLVED)
+    return Decision(d.comparison, d.effect, d.ci, d.delta, d.n, f"{METHOD}, non-inferiority margin δ",
+                    UNRESOLVED if capped else outcome, bool(capped))
 
 
 def verdict_of(decisions: list[Decision]) -> str:

@@ -47,7 +47,9 @@ def d2(budget: Budget) -> Evidence:
         v = "holds" if all(num_full) and all(low) else "caveat"
     min_diag = min(r["causal_min_diag"] for r in rows)
     sig = max(r["causal_sigma_min"] for r in rows)
-    reason = (f"every causal matrix has a positive diagonal (min {min_diag:.1e}), so it is exactly full rank, but its "
+    diag = (f"every causal matrix has a positive diagonal (min {min_diag:.1e}), so it is exactly full rank" if exact_full
+            else f"a causal diagonal entry is {min_diag:.1e}: not every causal matrix is exactly full rank")
+    reason = (f"{diag}, but its "
               f"smallest singular value is ≤ {sig:.0e} and it is numerically full rank (rtol {D2_RTOL}) in only "
               f"{sum(num_full)}/{len(rows)} cases; bidirectional rank < {D2_LOW}·n in {sum(low)}/{len(far)} cases "
               f"with n ≥ {D2_RATIO}d (" + ", ".join(f"n={r['n']} d={r['d']}: {r['bi_rank']}" for r in far

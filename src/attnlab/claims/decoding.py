@@ -8,72 +8,112 @@ from dataclasses import replace
 
 from ..train import RunMemo
 from . import recipes
-from .registry import Budget, Evidence, experiment, verdict
+from .arms import Arm, any_capped, curve_figure, train_arms, training_note
+from .decide import CONTRADICTED, SUPPORTED, forest_figure, noninferior, paired, verdict_of
+from .registry import Budget, Evidence, experiment
 from .seeds import fmt, seed_figure, stats
 
 PREFIX_TASK = replace(recipes.TEXT_TASK, prefix_len=64)  # 64 prefix + 64 continuation bytes
-D1_MARGIN = 0.02  # nats/byte the decoder may lose and the claim still hold
-D4_GAP_NATS = 0.5
+# minimum effects and margins, fixed before the run (paired over seeds, Student-t 95%; claims.decide)
+D1_MARGIN = 0.02  # nats/byte the decoder may lose and still be "at least as good" (non-inferiority)
+D3_DELTA = 0.01  # nats/byte: mixed forward/backward must lower the loss by at least this
+D4_GAP_NATS = 0.5  # nats: causal NoPE below bidirectional NoPE on the position task
+D4_LM_DELTA = 0.01  # nats/byte: RoPE below NoPE on the byte LM
 
 
-def _losses(runs: RunMemo, name: str, budget: Budget, **kw) -> dict:
-    return stats([runs.trained(recipes.text(name, s, budget, **kw))["valid"]["loss"] for s in budget.seeds])
+def loss(r: dict) -> float:
+    return r["valid"]["loss"]
+
+
+def _text_arms(runs: RunMemo, budget: Budget, arms: dict[str, tuple[str, dict]]) -> dict[str, Arm]:
+    """``{arm: (run name, recipe keywords)}`` → trained arms sharing one family pilot."""
+    makers = {a: (lambda s, n=n, kw=kw: recipes.text(n, s, budget, **kw)) for a, (n, kw) in arms.items()}
+    return train_arms(runs, makers, budget.seeds, family=list(arms))
 
 
 @experiment("D1", method="Shakespeare bytes in windows of 128 = 64 prefix + 64 continuation. A decoder-only model "
             "(causal, trained on every token) and a prefix-LM (UniLM mask: bidirectional over the prefix, trained on "
             "the continuation, the only tokens it can predict) with the same parameters, data and steps; "
             "validation loss on the continuation, over the budget's seeds.",
-            tolerance=f"holds if the decoder's mean continuation loss ≤ the prefix-LM's + {D1_MARGIN}; refuted otherwise")
+            tolerance=f"non-inferiority, paired over seeds (t, 95%): holds if the interval of (prefix-LM − decoder) "
+                      f"loss lies above −{D1_MARGIN} nats/byte, refuted if it lies below −{D1_MARGIN}, undecided "
+                      "otherwise")
 def d1(budget: Budget, runs: RunMemo) -> Evidence:
-    dec = _losses(runs, "d1-decoder", budget, task=replace(PREFIX_TASK, prefix_loss=True), mixer="softmax",
-                  mode="decoder")
-    pre = _losses(runs, "d1-prefix", budget, task=PREFIX_TASK, mixer="softmax", mode="prefix")
-    ok = dec["mean"] <= pre["mean"] + D1_MARGIN
-    return Evidence(verdict(ok), f"continuation loss (nats/byte): decoder-only {fmt(dec)}, prefix-LM {fmt(pre)} "
-                    "(equal parameters and steps)", {"decoder": dec, "prefix_lm": pre}, seeds=list(budget.seeds),
+    arms = _text_arms(runs, budget, {
+        "decoder": ("d1-decoder", dict(task=replace(PREFIX_TASK, prefix_loss=True), mixer="softmax", mode="decoder")),
+        "prefix-LM": ("d1-prefix", dict(task=PREFIX_TASK, mixer="softmax", mode="prefix"))})
+    dec, pre = (stats(arms[a].values(loss)) for a in ("decoder", "prefix-LM"))
+    d = noninferior("decoder at least as good as the prefix-LM", dec["values"], pre["values"], delta=D1_MARGIN,
+                    claimed="a < b", capped=any_capped(*arms.values()))
+    return Evidence(verdict_of([d]), f"{d.text()}; continuation loss (nats/byte): decoder-only {fmt(dec)}, prefix-LM "
+                    f"{fmt(pre)} (equal parameters); {training_note(arms)}",
+                    {"decoder": dec, "prefix_lm": pre, "decisions": [d.to_json()],
+                     "training": {a: arm.record() for a, arm in arms.items()}}, seeds=list(budget.seeds),
                     figures=[seed_figure("Continuation loss at equal parameters and steps", "loss (nats/byte)",
-                                         {"decoder-only": dec, "prefix-LM": pre})])
+                                         {"decoder-only": dec, "prefix-LM": pre}, paired=True), forest_figure([d]),
+                             curve_figure("Validation loss, every seed", arms)])
 
 
 @experiment("D3", method="As D1's prefix-LM, with mixed forward/backward attention over the prefix (half of the "
             "heads left-to-right, half right-to-left, causal after) against the bidirectional prefix; validation "
             "continuation loss after the same steps (early: the claim is about training speed).",
-            tolerance="holds if the mixed model's mean loss is lower and it wins on a majority of seeds")
+            tolerance=f"paired over seeds (t, 95%): holds if the mixed model lowers the loss by ≥ {D3_DELTA} nats/byte "
+                      "(supported), refuted if the interval lies below that (contradicted), undecided otherwise")
 def d3(budget: Budget, runs: RunMemo) -> Evidence:
-    name = {"prefix": "d1-prefix", "fwd_bwd": "d3-fwd_bwd"}  # the bidirectional prefix-LM is D1's
-    loss = {m: [runs.trained(recipes.text(name[m], s, budget, task=PREFIX_TASK, mixer="softmax",
-                                          mode=m))["valid"]["loss"] for s in budget.seeds]
-            for m in ("prefix", "fwd_bwd")}
-    wins = sum(a < b for a, b in zip(loss["fwd_bwd"], loss["prefix"]))
-    mix, bi = stats(loss["fwd_bwd"]), stats(loss["prefix"])
-    ok = mix["mean"] < bi["mean"] and 2 * wins > len(budget.seeds)
-    return Evidence(verdict(ok), f"continuation loss: mixed forward/backward {fmt(mix)}, bidirectional prefix "
-                    f"{fmt(bi)}; mixed wins on {wins}/{len(budget.seeds)} seeds",
-                    {"fwd_bwd": mix, "bidirectional_prefix": bi}, seeds=list(budget.seeds),
+    # the bidirectional prefix-LM is D1's (the same runs)
+    arms = _text_arms(runs, budget, {"prefix": ("d1-prefix", dict(task=PREFIX_TASK, mixer="softmax", mode="prefix")),
+                                     "fwd_bwd": ("d3-fwd_bwd", dict(task=PREFIX_TASK, mixer="softmax", mode="fwd_bwd"))})
+    ls = {m: arms[m].values(loss) for m in arms}
+    wins = sum(a < b for a, b in zip(ls["fwd_bwd"], ls["prefix"]))
+    mix, bi = stats(ls["fwd_bwd"]), stats(ls["prefix"])
+    d = paired("mixed fwd/bwd lowers the loss", ls["fwd_bwd"], ls["prefix"], delta=D3_DELTA, claimed="a < b",
+               capped=any_capped(*arms.values()))
+    return Evidence(verdict_of([d]), f"{d.text()}; continuation loss: mixed forward/backward {fmt(mix)}, "
+                    f"bidirectional prefix {fmt(bi)}; mixed lower on {wins}/{len(budget.seeds)} seeds; "
+                    f"{training_note(arms)}",
+                    {"fwd_bwd": mix, "bidirectional_prefix": bi, "decisions": [d.to_json()],
+                     "training": {a: arm.record() for a, arm in arms.items()}},
+                    seeds=list(budget.seeds),
                     figures=[seed_figure("Continuation loss, seed by seed", "loss (nats/byte)",
-                                         {"bidirectional prefix": bi, "mixed fwd/bwd": mix}, paired=True)])
+                                         {"bidirectional prefix": bi, "mixed fwd/bwd": mix}, paired=True),
+                             forest_figure([d]), curve_figure("Validation loss, every seed", arms)])
 
 
 @experiment("D4", method="(a) Emit each token's position index (random tokens, 32 positions, so only position "
             "information helps) with NoPE softmax models: causal vs bidirectional mask; validation loss against "
             "chance, log 32. (b) Byte LM on Shakespeare, causal, RoPE vs NoPE. Over the budget's seeds.",
-            tolerance=f"holds if (a) bidirectional NoPE stays at chance (mean loss ≥ 0.95·log 32) while causal NoPE "
-                      f"is ≥ {D4_GAP_NATS} nats below it, and (b) RoPE's mean LM loss is below NoPE's; caveat if only (a)")
+            tolerance=f"paired over seeds (t, 95%): (a) causal NoPE's loss ≥ {D4_GAP_NATS} nats below bidirectional "
+                      f"NoPE's, (b) RoPE's LM loss ≥ {D4_LM_DELTA} nats/byte below NoPE's. holds if both are "
+                      "supported, caveat if (a) is and (b) is not, refuted if (a) is contradicted, undecided otherwise")
 def d4(budget: Budget, runs: RunMemo) -> Evidence:
-    pos = {m: stats([runs.trained(recipes.position(m, s, budget))["valid"]["loss"] for s in budget.seeds])
-           for m in ("decoder", "bidirectional")}
-    lm = {r: _losses(runs, f"d4-lm-{'rope' if r else 'nope'}", budget, mixer="softmax", mixer_options={"rope": r})
-          for r in (True, False)}
+    pa = train_arms(runs, {m: (lambda s, m=m: recipes.position(m, s, budget)) for m in ("decoder", "bidirectional")},
+                    budget.seeds, family=["decoder", "bidirectional"])
+    pos = {m: stats(pa[m].values(loss)) for m in pa}
+    la = _text_arms(runs, budget, {"RoPE": ("d4-lm-rope", dict(mixer="softmax", mixer_options={"rope": True})),
+                                   "NoPE": ("d4-lm-nope", dict(mixer="softmax", mixer_options={"rope": False}))})
+    lm = {True: stats(la["RoPE"].values(loss)), False: stats(la["NoPE"].values(loss))}
     chance = math.log(32)
-    a_ok = pos["bidirectional"]["mean"] >= 0.95 * chance and \
-        pos["decoder"]["mean"] <= pos["bidirectional"]["mean"] - D4_GAP_NATS
-    b_ok = lm[True]["mean"] < lm[False]["mean"]
-    v = "holds" if a_ok and b_ok else ("caveat" if a_ok else "refuted")
-    return Evidence(v, f"position task loss (NoPE): causal {fmt(pos['decoder'])}, bidirectional "
+    a = paired("(a) causal NoPE learns position", pos["decoder"]["values"], pos["bidirectional"]["values"],
+               delta=D4_GAP_NATS, claimed="a < b", capped=any_capped(*pa.values()))
+    b = paired("(b) RoPE beats NoPE on text", lm[True]["values"], lm[False]["values"], delta=D4_LM_DELTA,
+               claimed="a < b", capped=any_capped(*la.values()))
+    if a.outcome == SUPPORTED and b.outcome != SUPPORTED:
+        v = "caveat"
+    elif a.outcome == CONTRADICTED:
+        v = "refuted"
+    else:
+        v = verdict_of([a, b])
+    return Evidence(v, f"{a.text()}; {b.text()}; position task loss (NoPE): causal {fmt(pos['decoder'])}, bidirectional "
                     f"{fmt(pos['bidirectional'])} (chance {chance:.3f}); LM loss: RoPE {fmt(lm[True])}, "
-                    f"NoPE {fmt(lm[False])}", {"position_loss": pos, "lm_loss": {"rope": lm[True], "nope": lm[False]}},
+                    f"NoPE {fmt(lm[False])}; position: {training_note(pa)}; LM: {training_note(la)}",
+                    {"position_loss": pos, "lm_loss": {"rope": lm[True], "nope": lm[False]},
+                     "decisions": [a.to_json(), b.to_json()],
+                     "training": {"position": {m: x.record() for m, x in pa.items()},
+                                  "lm": {m: x.record() for m, x in la.items()}}},
                     seeds=list(budget.seeds), figures=[
                         seed_figure("(a) Position task, NoPE", "loss (nats)", {"causal": pos["decoder"],
                                     "bidirectional": pos["bidirectional"]}, hline=("chance, log 32", chance)),
-                        seed_figure("(b) Byte LM, causal", "loss (nats/byte)", {"RoPE": lm[True], "NoPE": lm[False]})])
+                        seed_figure("(b) Byte LM, causal", "loss (nats/byte)", {"RoPE": lm[True], "NoPE": lm[False]},
+                                    paired=True), forest_figure([a, b]),
+                        curve_figure("(a) Position task, validation loss", pa),
+                        curve_figure("(b) Byte LM, validation loss", la)])

@@ -12,10 +12,16 @@ from dataclasses import replace
 from ..models import LMConfig
 from ..tasks import SMALL_MQAR, Markov, Positional, Text
 from ..train import TrainConfig
+from ..train.config import Plateau
 from .registry import Budget
 
-LR = 3e-3
+LR = 3e-3  # the default; trained claims choose theirs from claims.arms.LR_GRID
 WARMUP = 20
+# train to a validation plateau: no gain of more than 1e-3 nats for 4 evaluations in a row; a
+# recipe's steps (× budget.train_scale) are the cap, and an arm that reaches it before its plateau
+# cannot decide a comparison (claims.arms)
+PLATEAU = Plateau(patience=4, min_delta=1e-3)
+EVAL_EVERY = 25  # steps between validation evaluations: the curves and the plateau test
 # MQAR in Zoology's layout, small enough that a 2-layer model learns it in minutes on 2 cores
 MQAR_TASK = SMALL_MQAR
 # Shakespeare bytes in windows of 128
@@ -30,20 +36,20 @@ def _config(name: str, seed: int, budget: Budget, task, model: LMConfig, *, step
             eval_every: int, eval_batches: int) -> TrainConfig:
     return TrainConfig(task=task, model=replace(model, d_model=model.d_model * budget.model_scale), name=name, seed=seed,
                        steps=steps * budget.train_scale, batch_size=batch_size, lr=LR, warmup=WARMUP,
-                       eval_every=eval_every * budget.train_scale, eval_batches=eval_batches)
+                       eval_every=eval_every, eval_batches=eval_batches, plateau=PLATEAU)
 
 
 def mqar(mixer: str, seed: int, budget: Budget, *, short_conv: str = "", steps: int = 300, **model) -> TrainConfig:
     """A 2-layer attention-only model (one head) on :data:`MQAR_TASK`; ``model`` overrides LMConfig fields."""
     m = LMConfig(d_model=64, n_layers=2, n_heads=1, mixer=mixer, mlp_ratio=0, short_conv=short_conv, **model)
     return _config(f"mqar-{mixer}-{short_conv or 'none'}", seed, budget, MQAR_TASK, m, steps=steps, batch_size=64,
-                   eval_every=100, eval_batches=4)
+                   eval_every=EVAL_EVERY, eval_batches=4)
 
 
 def text(name: str, seed: int, budget: Budget, *, task: Text = TEXT_TASK, steps: int = 150, **model) -> TrainConfig:
-    """A 2-layer, 2-head LM with MLPs on :data:`TEXT_TASK` (or a variant of it), evaluated once at the end."""
+    """A 2-layer, 2-head LM with MLPs on :data:`TEXT_TASK` (or a variant of it)."""
     m = LMConfig(d_model=64, n_layers=2, n_heads=2, **model)
-    return _config(name, seed, budget, task, m, steps=steps, batch_size=16, eval_every=steps, eval_batches=8)
+    return _config(name, seed, budget, task, m, steps=steps, batch_size=16, eval_every=EVAL_EVERY, eval_batches=8)
 
 
 def markov(seed: int, budget: Budget, *, short_conv: str = "") -> TrainConfig:
@@ -51,11 +57,11 @@ def markov(seed: int, budget: Budget, *, short_conv: str = "") -> TrainConfig:
     m = LMConfig(d_model=64, n_layers=2, n_heads=2, mixer="deltanet", mlp_ratio=2, short_conv=short_conv,
                  mixer_options={"tie_kv": True})
     return _config(f"markov-tied-{short_conv or 'none'}", seed, budget, MARKOV_TASK, m, steps=300, batch_size=32,
-                   eval_every=300, eval_batches=8)
+                   eval_every=EVAL_EVERY, eval_batches=8)
 
 
 def position(mode: str, seed: int, budget: Budget) -> TrainConfig:
     """A NoPE softmax model (2 layers, 2 heads) with the attention ``mode`` on :data:`POSITION_TASK`."""
     m = LMConfig(d_model=64, n_layers=2, n_heads=2, mixer="softmax", mode=mode, mixer_options={"rope": False})
-    return _config(f"d4-position-{mode}", seed, budget, POSITION_TASK, m, steps=300, batch_size=32, eval_every=300,
+    return _config(f"d4-position-{mode}", seed, budget, POSITION_TASK, m, steps=300, batch_size=32, eval_every=EVAL_EVERY,
                    eval_batches=8)

@@ -4,41 +4,60 @@ from __future__ import annotations
 
 from ..train import RunMemo
 from . import recipes
-from .registry import Budget, Evidence, Figure, experiment, verdict
+from .arms import any_capped, curve_figure, train_arms, training_note
+from .decide import CONTRADICTED, SUPPORTED, forest_figure, paired, verdict_of
+from .registry import Budget, Evidence, Figure, experiment
 from .seeds import fmt, seed_figure, stats
 
 PLACEMENTS = ["", "q", "k", "v", "qk", "qv", "kv", "qkv"]
-S5_MQAR_GAIN = 0.5  # K conv must lift mean MQAR accuracy by at least this much over no conv
-S5_SHARE = 0.8  # … and placements without K must stay below 0.8 × the K gain
-S4_RATIO = 0.5
+# minimum effects, fixed before the run (paired over seeds, Student-t 95% intervals; claims.decide)
+S5_GAIN = 0.10  # MQAR accuracy: K conv over none
+S5_OVER = 0.05  # MQAR accuracy: K conv over Q conv, and over V conv ("much less" than K)
+S5_TEXT = 0.01  # nats/byte: K conv's text loss below none's
+S4_DELTA = 0.10  # nats/token: the K conv lowers the tied model's excess loss by at least this
 
 
 @experiment("S5", method="DeltaNet (2 layers, d = 64) trained on MQAR (vocab 64, 32 tokens, 4 pairs) with the short "
             "convolution on none/Q/K/V/QK/QV/KV/QKV, and on Shakespeare (byte LM) with none/Q/K/V; every setting "
             "over the budget's seeds; validation accuracy (MQAR) and loss (text). The full budget adds the same "
             "MQAR sweep for softmax and linear attention (reported beside the verdict).",
-            tolerance=f"holds if on MQAR the K placement beats none by ≥ {S5_MQAR_GAIN} mean accuracy, every "
-                      f"placement with K beats every placement without K, and Q or V alone gain < {S5_SHARE}× the K "
-                      "gain; on text, K has the lowest mean loss among none/Q/K/V. caveat if only the MQAR half holds")
+            tolerance=f"paired over seeds (t, 95%): on MQAR, K conv beats none by ≥ {S5_GAIN} accuracy and beats Q "
+                      f"conv and V conv by ≥ {S5_OVER} each; on text, K conv's loss is ≥ {S5_TEXT} nats/byte below "
+                      "none's. holds if all four are supported; caveat if the three MQAR ones are and text is not; "
+                      "refuted if an MQAR one is contradicted; undecided otherwise")
 def s5(budget: Budget, runs: RunMemo) -> Evidence:
-    acc = {p: stats([runs.trained(recipes.mqar("deltanet", s, budget, short_conv=p))["valid"]["accuracy"]
-                     for s in budget.seeds]) for p in PLACEMENTS}
+    accuracy = lambda r: r["valid"]["accuracy"]  # noqa: E731
+    mq = train_arms(runs, {p: (lambda s, p=p: recipes.mqar("deltanet", s, budget, short_conv=p)) for p in PLACEMENTS},
+                    budget.seeds, family=["", "k"])
+    acc = {p: stats(mq[p].values(accuracy)) for p in PLACEMENTS}
     # the full budget also sweeps the placements for softmax and linear attention (reported, not judged; 3 seeds)
-    others = {m: {p or "none": stats([runs.trained(recipes.mqar(m, s, budget, short_conv=p))["valid"]["accuracy"]
-                                      for s in budget.seeds[:3]])
-                  for p in PLACEMENTS} for m in (("softmax", "linear_attn") if budget.train_scale > 1 else ())}
-    lm = {p: stats([runs.trained(recipes.text(f"text-deltanet-{p or 'none'}", s, budget, mixer="deltanet",
-                                              short_conv=p))["valid"]["loss"]
-                    for s in budget.seeds]) for p in ["", "q", "k", "v"]}
-    gain = {p: acc[p]["mean"] - acc[""]["mean"] for p in PLACEMENTS}
-    with_k = [p for p in PLACEMENTS if "k" in p]
-    without_k = [p for p in PLACEMENTS if "k" not in p]
-    mqar_ok = (gain["k"] >= S5_MQAR_GAIN and min(acc[p]["min"] for p in with_k) > max(acc[p]["max"] for p in without_k)
-               and max(gain["q"], gain["v"]) < S5_SHARE * gain["k"])
-    lm_ok = min(lm, key=lambda p: lm[p]["mean"]) == "k"
-    v = "holds" if mqar_ok and lm_ok else ("caveat" if mqar_ok else "refuted")
+    others = {}
+    for m in ("softmax", "linear_attn") if budget.train_scale > 1 else ():
+        o = train_arms(runs, {p: (lambda s, p=p, m=m: recipes.mqar(m, s, budget, short_conv=p)) for p in PLACEMENTS},
+                       budget.seeds[:3], family=["", "k"])
+        others[m] = {p or "none": stats(o[p].values(accuracy)) for p in PLACEMENTS}
+    tx = train_arms(runs, {p: (lambda s, p=p: recipes.text(f"text-deltanet-{p or 'none'}", s, budget, mixer="deltanet",
+                                                          short_conv=p)) for p in ["", "q", "k", "v"]},
+                    budget.seeds, family=["", "k"])
+    lm = {p: stats(tx[p].values(lambda r: r["valid"]["loss"])) for p in tx}
+    vals = lambda p: acc[p]["values"]  # noqa: E731  (seed order is the budget's in every arm)
+    rivals = {"": ("none", S5_GAIN), "q": ("Q conv", S5_OVER), "v": ("V conv", S5_OVER)}
+    mqar = [paired(f"MQAR: K conv beats {label}", vals("k"), vals(o), delta=delta, claimed="a > b",
+                   capped=any_capped(mq["k"], mq[o])) for o, (label, delta) in rivals.items()]
+    text = paired("text: K conv lowers loss vs none", lm["k"]["values"], lm[""]["values"], delta=S5_TEXT,
+                  claimed="a < b", capped=any_capped(tx["k"], tx[""]))
+    decisions = [*mqar, text]
+    mqar_outcomes = {d.outcome for d in mqar}
+    if mqar_outcomes == {SUPPORTED} and text.outcome != SUPPORTED:
+        v = "caveat"
+    elif CONTRADICTED in mqar_outcomes:
+        v = "refuted"
+    else:
+        v = verdict_of(decisions)
     name = lambda p: p.upper() or "none"  # noqa: E731
-    reason = ("MQAR accuracy: " + ", ".join(f"{name(p)} {fmt(acc[p], 2)}" for p in PLACEMENTS) +
+    reason = ("; ".join(d.text() for d in decisions) + f". MQAR: {training_note(mq)}; text: {training_note(tx)}. "
+              "MQAR accuracy: " +
+              ", ".join(f"{name(p)} {fmt(acc[p], 2)}" for p in PLACEMENTS) +
               "; text loss (nats/byte): " + ", ".join(f"{name(p)} {fmt(lm[p])}" for p in lm))
     names = [name(p) for p in PLACEMENTS]
     fig = Figure("MQAR accuracy by short-conv placement (mean ± sd over seeds)", "convolution on", "accuracy", [
@@ -52,22 +71,31 @@ def s5(budget: Budget, runs: RunMemo) -> Evidence:
     if others:
         reason += "; other mixers (MQAR, none→K): " + ", ".join(
             f"{m} {r['none']['mean']:.2f}→{r['k']['mean']:.2f}" for m, r in others.items())
-    return Evidence(v, reason, {"mqar_accuracy": acc, "text_loss": lm, "other_mixers_mqar_accuracy": others},
-                    seeds=list(budget.seeds), figures=[fig, fig_lm])
+    return Evidence(v, reason, {"mqar_accuracy": acc, "text_loss": lm, "other_mixers_mqar_accuracy": others,
+                                "decisions": [d.to_json() for d in decisions],
+                                "training": {"mqar": {p or "none": a.record() for p, a in mq.items()},
+                                             "text": {p or "none": a.record() for p, a in tx.items()}}},
+                    seeds=list(budget.seeds), figures=[forest_figure(decisions), fig, fig_lm,
+                                                       curve_figure("MQAR validation loss, every seed", mq),
+                                                       curve_figure("Text validation loss, every seed", tx)])
 
 
 @experiment("S4", method="In-context Markov chains (a fresh sparse chain per sequence, vocab 16, 2 successors per "
             "token, 64 tokens), DeltaNet with K = V tied (one projection), with and without the K convolution; "
             "excess validation loss over the chains' entropy rate, over the budget's seeds.",
-            tolerance=f"holds if the mean excess loss with the K convolution is below {S4_RATIO}× the mean without it "
-                      "and every seed with K beats every seed without")
+            tolerance=f"paired over seeds (t, 95%): holds if the K convolution lowers the excess loss by ≥ {S4_DELTA} "
+                      "nats/token (supported), refuted if the interval lies below that (contradicted), undecided "
+                      "otherwise")
 def s4(budget: Budget, runs: RunMemo) -> Evidence:
-    res = {}
-    for sc in ("", "k"):
-        rs = [runs.trained(recipes.markov(s, budget, short_conv=sc)) for s in budget.seeds]
-        res[sc or "none"] = stats([r["valid"]["loss"] - r["optimum"] for r in rs])
-    ok = (res["k"]["mean"] < S4_RATIO * res["none"]["mean"] and res["k"]["max"] < res["none"]["min"])
-    return Evidence(verdict(ok), f"excess loss over the entropy rate (nats/token): tied K = V without conv "
-                    f"{fmt(res['none'])}, with K conv {fmt(res['k'])}", {"excess_loss": res}, seeds=list(budget.seeds),
+    arms = train_arms(runs, {"none": lambda s: recipes.markov(s, budget),
+                             "k": lambda s: recipes.markov(s, budget, short_conv="k")}, budget.seeds)
+    res = {a: stats(arms[a].values(lambda r: r["valid"]["loss"] - r["optimum"])) for a in arms}
+    d = paired("K conv lowers the excess loss", res["k"]["values"], res["none"]["values"], delta=S4_DELTA,
+               claimed="a < b", capped=any_capped(*arms.values()))
+    return Evidence(verdict_of([d]), f"{d.text()}; excess loss over the entropy rate (nats/token): tied K = V "
+                    f"without conv {fmt(res['none'])}, with K conv {fmt(res['k'])}; {training_note(arms)}",
+                    {"excess_loss": res, "decisions": [d.to_json()],
+                     "training": {a: arm.record() for a, arm in arms.items()}}, seeds=list(budget.seeds),
                     figures=[seed_figure("Tied K = V on in-context Markov chains", "excess loss (nats/token)",
-                                         {"no conv": res["none"], "K conv": res["k"]})])
+                                         {"no conv": res["none"], "K conv": res["k"]}, paired=True),
+                             forest_figure([d]), curve_figure("Validation loss, every seed", arms)])

@@ -73,6 +73,20 @@ def _short(x, depth=0):
     return x
 
 
+def _decisions(c: dict) -> str:
+    """The claim's paired comparisons (``measured.decisions``) as a table; empty when it has none."""
+    ds = (c.get("measured") or {}).get("decisions") or []
+    if not ds:
+        return ""
+    f = lambda x: f"{x:+.4g}" if isinstance(x, (int, float)) else html.escape(str(x))  # noqa: E731
+    rows = "".join(
+        f"<tr><td>{html.escape(d['comparison'])}</td><td>{f(d['effect'])}</td><td>[{f(d['ci'][0])}, {f(d['ci'][1])}]"
+        f"</td><td>{d['delta']:g}</td><td>{d['n']}</td><td>{html.escape(d['outcome'])}"
+        f"{' (step cap)' if d.get('capped') else ''}</td></tr>" for d in ds)
+    return ("<table><thead><tr><th>comparison (claimed direction > 0)</th><th>effect</th><th>95% CI</th><th>δ</th>"
+            f"<th>seeds</th><th>outcome</th></tr></thead><tbody>{rows}</tbody></table>")
+
+
 def render_report(claims: list[dict], budget: str = "") -> str:
     counts = {}
     for c in claims:
@@ -101,7 +115,7 @@ def render_report(claims: list[dict], budget: str = "") -> str:
             f'<p><b>Claim.</b> {html.escape(c["statement"])} <span class="muted">(post {html.escape(c["source"])})'
             f'</span></p><p><b>Method.</b> {html.escape(c.get("method") or "—")}</p>'
             f'<p><b>Decision rule (fixed before the run).</b> {html.escape(c.get("tolerance") or "—")}</p>'
-            f'{figs}<p><b>Verdict.</b> {_badge(c["verdict"])} {html.escape(c["reason"])}</p>'
+            f'{_decisions(c)}{figs}<p><b>Verdict.</b> {_badge(c["verdict"])} {html.escape(c["reason"])}</p>'
             f'<p class="muted">seeds {c.get("seeds") or "—"} · {c.get("seconds", 0):.1f} s'
             f'{" · " + where if where else ""}</p>'
             f"<details><summary>numbers</summary><pre>{html.escape(numbers)}</pre></details></section>")

@@ -41,6 +41,15 @@ class EarlyStop:
 
 
 @dataclass
+class Plateau:
+    """Stop when the validation loss has not fallen by more than ``min_delta`` (nats) below its best for
+    ``patience`` evaluations in a row: training to convergence, with ``steps`` as the cap."""
+
+    patience: int = 3
+    min_delta: float = 0.0
+
+
+@dataclass
 class TrainConfig:
     task: TaskConfig = field(default_factory=MQAR)
     model: LMConfig = field(default_factory=LMConfig)
@@ -58,6 +67,7 @@ class TrainConfig:
     eval_every: int = 100
     eval_batches: int = 8
     early_stop: EarlyStop | None = None
+    plateau: Plateau | None = None  # stop at a validation plateau; steps is then the cap
     ckpt_every: int = 200
     log_every: int = 10
     threads: int | None = None
@@ -206,8 +216,17 @@ def make_config(data: dict | TrainConfig) -> TrainConfig:
     task = task_config(data.pop("task", {"name": "mqar"}))
     model = model_config(data.pop("model", {}))
     early = data.pop("early_stop", None)
+    plateau = data.pop("plateau", None)
     cfg = _build_dataclass(TrainConfig, data, "")
     cfg.task, cfg.model = task, model
+    if plateau is not None:
+        if isinstance(plateau, Plateau):
+            plateau = dataclasses.asdict(plateau)
+        if not isinstance(plateau, dict):
+            raise TypeError(f"plateau must be a mapping {{patience, min_delta}}, got {type(plateau).__name__}")
+        cfg.plateau = _build_dataclass(Plateau, plateau, "plateau.")
+        if cfg.plateau.patience < 1 or not cfg.plateau.min_delta >= 0:
+            raise ValueError(f"plateau needs patience >= 1 and min_delta >= 0, got {cfg.plateau}")
     if early is not None:
         if isinstance(early, EarlyStop):
             early = dataclasses.asdict(early)

@@ -150,6 +150,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     tokens_done, t0 = 0, time.perf_counter()
     last_loss = history.get("last_loss", float("nan"))
     stopped, last_eval = False, history.get("last_eval")
+    stop_reason = history.get("stop_reason")
+    best, bad = history.get("best_valid_loss"), history.get("evals_without_gain", 0)
 
     with contextlib.ExitStack() as cleanup:
         cleanup.enter_context(finite_checks(False))  # the loss check below catches NaN/Inf: skip per-op scans
@@ -196,20 +198,43 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
                         for k, v in last_eval.items():
                             tb.add_scalar(f"valid/{k}", v, done)
                 if cfg.early_stop and cfg.early_stop.reached(last_eval):
-                    stopped = True
+                    stopped, stop_reason = True, "early_stop"
+                if cfg.plateau:
+                    if best is None or last_eval["loss"] < best - cfg.plateau.min_delta:
+                        best, bad = last_eval["loss"], 0
+                    else:
+                        bad += 1
+                    if bad >= cfg.plateau.patience and not stopped:
+                        stopped, stop_reason = True, "plateau"
             if lead and (done % cfg.ckpt_every == 0 or done == cfg.steps or stopped):
                 checkpoint.save(run_dir, done, model, opt,
-                                {"history": {"last_loss": last_loss, "last_eval": last_eval}})
+                                {"history": {"last_loss": last_loss, "last_eval": last_eval, "stop_reason": stop_reason,
+                                             "best_valid_loss": best, "evals_without_gain": bad}})
             if stopped:
                 break
+    if not stopped:  # ran to the end: for a plateau run that is its cap, reached before the plateau
+        stop_reason = stop_reason or ("step_cap" if cfg.plateau else "steps")
     summary = {"name": cfg.name, "steps": done if cfg.steps > start else start, "final_loss": last_loss,
-               "valid": last_eval, "params": n_params, "stopped_early": stopped,
+               "valid": last_eval, "params": n_params, "stopped_early": stopped, "stop_reason": stop_reason,
                "seconds": time.perf_counter() - t0, "optimum": getattr(data, "optimum", None)}
     if lead:
+        summary["valid_curve"] = valid_curve(run_dir)
         tmp = run_dir / "summary.json.tmp"
         tmp.write_text(json.dumps(summary, indent=1))
         os.replace(tmp, run_dir / "summary.json")
     return summary
+
+
+def valid_curve(run_dir: Path) -> dict[str, list[float]]:
+    """The run's validation evaluations from ``metrics.jsonl``: ``{"step": […], "loss": […], "accuracy": […]}``."""
+    curve: dict[str, list[float]] = {"step": [], "loss": [], "accuracy": []}
+    p = Path(run_dir) / "metrics.jsonl"
+    for line in p.read_text().splitlines() if p.exists() else []:
+        row = json.loads(line)
+        if row.get("split") == "valid":
+            for k in curve:
+                curve[k].append(row[k])
+    return curve
 
 
 def build_model(cfg: TrainConfig) -> tuple[LM, object]:
