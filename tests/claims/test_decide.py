@@ -15,6 +15,7 @@ from attnlab.claims.decide import (
     paired,
     t_interval,
     verdict_of,
+    verdict_with_caveat,
 )
 
 
@@ -87,6 +88,14 @@ def test_verdicts_follow_the_outcomes():
     assert verdict_of([_d(SUPPORTED), _d(CONTRADICTED)]) == "refuted"
     assert verdict_of([_d(SUPPORTED), _d(UNRESOLVED)]) == "undecided"
     assert verdict_of([_d(UNRESOLVED)]) == "undecided"
+
+
+def test_a_two_part_claim_has_a_caveat_when_only_its_first_part_holds():
+    assert verdict_with_caveat([_d(SUPPORTED)], [_d(SUPPORTED)]) == "holds"
+    assert verdict_with_caveat([_d(SUPPORTED)], [_d(UNRESOLVED)]) == "caveat"
+    assert verdict_with_caveat([_d(SUPPORTED)], [_d(CONTRADICTED)]) == "caveat"
+    assert verdict_with_caveat([_d(CONTRADICTED)], [_d(SUPPORTED)]) == "refuted"
+    assert verdict_with_caveat([_d(UNRESOLVED)], [_d(SUPPORTED)]) == "undecided"
 
 
 def test_decisions_serialise_quote_their_numbers_and_draw_a_forest(tmp_path):

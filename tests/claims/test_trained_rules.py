@@ -18,7 +18,8 @@ class FakeRuns:
         self.configs.append(cfg)
         v = self.value(cfg.name, cfg.seed)
         return {"valid": {"loss": v, "accuracy": v}, "optimum": 0.0, "run_dir": "unused", "steps": 100,
-                "stop_reason": self.stop_reason, "valid_curve": {"step": [50, 100], "loss": [v + 0.1, v], "accuracy": [v, v]}}
+                "stop_reason": self.stop_reason,
+                "valid_curve": {"step": [50, 100], "loss": [v + 0.1, v], "accuracy": [v, v]}}
 
 
 def noise(seed):

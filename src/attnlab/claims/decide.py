@@ -119,6 +119,17 @@ def verdict_of(decisions: list[Decision]) -> str:
     return "undecided"
 
 
+def verdict_with_caveat(primary: list[Decision], secondary: list[Decision]) -> str:
+    """A claim in two parts: ``caveat`` when every primary comparison is supported and a secondary one
+    is not; ``refuted`` when a primary one is contradicted; otherwise :func:`verdict_of` of all."""
+    first = {d.outcome for d in primary}
+    if first == {SUPPORTED} and {d.outcome for d in secondary} != {SUPPORTED}:
+        return "caveat"
+    if CONTRADICTED in first:
+        return "refuted"
+    return verdict_of(primary + secondary)
+
+
 def forest_figure(decisions: list[Decision], title: str = "Paired effects (claimed direction > 0)"):
     """The decisions as a forest plot: each effect with its interval, the δ line and the 0 line."""
     from .registry import Figure

@@ -9,7 +9,7 @@ from dataclasses import replace
 from ..train import RunMemo
 from . import recipes
 from .arms import Arm, any_capped, curve_figure, train_arms, training_note
-from .decide import CONTRADICTED, SUPPORTED, forest_figure, noninferior, paired, verdict_of
+from .decide import forest_figure, noninferior, paired, verdict_of, verdict_with_caveat
 from .registry import Budget, Evidence, experiment
 from .seeds import fmt, seed_figure, stats
 
@@ -97,12 +97,7 @@ def d4(budget: Budget, runs: RunMemo) -> Evidence:
                delta=D4_GAP_NATS, claimed="a < b", capped=any_capped(*pa.values()))
     b = paired("(b) RoPE beats NoPE on text", lm[True]["values"], lm[False]["values"], delta=D4_LM_DELTA,
                claimed="a < b", capped=any_capped(*la.values()))
-    if a.outcome == SUPPORTED and b.outcome != SUPPORTED:
-        v = "caveat"
-    elif a.outcome == CONTRADICTED:
-        v = "refuted"
-    else:
-        v = verdict_of([a, b])
+    v = verdict_with_caveat([a], [b])
     return Evidence(v, f"{a.text()}; {b.text()}; position task loss (NoPE): causal {fmt(pos['decoder'])}, bidirectional "
                     f"{fmt(pos['bidirectional'])} (chance {chance:.3f}); LM loss: RoPE {fmt(lm[True])}, "
                     f"NoPE {fmt(lm[False])}; position: {training_note(pa)}; LM: {training_note(la)}",

@@ -6,7 +6,7 @@ from ..diagnostics.trained import query_sparsity
 from ..train import RunMemo, load_trained
 from . import recipes
 from .arms import any_capped, curve_figure, train_arms, training_note
-from .decide import CONTRADICTED, SUPPORTED, forest_figure, paired, verdict_of
+from .decide import forest_figure, paired, verdict_with_caveat
 from .registry import Budget, Evidence, Figure, experiment
 from .seeds import fmt, stats
 
@@ -36,12 +36,7 @@ def c7(budget: Budget, runs: RunMemo) -> Evidence:
                 delta=C7_S_DELTA, claimed="a > b", capped=any_capped(arms["linear_attn"], arms["softmax"]))
     da = paired("softmax recalls better (accuracy)", acc["softmax"]["values"], acc["linear_attn"]["values"],
                 delta=C7_ACC_DELTA, claimed="a > b", capped=any_capped(arms["softmax"], arms["linear_attn"]))
-    if ds.outcome == SUPPORTED and da.outcome != SUPPORTED:
-        v = "caveat"
-    elif ds.outcome == CONTRADICTED:
-        v = "refuted"
-    else:
-        v = verdict_of([ds, da])
+    v = verdict_with_caveat([ds], [da])
     reason = f"{ds.text()}; {da.text(2)}; " + "; ".join(f"{m}: S {fmt(S[m])}, accuracy {fmt(acc[m], 2)}" for m in MIXERS)
     reason += f"; {training_note(arms)}"
     from .pretrained import real_stats

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..train import RunMemo
 from . import recipes
 from .arms import any_capped, curve_figure, train_arms, training_note
-from .decide import CONTRADICTED, SUPPORTED, forest_figure, paired, verdict_of
+from .decide import forest_figure, paired, verdict_of, verdict_with_caveat
 from .registry import Budget, Evidence, Figure, experiment
 from .seeds import fmt, seed_figure, stats
 
@@ -47,13 +47,7 @@ def s5(budget: Budget, runs: RunMemo) -> Evidence:
     text = paired("text: K conv lowers loss vs none", lm["k"]["values"], lm[""]["values"], delta=S5_TEXT,
                   claimed="a < b", capped=any_capped(tx["k"], tx[""]))
     decisions = [*mqar, text]
-    mqar_outcomes = {d.outcome for d in mqar}
-    if mqar_outcomes == {SUPPORTED} and text.outcome != SUPPORTED:
-        v = "caveat"
-    elif CONTRADICTED in mqar_outcomes:
-        v = "refuted"
-    else:
-        v = verdict_of(decisions)
+    v = verdict_with_caveat(mqar, [text])
     name = lambda p: p.upper() or "none"  # noqa: E731
     reason = ("; ".join(d.text() for d in decisions) + f". MQAR: {training_note(mq)}; text: {training_note(tx)}. "
               "MQAR accuracy: " +

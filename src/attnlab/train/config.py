@@ -206,6 +206,18 @@ def load_file(path: str | Path) -> dict:
     return data
 
 
+def _section(key: str, cls, value):
+    """An optional typed section (None, a mapping, or an instance of ``cls`` checked again)."""
+    if value is None:
+        return None
+    if isinstance(value, cls):
+        value = dataclasses.asdict(value)
+    if not isinstance(value, dict):
+        raise TypeError(f"{key} must be a mapping of {', '.join(f.name for f in dataclasses.fields(cls))}, "
+                        f"got {type(value).__name__}")
+    return _build_dataclass(cls, value, f"{key}.")
+
+
 def make_config(data: dict | TrainConfig) -> TrainConfig:
     """A checked :class:`TrainConfig` from nested dicts (a file, ``--set``) or from a config built in code."""
     if isinstance(data, TrainConfig):
@@ -219,22 +231,12 @@ def make_config(data: dict | TrainConfig) -> TrainConfig:
     plateau = data.pop("plateau", None)
     cfg = _build_dataclass(TrainConfig, data, "")
     cfg.task, cfg.model = task, model
-    if plateau is not None:
-        if isinstance(plateau, Plateau):
-            plateau = dataclasses.asdict(plateau)
-        if not isinstance(plateau, dict):
-            raise TypeError(f"plateau must be a mapping {{patience, min_delta}}, got {type(plateau).__name__}")
-        cfg.plateau = _build_dataclass(Plateau, plateau, "plateau.")
-        if cfg.plateau.patience < 1 or not cfg.plateau.min_delta >= 0:
-            raise ValueError(f"plateau needs patience >= 1 and min_delta >= 0, got {cfg.plateau}")
-    if early is not None:
-        if isinstance(early, EarlyStop):
-            early = dataclasses.asdict(early)
-        if not isinstance(early, dict):
-            raise TypeError(f"early_stop must be a mapping {{metric, threshold}}, got {type(early).__name__}")
-        cfg.early_stop = _build_dataclass(EarlyStop, early, "early_stop.")
-        if cfg.early_stop.metric not in ("accuracy", "loss"):
-            raise ValueError(f"early_stop.metric must be 'accuracy' or 'loss', got {cfg.early_stop.metric!r}")
+    cfg.plateau = _section("plateau", Plateau, plateau)
+    cfg.early_stop = _section("early_stop", EarlyStop, early)
+    if cfg.plateau and (cfg.plateau.patience < 1 or not cfg.plateau.min_delta >= 0):
+        raise ValueError(f"plateau needs patience >= 1 and min_delta >= 0, got {cfg.plateau}")
+    if cfg.early_stop and cfg.early_stop.metric not in ("accuracy", "loss"):
+        raise ValueError(f"early_stop.metric must be 'accuracy' or 'loss', got {cfg.early_stop.metric!r}")
     import importlib
 
     for mod in cfg.imports:
