@@ -60,3 +60,17 @@ def test_a_model_vocabulary_that_disagrees_with_the_task_is_an_error(tmp_path):
         build_model(make_config(apply_overrides(BASE, ["model.vocab_size=99"])))
     model, _ = build_model(make_config(BASE))
     assert model.cfg.vocab_size == 16
+
+
+def test_a_sweep_file_may_build_its_configs_from_the_types(tmp_path):
+    from attnlab.train.sweep import load_sweep
+
+    f = tmp_path / "sweep.py"
+    f.write_text("import dataclasses\nfrom attnlab.claims import Budget, recipes\n"
+                 "base = recipes.mqar('deltanet', 0, Budget.get('quick'))\n"
+                 "configs = [dataclasses.replace(base, name=f'lr{lr}', lr=lr) for lr in (1e-3, 3e-3)]\n")
+    cfgs = load_sweep(f)
+    assert [c.name for c in cfgs] == ["lr0.001", "lr0.003"] and cfgs[1].lr == 3e-3
+    f.write_text("from attnlab.train import TrainConfig\nconfigs = [TrainConfig(name='a'), {'name': 'a'}]\n")
+    with pytest.raises(ValueError, match="distinct name"):
+        load_sweep(f)

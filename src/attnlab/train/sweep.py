@@ -1,6 +1,7 @@
 """``attnlab sweep FILE.py``: run a list of configs as parallel local processes, resumably.
 
-FILE defines ``configs``, a list of config dicts (each with a distinct ``name``). Each run gets its
+FILE defines ``configs``, a list of configs (dicts, or :class:`TrainConfig` built from the types), each
+with a distinct ``name``. Each run gets its
 own folder under its ``out``; a run whose ``summary.json`` says it finished is skipped, an
 unfinished one resumes from its last checkpoint. The summary table goes to ``SWEEP_DIR/summary.csv``.
 """
@@ -26,11 +27,13 @@ def load_sweep(path: str | Path) -> list[TrainConfig]:
     ns = runpy.run_path(str(path))
     configs = ns.get("configs")
     if not isinstance(configs, list) or not configs:
-        raise ValueError(f"{path} must define configs, a non-empty list of config dicts")
-    names = [c.get("name") for c in configs]
-    if None in names or len(set(names)) != len(names):
+        raise ValueError(f"{path} must define configs, a non-empty list of configs (dicts or TrainConfig)")
+    checked = [make_config(c) for c in configs]  # every config checked before anything starts
+    names = [c.name for c in checked]
+    explicit = [isinstance(c, TrainConfig) or "name" in c for c in configs]
+    if not all(explicit) or len(set(names)) != len(names):
         raise ValueError("every config in a sweep needs a distinct name")
-    return [make_config(c) for c in configs]  # every config checked before anything starts
+    return checked
 
 
 def finished(cfg) -> dict | None:
