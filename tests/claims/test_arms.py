@@ -48,5 +48,8 @@ def test_capped_arms_are_counted_and_named_in_the_note():
     note = training_note(arms)
     assert "learning rate 0.003" in note and f"at the step cap before a plateau: k {len(QUICK.seeds)}/3" in note
     assert "every run stopped at its plateau" in training_note({"": arms[""]})
+    assert "grid's edge" not in note
+    edge = train_arms(Runs(1e-2), {"k": makers()["k"]}, QUICK.seeds)
+    assert "the pilot's best rate is at the grid's edge for k" in training_note(edge)
     fig = curve_figure("curves", arms)
     assert len(fig.series) == 3 * len(QUICK.seeds) and fig.series[0]["label"].startswith("(lr") is False

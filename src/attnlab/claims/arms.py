@@ -25,10 +25,14 @@ LR_GRID = (1e-3, 3e-3, 1e-2)
 
 @dataclass
 class Arm:
-    name: str
+    name: str  # as the reason and the figures show it ("" reads "none": the arm without the option)
     lr: float
     pilot: dict[str, float]  # learning rate → the first seed's validation loss (empty: the family's pilot chose)
     runs: list[dict] = field(default_factory=list)  # one summary per seed, in the budget's seed order
+
+    @property
+    def label(self) -> str:
+        return self.name or "none"
 
     def values(self, measure: Callable[[dict], float]) -> list[float]:
         return [measure(r) for r in self.runs]
@@ -85,8 +89,11 @@ def training_note(arms: dict[str, Arm]) -> str:
     if len(rates) == 1:
         note = f"learning rate {rates.pop():g} (from {grid}) for every arm"
     else:
-        note = f"learning rates from {grid}: " + ", ".join(f"{a.name} {a.lr:g}" for a in arms.values())
-    capped = [f"{a.name} {a.capped}/{len(a.runs)}" for a in arms.values() if a.capped]
+        note = f"learning rates from {grid}: " + ", ".join(f"{a.label} {a.lr:g}" for a in arms.values())
+    edge = [a.label for a in arms.values() if a.pilot and a.lr in (min(LR_GRID), max(LR_GRID))]
+    if edge:  # the best rate may lie outside the grid
+        note += "; the pilot's best rate is at the grid's edge for " + ", ".join(edge)
+    capped = [f"{a.label} {a.capped}/{len(a.runs)}" for a in arms.values() if a.capped]
     return note + ("; at the step cap before a plateau: " + ", ".join(capped) if capped
                    else "; every run stopped at its plateau")
 
@@ -97,6 +104,6 @@ def curve_figure(title: str, arms: dict[str, Arm], metric: str = "loss") -> Figu
     for i, a in enumerate(arms.values()):
         for j, r in enumerate(a.runs):
             c = r.get("valid_curve") or {"step": [], metric: []}
-            series.append({"label": f"{a.name} (lr {a.lr:g})" if j == 0 else None, "x": c["step"], "y": c[metric],
+            series.append({"label": f"{a.label} (lr {a.lr:g})" if j == 0 else None, "x": c["step"], "y": c[metric],
                            "style": "-", "color": f"C{i % 10}"})
     return Figure(title, "step", f"validation {metric}", series)

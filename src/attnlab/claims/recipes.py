@@ -12,7 +12,7 @@ from dataclasses import replace
 from ..models import LMConfig
 from ..tasks import SMALL_MQAR, Markov, Positional, Text
 from ..train import TrainConfig
-from ..train.config import Plateau
+from ..train.config import EarlyStop, Plateau
 from .registry import Budget
 
 LR = 3e-3  # the default; trained claims choose theirs from claims.arms.LR_GRID
@@ -21,6 +21,7 @@ WARMUP = 20
 # recipe's steps (× budget.train_scale) are the cap, and an arm that reaches it before its plateau
 # cannot decide a comparison (claims.arms)
 PLATEAU = Plateau(patience=4, min_delta=1e-3)
+MQAR_SOLVED = 0.99  # validation accuracy at which an MQAR run has solved the task
 EVAL_EVERY = 25  # steps between validation evaluations: the curves and the plateau test
 # MQAR in Zoology's layout, small enough that a 2-layer model learns it in minutes on 2 cores
 MQAR_TASK = SMALL_MQAR
@@ -40,10 +41,14 @@ def _config(name: str, seed: int, budget: Budget, task, model: LMConfig, *, step
 
 
 def mqar(mixer: str, seed: int, budget: Budget, *, short_conv: str = "", steps: int = 300, **model) -> TrainConfig:
-    """A 2-layer attention-only model (one head) on :data:`MQAR_TASK`; ``model`` overrides LMConfig fields."""
+    """A 2-layer attention-only model (one head) on :data:`MQAR_TASK`; ``model`` overrides LMConfig fields.
+
+    A run that recalls :data:`MQAR_SOLVED` of the queries has solved the task: it stops there (its
+    loss may keep creeping down, which is not a gain in what MQAR measures)."""
     m = LMConfig(d_model=64, n_layers=2, n_heads=1, mixer=mixer, mlp_ratio=0, short_conv=short_conv, **model)
-    return _config(f"mqar-{mixer}-{short_conv or 'none'}", seed, budget, MQAR_TASK, m, steps=steps, batch_size=64,
-                   eval_every=EVAL_EVERY, eval_batches=4)
+    cfg = _config(f"mqar-{mixer}-{short_conv or 'none'}", seed, budget, MQAR_TASK, m, steps=steps, batch_size=64,
+                  eval_every=EVAL_EVERY, eval_batches=4)
+    return replace(cfg, early_stop=EarlyStop("accuracy", MQAR_SOLVED))
 
 
 def text(name: str, seed: int, budget: Budget, *, task: Text = TEXT_TASK, steps: int = 150, **model) -> TrainConfig:
