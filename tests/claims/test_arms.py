@@ -10,6 +10,9 @@ class Runs:
     def __init__(self, best_lr, capped=()):
         self.best_lr, self.capped, self.calls = best_lr, capped, []
 
+    def trained_many(self, cfgs):
+        return [self.trained(c) for c in cfgs]
+
     def trained(self, cfg):
         self.calls.append((cfg.name, cfg.seed, cfg.lr))
         best = self.best_lr[cfg.name] if isinstance(self.best_lr, dict) else self.best_lr

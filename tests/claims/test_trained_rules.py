@@ -14,6 +14,9 @@ class FakeRuns:
     def __init__(self, value, stop_reason="plateau"):
         self.value, self.configs, self.stop_reason = value, [], stop_reason
 
+    def trained_many(self, cfgs):
+        return [self.trained(c) for c in cfgs]
+
     def trained(self, cfg):
         self.configs.append(cfg)
         v = self.value(cfg.name, cfg.seed)

@@ -25,3 +25,30 @@ def test_a_config_built_in_code_and_its_dict_form_share_one_run(tmp_path):
     assert runs.resolve(d).name == runs.resolve(make_config(d)).name
     assert runs.resolve(d).out == str(tmp_path) and runs.resolve(d).name.startswith("same-")
     assert RunMemo(tmp_path / "other").resolve(d).name == runs.resolve(d).name  # the key ignores the root
+
+
+def _tiny(seed, lr=3e-3):
+    return {"name": "par", "seed": seed, "lr": lr, "threads": 1,
+            "task": {"name": "markov", "vocab_size": 8, "seq_len": 16, "num_train": 64, "num_valid": 8},
+            "model": {"d_model": 8, "n_layers": 1, "n_heads": 1, "mlp_ratio": 0}, "steps": 4, "batch_size": 4,
+            "eval_every": 2, "warmup": 1}
+
+
+def test_runs_trained_in_parallel_processes_equal_serial_ones(tmp_path):
+    import torch
+
+    before = torch.get_num_threads()
+    cfgs = [_tiny(0), _tiny(1), _tiny(0, lr=1e-2), _tiny(1)]  # the last repeats the second: trained once
+    serial = RunMemo(tmp_path / "serial").trained_many(cfgs)
+    parallel = RunMemo(tmp_path / "parallel", jobs=2).trained_many(cfgs)
+    assert [s["final_loss"] for s in serial] == [p["final_loss"] for p in parallel]
+    assert [s["valid_curve"] for s in serial] == [p["valid_curve"] for p in parallel]
+    assert serial[1]["run_dir"] == serial[3]["run_dir"] and len(list((tmp_path / "parallel").iterdir())) == 3
+    assert torch.get_num_threads() == before  # a run's threads setting does not leak into the caller
+
+
+def test_jobs_must_be_positive(tmp_path):
+    import pytest
+
+    with pytest.raises(ValueError, match="jobs must be a positive integer"):
+        RunMemo(tmp_path, jobs=0)

@@ -6,7 +6,9 @@ every rate and keeps the one with the lowest validation loss at its plateau. Arm
 family may share a pilot: the pilot runs on the family's representative arms, and where they agree
 on the best rate every arm of the family uses it (the pilot's numbers are kept as the evidence);
 where they disagree, every arm runs its own. The chosen run of the pilot is the first seed's run,
-so a pilot costs ``len(LR_GRID) − 1`` extra runs per piloted arm. Runs stop at a validation plateau
+so a pilot costs ``len(LR_GRID) − 1`` extra runs per piloted arm. The runs of one phase (the pilots,
+then every other run) are independent and go to the memo together, which trains them in parallel
+processes when it has ``jobs``. Runs stop at a validation plateau
 (``TrainConfig.plateau``) with the recipe's steps as a cap; an arm whose runs reach the cap before
 their plateau is reported as capped.
 """
@@ -52,10 +54,18 @@ def any_capped(*arms: Arm) -> bool:
     return any(a.capped for a in arms)
 
 
-def _pilot(runs: RunMemo, make: Callable[[int], TrainConfig], seed: int) -> tuple[float, dict[str, float], dict]:
-    trained = {lr: runs.trained(replace(make(seed), lr=lr)) for lr in LR_GRID}
-    best = min(LR_GRID, key=lambda lr: trained[lr]["valid"]["loss"])
-    return best, {f"{lr:g}": trained[lr]["valid"]["loss"] for lr in LR_GRID}, trained[best]
+def _pilots(runs: RunMemo, makers: dict[str, Callable[[int], TrainConfig]], names: list[str],
+            seed: int) -> dict[str, tuple[float, dict[str, float], dict]]:
+    """For each arm in ``names``: the grid's best rate on ``seed``, every rate's validation loss, and the
+    best run's summary (all pilot runs trained at once, in parallel where the memo has jobs)."""
+    cfgs = [replace(makers[a](seed), lr=lr) for a in names for lr in LR_GRID]
+    done = iter(runs.trained_many(cfgs))
+    out = {}
+    for a in names:
+        trained = {lr: next(done) for lr in LR_GRID}
+        best = min(LR_GRID, key=lambda lr: trained[lr]["valid"]["loss"])
+        out[a] = (best, {f"{lr:g}": trained[lr]["valid"]["loss"] for lr in LR_GRID}, trained[best])
+    return out
 
 
 def train_arms(runs: RunMemo, makers: dict[str, Callable[[int], TrainConfig]], seeds: tuple[int, ...] | list[int],
@@ -63,23 +73,18 @@ def train_arms(runs: RunMemo, makers: dict[str, Callable[[int], TrainConfig]], s
     """Train every arm (``name → seed → config``) over ``seeds``; ``family`` names the arms whose pilot
     may decide the rate of all (None: every arm runs its own pilot)."""
     seeds = list(seeds)
-    pilots: dict[str, tuple[float, dict[str, float], dict]] = {}
-    shared = None
-    if family:
-        pilots = {a: _pilot(runs, makers[a], seeds[0]) for a in family}
-        rates = {p[0] for p in pilots.values()}
-        shared = rates.pop() if len(rates) == 1 else None
-    out = {}
-    for name, make in makers.items():
-        if name in pilots:
-            lr, pilot, first = pilots[name]
-        elif shared is not None:
-            lr, pilot = shared, {}
-            first = runs.trained(replace(make(seeds[0]), lr=lr))
-        else:
-            lr, pilot, first = _pilot(runs, make, seeds[0])
-        out[name] = Arm(name, lr, pilot, [first] + [runs.trained(replace(make(s), lr=lr)) for s in seeds[1:]])
-    return out
+    pilots = _pilots(runs, makers, list(family or makers), seeds[0])
+    rates = {p[0] for p in pilots.values()}
+    if family and len(rates) > 1:  # the family disagrees: every arm finds its own rate
+        pilots.update(_pilots(runs, makers, [a for a in makers if a not in pilots], seeds[0]))
+    shared = rates.pop() if len(rates) == 1 else None
+    lr = {a: pilots[a][0] if a in pilots else shared for a in makers}
+    # every run still to train, in one batch: the first seed of arms without a pilot, then the other seeds
+    todo = [(a, s) for a in makers for s in seeds if not (s == seeds[0] and a in pilots)]
+    done = dict(zip(todo, runs.trained_many([replace(makers[a](s), lr=lr[a]) for a, s in todo])))
+    return {a: Arm(a, lr[a], pilots[a][1] if a in pilots else {},
+                   [pilots[a][2] if (s == seeds[0] and a in pilots) else done[(a, s)] for s in seeds])
+            for a in makers}
 
 
 def training_note(arms: dict[str, Arm]) -> str:

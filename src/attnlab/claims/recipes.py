@@ -21,6 +21,10 @@ WARMUP = 20
 # recipe's steps (× budget.train_scale) are the cap, and an arm that reaches it before its plateau
 # cannot decide a comparison (claims.arms)
 PLATEAU = Plateau(patience=4, min_delta=1e-3)
+# the ledger's models are small: one thread each trains them nearly as fast as two, and independent
+# runs go to parallel processes instead (reproduce --jobs); fixing it here keeps every run's numbers
+# the same whichever way the ledger is spread
+THREADS = 1
 MQAR_SOLVED = 0.99  # validation accuracy at which an MQAR run has solved the task
 EVAL_EVERY = 25  # steps between validation evaluations: the curves and the plateau test
 # MQAR in Zoology's layout, small enough that a 2-layer model learns it in minutes on 2 cores
@@ -37,7 +41,7 @@ def _config(name: str, seed: int, budget: Budget, task, model: LMConfig, *, step
             eval_every: int, eval_batches: int) -> TrainConfig:
     return TrainConfig(task=task, model=replace(model, d_model=model.d_model * budget.model_scale), name=name, seed=seed,
                        steps=steps * budget.train_scale, batch_size=batch_size, lr=LR, warmup=WARMUP,
-                       eval_every=eval_every, eval_batches=eval_batches, plateau=PLATEAU)
+                       eval_every=eval_every, eval_batches=eval_batches, plateau=PLATEAU, threads=THREADS)
 
 
 def mqar(mixer: str, seed: int, budget: Budget, *, short_conv: str = "", steps: int = 300, **model) -> TrainConfig:

@@ -119,15 +119,16 @@ def write_json_atomic(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
-def run_claims(ids: list[str], budget: Budget, out: Path, *, force: bool = False,
+def run_claims(ids: list[str], budget: Budget, out: Path, *, force: bool = False, jobs: int = 1,
                on_start: Callable[[str], None] | None = None,
                on_done: Callable[[ClaimResult], None] | None = None) -> list[ClaimResult]:
     """Run (or take from the cache) each claim in ``ids``; rewrite ``out/claims.json`` after every claim.
 
     The file always holds the whole ledger: claims not run this time keep their cached entries.
+    ``jobs``: how many independent trained runs may train at once, each in its own process.
     """
     out.mkdir(parents=True, exist_ok=True)
-    runs = RunMemo(out / "runs")  # trained models live beside the ledger and are reused by later runs
+    runs = RunMemo(out / "runs", jobs=jobs)  # trained models live beside the ledger, reused by later runs
     cache = load_cache(out)
     results: dict[str, dict] = dict(cache)
     done = []

@@ -10,6 +10,7 @@ from .registry import Budget, Evidence, Figure, experiment
 from .seeds import fmt, seed_figure, stats
 
 PLACEMENTS = ["", "q", "k", "v", "qk", "qv", "kv", "qkv"]
+DECISIVE = ["", "q", "k", "v"]  # the placements the rule reads; a wide budget trains all of them
 # minimum effects, fixed before the run (paired over seeds, Student-t 95% intervals; claims.decide)
 S5_GAIN = 0.10  # MQAR accuracy: K conv over none
 S5_OVER = 0.05  # MQAR accuracy: K conv over Q conv, and over V conv ("much less" than K)
@@ -18,7 +19,8 @@ S4_DELTA = 0.10  # nats/token: the K conv lowers the tied model's excess loss by
 
 
 @experiment("S5", method="DeltaNet (2 layers, d = 64) trained on MQAR (vocab 64, 32 tokens, 4 pairs) with the short "
-            "convolution on none/Q/K/V/QK/QV/KV/QKV, and on Shakespeare (byte LM) with none/Q/K/V; every setting "
+            "convolution on none/Q/K/V (the full budget adds QK/QV/KV/QKV), and on Shakespeare (byte LM) with "
+            "none/Q/K/V; every setting "
             "over the budget's seeds; validation accuracy (MQAR) and loss (text). The full budget adds the same "
             "MQAR sweep for softmax and linear attention (reported beside the verdict).",
             tolerance=f"paired over seeds (t, 95%): on MQAR, K conv beats none by ≥ {S5_GAIN} accuracy and beats Q "
@@ -26,16 +28,17 @@ S4_DELTA = 0.10  # nats/token: the K conv lowers the tied model's excess loss by
                       "none's. holds if all four are supported; caveat if the three MQAR ones are and text is not; "
                       "refuted if an MQAR one is contradicted; undecided otherwise")
 def s5(budget: Budget, runs: RunMemo) -> Evidence:
+    places = PLACEMENTS if budget.wide else DECISIVE
     accuracy = lambda r: r["valid"]["accuracy"]  # noqa: E731
-    mq = train_arms(runs, {p: (lambda s, p=p: recipes.mqar("deltanet", s, budget, short_conv=p)) for p in PLACEMENTS},
+    mq = train_arms(runs, {p: (lambda s, p=p: recipes.mqar("deltanet", s, budget, short_conv=p)) for p in places},
                     budget.seeds, family=["", "k"])
-    acc = {p: stats(mq[p].values(accuracy)) for p in PLACEMENTS}
+    acc = {p: stats(mq[p].values(accuracy)) for p in places}
     # the full budget also sweeps the placements for softmax and linear attention (reported, not judged; 3 seeds)
     others = {}
-    for m in ("softmax", "linear_attn") if budget.train_scale > 1 else ():
-        o = train_arms(runs, {p: (lambda s, p=p, m=m: recipes.mqar(m, s, budget, short_conv=p)) for p in PLACEMENTS},
+    for m in ("softmax", "linear_attn") if budget.wide else ():
+        o = train_arms(runs, {p: (lambda s, p=p, m=m: recipes.mqar(m, s, budget, short_conv=p)) for p in places},
                        budget.seeds[:3], family=["", "k"])
-        others[m] = {p or "none": stats(o[p].values(accuracy)) for p in PLACEMENTS}
+        others[m] = {p or "none": stats(o[p].values(accuracy)) for p in places}
     tx = train_arms(runs, {p: (lambda s, p=p: recipes.text(f"text-deltanet-{p or 'none'}", s, budget, mixer="deltanet",
                                                           short_conv=p)) for p in ["", "q", "k", "v"]},
                     budget.seeds, family=["", "k"])
@@ -51,14 +54,14 @@ def s5(budget: Budget, runs: RunMemo) -> Evidence:
     name = lambda p: p.upper() or "none"  # noqa: E731
     reason = ("; ".join(d.text() for d in decisions) + f". MQAR: {training_note(mq)}; text: {training_note(tx)}. "
               "MQAR accuracy: " +
-              ", ".join(f"{name(p)} {fmt(acc[p], 2)}" for p in PLACEMENTS) +
+              ", ".join(f"{name(p)} {fmt(acc[p], 2)}" for p in places) +
               "; text loss (nats/byte): " + ", ".join(f"{name(p)} {fmt(lm[p])}" for p in lm))
-    names = [name(p) for p in PLACEMENTS]
+    names = [name(p) for p in places]
     fig = Figure("MQAR accuracy by short-conv placement (mean ± sd over seeds)", "convolution on", "accuracy", [
-        {"label": "DeltaNet", "x": list(range(len(PLACEMENTS))), "y": [acc[p]["mean"] for p in PLACEMENTS],
-         "yerr": [acc[p]["std"] for p in PLACEMENTS], "style": "o"}] + [
-        {"label": m, "x": [i + 0.12 * (j + 1) for i in range(len(PLACEMENTS))],
-         "y": [r[p or "none"]["mean"] for p in PLACEMENTS], "yerr": [r[p or "none"]["std"] for p in PLACEMENTS],
+        {"label": "DeltaNet", "x": list(range(len(places))), "y": [acc[p]["mean"] for p in places],
+         "yerr": [acc[p]["std"] for p in places], "style": "o"}] + [
+        {"label": m, "x": [i + 0.12 * (j + 1) for i in range(len(places))],
+         "y": [r[p or "none"]["mean"] for p in places], "yerr": [r[p or "none"]["std"] for p in places],
          "style": "o"} for j, (m, r) in enumerate(others.items())], xticks=names)
     fig_lm = seed_figure("Byte LM on Shakespeare, DeltaNet", "validation loss (nats/byte)",
                          {name(p): lm[p] for p in lm})

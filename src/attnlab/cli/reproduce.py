@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -47,6 +48,8 @@ def reproduce(
     full: bool = typer.Option(False, "--full", help="Large budget: more seeds, samples and training (≤ 3 h)."),
     only: str = typer.Option("", "--only", help="Comma-separated claim IDs or letter prefixes, e.g. S5,D1 or C."),
     force: bool = typer.Option(False, "--force", help="Rerun claims even when their cached result is current."),
+    jobs: int = typer.Option(0, "--jobs", help="Independent trained runs to train at once, each in its own process "
+                             "(one thread each; 0: one per CPU). Results do not depend on it."),
     out: Path = typer.Option(Path("results"), "--out", help="Output folder for claims.json and report.html."),
     list_: bool = typer.Option(False, "--list", help="Print the registry (id, statement, source, and the cache key "
                                "for the chosen budget) and exit."),
@@ -78,6 +81,8 @@ def reproduce(
                 t.add_row(r["id"], r["source"], r["statement"], "yes" if r["implemented"] else "pending")
             Console().print(t)
         return
+    if jobs < 0:
+        raise ValueError(f"--jobs must be 0 (one per CPU) or a positive number of processes, got {jobs}")
     if report_only:
         _write_outputs(out, readme, _budget_of(out))
         return
@@ -101,7 +106,7 @@ def reproduce(
             prog.console.print(f"[bold]{r.id}[/] [{color}]{r.verdict}[/] ({tag}) {r.reason}")
             prog.advance(task)
 
-        run_claims(ids, budget, out, force=force, on_start=start, on_done=done)
+        run_claims(ids, budget, out, force=force, jobs=jobs or os.cpu_count() or 1, on_start=start, on_done=done)
     _write_outputs(out, readme, budget.name)
 
 

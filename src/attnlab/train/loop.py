@@ -113,12 +113,22 @@ def _progress_bar(cfg: TrainConfig, start: int, model: LM):
 
 
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict:
-    """Train one model; return (and write to ``run_dir/summary.json``) the final numbers."""
+    """Train one model; return (and write to ``run_dir/summary.json``) the final numbers.
+
+    ``cfg.threads`` holds for this run only: the caller's thread count is restored afterwards."""
+    before = torch.get_num_threads()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    try:
+        return _train(cfg, resume, progress)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _train(cfg: TrainConfig, resume: bool, progress: bool) -> dict:
     dist = _Dist()
     if cfg.batch_size % dist.world:
         raise ValueError(f"batch_size ({cfg.batch_size}) must be divisible by the number of ranks ({dist.world})")
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
     model, data = build_model(cfg)
     n_params = model.num_params()
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]

@@ -51,11 +51,23 @@ def run_key(cfg: TrainConfig) -> str:
     return hashlib.sha256((json.dumps(d, sort_keys=True) + code_hash()).encode()).hexdigest()[:12]
 
 
-class RunMemo:
-    """Trained runs under ``root``: :meth:`trained` trains a config once and then returns its summary."""
+def _train_resolved(cfg: TrainConfig) -> dict:
+    """Train a resolved config (or read its finished run); in a worker process or this one."""
+    from .loop import train
+    from .sweep import finished
 
-    def __init__(self, root: str | Path):
-        self.root = Path(root)
+    s = finished(cfg) or train(cfg, resume=True, progress=False)
+    return {**s, "run_dir": str(cfg.run_dir)}
+
+
+class RunMemo:
+    """Trained runs under ``root``: :meth:`trained` trains a config once and then returns its summary;
+    :meth:`trained_many` trains independent configs in up to ``jobs`` processes at once."""
+
+    def __init__(self, root: str | Path, jobs: int = 1):
+        if not isinstance(jobs, int) or jobs < 1:
+            raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
+        self.root, self.jobs = Path(root), jobs
 
     def resolve(self, cfg: TrainConfig | dict) -> TrainConfig:
         """The checked config as the memo runs it: named ``<name>-<key>``, written under the root."""
@@ -64,9 +76,21 @@ class RunMemo:
 
     def trained(self, cfg: TrainConfig | dict) -> dict:
         """Train ``cfg`` (or reuse its finished run); the run's summary with ``run_dir`` added."""
-        from .loop import train
+        return _train_resolved(self.resolve(cfg))
+
+    def trained_many(self, cfgs: list[TrainConfig | dict]) -> list[dict]:
+        """:meth:`trained` for every config, in order; the unfinished ones in up to ``jobs`` spawned
+        processes. Each run's result depends on its config alone (its ``threads`` included), so it is
+        the same whichever process trains it."""
         from .sweep import finished
 
-        tc = self.resolve(cfg)
-        s = finished(tc) or train(tc, resume=True, progress=False)
-        return {**s, "run_dir": str(tc.run_dir)}
+        resolved = [self.resolve(c) for c in cfgs]
+        pending = {c.name: c for c in resolved if not finished(c)}  # one process per distinct run
+        if self.jobs > 1 and len(pending) > 1:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            workers = min(self.jobs, len(pending))
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+                list(pool.map(_train_resolved, pending.values()))
+        return [_train_resolved(c) for c in resolved]
