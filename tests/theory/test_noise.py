@@ -64,3 +64,16 @@ def test_errors():
         predicted_error(10, "gaussian", 0.0)
     with pytest.raises(ValueError, match="n must be an integer >= 1"):
         predicted_error(0, "gaussian", 1.0)
+
+
+def test_finite_n_bias_against_the_quadrature_limit_and_the_exp_cancellation():
+    from attnlab.theory.noise import limit_bias, simulate_bias
+
+    for law in ("gaussian", "gumbel"):  # relu² keeps the bias that quadrature gives for n → ∞
+        b, se = simulate_bias(16384, law, 0.8, kernel="relu2", trials=60, seed=0)
+        assert abs(b - limit_bias("relu2", law, 0.8, samples=100_000)) < 3 * se + 0.005
+    b, se = simulate_bias(16384, "gaussian", 0.8, kernel="identity", trials=60, seed=0)
+    assert abs(b) < 3 * se + 1e-3  # linear weights, zero-mean noise: unbiased
+    small, _ = simulate_bias(256, "gumbel", 0.8, kernel="exp", trials=200, seed=0)
+    large, se = simulate_bias(16384, "gumbel", 0.8, kernel="exp", trials=100, seed=0)
+    assert abs(large) < abs(small) and abs(large) < 3 * se + 0.01  # exp's bias is finite-n only

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..theory.noise import limit_bias, loglog_slope, predicted_error, simulate_error
+from ..theory.noise import limit_bias, loglog_slope, predicted_error, simulate_bias, simulate_error
 from .registry import Budget, Evidence, Figure, experiment, verdict
 
 R1_SLOPE = (-0.6, -0.4)
@@ -35,24 +35,40 @@ def r1(budget: Budget) -> Evidence:
                     figures=[Figure("Softmax error under i.i.d. score noise", "n", "RMS ‖õ − o‖", series, True, True)])
 
 
-@experiment("R2", method="Limit (n → ∞) of the weighted mean of v = s under noisy weights f(s + ε), by quadrature "
-            "over s ~ N(1, 1) and sampled ε, for exp, relu², identity; Gaussian (zero-mean) and Gumbel (non-zero "
-            "mean) noise of scale 0.8.",
-            tolerance=f"holds if exp is unbiased (< 1e-6) and relu² and identity keep |bias| > {R2_MIN_BIAS} for "
-                      "both laws; caveat if one of them is unbiased for zero-mean noise")
+R2_NS = (1024, 16384, 65536)
+
+
+@experiment("R2", method="The weighted mean of v = s under noisy weights f(s + ε), s ~ N(1, 1), simulated at finite n "
+            f"(n = {', '.join(map(str, R2_NS))}; half the budget's trials) for exp, relu² and identity under Gaussian "
+            "(zero-mean) and Gumbel (non-zero mean) noise of scale 0.8: the bias õ − o, nothing factored out by "
+            "algebra; the n → ∞ limit by quadrature is reported beside.",
+            tolerance=f"holds if at the largest n exp's |bias| < 3 s.e. + 0.005 for both laws while relu² and "
+                      f"identity under Gumbel noise keep |bias| > {R2_MIN_BIAS} + 3 s.e.; caveat if identity is "
+                      "unbiased under zero-mean noise")
 def r2(budget: Budget) -> Evidence:
-    bias = {f"{k}/{law}": limit_bias(k, law, 0.8, samples=budget.mc_samples * 2)
-            for k in ("exp", "relu2", "identity") for law in ("gaussian", "gumbel")}
-    exp_ok = all(abs(v) < 1e-6 for k, v in bias.items() if k.startswith("exp"))
-    relu_ok = all(abs(v) > R2_MIN_BIAS for k, v in bias.items() if k.startswith("relu2"))
-    id_mean = abs(bias["identity/gumbel"]) > R2_MIN_BIAS
-    id_zero = abs(bias["identity/gaussian"]) > R2_MIN_BIAS
-    ok = exp_ok and relu_ok and id_mean
-    txt = ", ".join(f"{k} {v:+.4f}" for k, v in bias.items())
-    reason = f"limit bias: {txt}"
-    if ok and not id_zero:
-        reason += "; identity weights are unbiased under zero-mean noise (they are linear), biased only by its mean"
-    return Evidence(verdict(ok, caveat=not id_zero), reason, {"bias": bias})
+    combos = [(k, law) for k in ("exp", "relu2", "identity") for law in ("gaussian", "gumbel")]
+    sim = {f"{k}/{law}": {n: simulate_bias(n, law, 0.8, kernel=k, trials=budget.trials // 2, seed=3) for n in R2_NS}
+           for k, law in combos}
+    limit = {f"{k}/{law}": limit_bias(k, law, 0.8, samples=budget.mc_samples * 2) for k, law in combos}
+    last = {c: sim[c][R2_NS[-1]] for c in sim}  # (bias, stderr) at the largest n
+    vanishes = {c: abs(b) < 3 * se + 0.005 for c, (b, se) in last.items()}
+    stays = {c: abs(b) > R2_MIN_BIAS + 3 * se for c, (b, se) in last.items()}
+    exp_ok = vanishes["exp/gaussian"] and vanishes["exp/gumbel"]
+    relu_ok = stays["relu2/gaussian"] and stays["relu2/gumbel"]
+    ok = exp_ok and relu_ok and stays["identity/gumbel"]
+    txt = ", ".join(f"{c} {b:+.4f} ± {se:.4f}" for c, (b, se) in last.items())
+    reason = (f"bias at n = {R2_NS[-1]}: {txt}; exp's {'vanishes' if exp_ok else 'does not vanish'} (|bias| < 3 s.e. "
+              f"+ 0.005: {vanishes['exp/gaussian']}, {vanishes['exp/gumbel']}), relu²'s "
+              f"{'stays' if relu_ok else 'does not stay'} above {R2_MIN_BIAS}")
+    if not stays["identity/gaussian"]:
+        reason += (f"; identity under zero-mean noise is unbiased ({last['identity/gaussian'][0]:+.4f}: its weights "
+                   "are linear in ε), biased only by the noise's mean")
+    series = [{"label": c, "x": list(R2_NS), "y": [abs(sim[c][n][0]) for n in R2_NS],
+               "yerr": [sim[c][n][1] for n in R2_NS], "style": "-o"} for c in sim]
+    return Evidence(verdict(ok, caveat=not stays["identity/gaussian"]), reason,
+                    {"bias": {c: {str(n): list(v) for n, v in sim[c].items()} for c in sim}, "limit_bias": limit},
+                    figures=[Figure("|bias| of the noisy weighted mean against n (v = s)", "n", "|õ − o|", series,
+                                    logx=True)])
 
 
 @experiment("R3", method="Simulate softmax attention under Laplace noise of scale 0.3, 0.7 and 1.5 and fit the "
