@@ -111,3 +111,17 @@ def test_decisions_serialise_quote_their_numbers_and_draw_a_forest(tmp_path):
     fig = forest_figure([d, paired("noisy", *arms(0.1, 0.3), delta=0.05, claimed="a > b")])
     assert fig.yticks == ["noisy", "K conv lowers loss"]
     assert figure_png(asdict(fig))[:4] == b"\x89PNG"
+
+
+def test_rank_correlation_matches_scipy_and_decides_against_delta():
+    from attnlab.claims.decide import rank_correlation
+
+    x = [0.3, 0.35, 0.4, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95]
+    y = [0.95, 0.9, 0.85, 0.5, 0.4, 0.45, 0.3, 0.25, 0.26]
+    d = rank_correlation("tracks", x, y, delta=0.3, claimed="negative")
+    assert d.effect == pytest.approx(-sps.spearmanr(x, y).statistic) and d.n == 9
+    assert d.ci[0] <= d.effect <= d.ci[1] and d.outcome == SUPPORTED
+    flat = rank_correlation("no link", x, [0.5, 0.1, 0.9, 0.3, 0.7, 0.2, 0.8, 0.4, 0.6], delta=0.3, claimed="negative")
+    assert flat.outcome in (UNRESOLVED, CONTRADICTED) and flat.ci[0] < 0.3
+    with pytest.raises(ValueError, match="at least 3 paired values"):
+        rank_correlation("x", [1.0, 2.0], [1.0, 2.0], delta=0.3, claimed="negative")

@@ -109,6 +109,32 @@ def noninferior(comparison: str, a: list[float], b: list[float], *, delta: float
                     UNRESOLVED if capped else outcome, bool(capped))
 
 
+def rank_correlation(comparison: str, x: list[float], y: list[float], *, delta: float, claimed: str,
+                     resamples: int = 2000, seed: int = 0) -> Decision:
+    """Spearman's ρ between paired measurements ``x`` and ``y`` (one pair per trained run), with a 95%
+    percentile-bootstrap interval over the pairs; ``claimed`` is ``"negative"`` or ``"positive"``, and
+    the effect is ``ρ`` signed so that the claimed direction is positive, decided against ``delta``."""
+    import numpy as np
+
+    if claimed not in ("negative", "positive"):
+        raise ValueError(f"claimed must be 'negative' or 'positive', got {claimed!r}")
+    if len(x) != len(y) or len(x) < 3:
+        raise ValueError(f"a rank correlation needs at least 3 paired values, got {len(x)} and {len(y)}")
+    sign = -1.0 if claimed == "negative" else 1.0
+    xs, ys = np.asarray(x, float), np.asarray(y, float)
+    rho = lambda a, b: float(sps.spearmanr(a, b).statistic)  # noqa: E731
+    rng = np.random.default_rng(seed)
+    boots = []
+    for _ in range(resamples):
+        i = rng.integers(0, len(xs), len(xs))
+        if np.ptp(xs[i]) > 0 and np.ptp(ys[i]) > 0:  # a resample of one repeated value has no ranks
+            boots.append(sign * rho(xs[i], ys[i]))
+    effect = sign * rho(xs, ys)
+    ci = (float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))) if boots else (-1.0, 1.0)
+    return Decision(comparison, effect, ci, delta, len(xs), "Spearman ρ, bootstrap 95% over runs",
+                    outcome_of(effect, ci, delta))
+
+
 def verdict_of(decisions: list[Decision]) -> str:
     """``holds`` if every comparison is supported, ``refuted`` if any is contradicted, else ``undecided``."""
     outcomes = {d.outcome for d in decisions}
