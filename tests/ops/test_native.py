@@ -1,5 +1,6 @@
 """The compiled CPU kernel of the delta rules (attnlab.ops.native) against the recurrence and the PyTorch chunk form."""
 
+import os
 import shutil
 import subprocess
 import sys
@@ -135,8 +136,9 @@ def test_switch_off_and_missing_compiler_fall_back_with_a_reason(tmp_path):
     (tmp_path / "a-file").write_text("")
     for env, expect in (({"ATTNLAB_NATIVE": "0"}, "turned off (ATTNLAB_NATIVE=0)"),
                         ({"CC": str(tmp_path / "no-such-cc")}, "could not build"),
-                        ({"CC": shutil.which("cc"), "ATTNLAB_CACHE_DIR": str(tmp_path / "a-file")},
-                         "could not be built or loaded")):  # the cache "directory" is a file
+                        # an unusable cache "directory" (a file): the kernel is built in a private temp folder
+                        ({"CC": shutil.which("cc"), "ATTNLAB_CACHE_DIR": str(tmp_path / "a-file"),
+                          "PATH": os.environ["PATH"]}, "None")):
         r = subprocess.run([sys.executable, "-c", code], env=base | env, capture_output=True, text=True, cwd=".")
         assert r.returncode == 0, r.stderr
         assert expect in r.stdout and "torch.Size([1, 9, 1, 4])" in r.stdout
@@ -172,3 +174,40 @@ def test_unwritable_home_cache_falls_back_to_a_temp_folder(tmp_path, monkeypatch
     assert native.cache_dir().name.startswith("attnlab-native-")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert native.cache_dir() == tmp_path / "attnlab" / "native"
+
+
+@pytest.mark.skipif(not BUILDABLE, reason="no C compiler on Linux here")
+def test_a_cache_folder_others_can_write_is_never_used(tmp_path, monkeypatch):
+    monkeypatch.delenv("ATTNLAB_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    shared = tmp_path / "attnlab" / "native"
+    shared.mkdir(parents=True)
+    shared.chmod(0o777)
+    assert "writable by other users" in native.untrusted(shared)
+    assert native.cache_dir() != shared
+    monkeypatch.setenv("ATTNLAB_CACHE_DIR", str(tmp_path / "explicit"))
+    (tmp_path / "explicit" / "native").mkdir(parents=True, mode=0o777)
+    (tmp_path / "explicit" / "native").chmod(0o777)
+    chosen = native.cache_dir()
+    assert chosen != tmp_path / "explicit" / "native" and native.untrusted(chosen) is None
+
+
+@pytest.mark.skipif(not BUILDABLE or os.getuid() != 0, reason="planting another user's files needs root")
+def test_a_folder_or_library_planted_by_another_user_is_not_loaded(tmp_path, monkeypatch):
+    monkeypatch.setenv("ATTNLAB_CACHE_DIR", str(tmp_path))
+    planted = tmp_path / "native"
+    planted.mkdir(mode=0o755)
+    os.chown(planted, 12345, 12345)  # another local user got there first
+    assert "belongs to another user" in native.untrusted(planted)
+    assert native.cache_dir() != planted
+    # a library planted under the expected name in our own folder, by another user, is rebuilt elsewhere
+    os.chown(planted, 0, 0)
+    planted.chmod(0o700)
+    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    for arch in native.ARCH_FLAGS:
+        lib = planted / native.library_name(cc, native.FLAGS + arch)
+        lib.write_bytes(b"not a library")
+        os.chown(lib, 12345, 12345)
+    built = native._compile(cc)
+    assert not isinstance(built, str) and built.parent != planted and native.untrusted(built) is None
+    assert all(f.read_bytes() == b"not a library" for f in planted.glob("delta_chunk-*.so"))

@@ -26,6 +26,7 @@ import os
 import pathlib
 import platform
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -43,21 +44,47 @@ _lock = threading.Lock()
 _state: dict = {}
 
 
+def untrusted(path: pathlib.Path) -> str | None:
+    """Why a cache folder or library at ``path`` must not be trusted (None when it may): a library
+    loaded from it runs as this user, so it must be ours and writable by no one else."""
+    try:
+        st = os.lstat(path)
+    except OSError as e:
+        return f"{path} cannot be inspected ({e.strerror})"
+    if stat.S_ISLNK(st.st_mode):
+        return f"{path} is a symbolic link"
+    if st.st_uid != os.getuid():
+        return f"{path} belongs to another user (uid {st.st_uid})"
+    if st.st_mode & 0o022:
+        return f"{path} is writable by other users"
+    return None
+
+
+def _private(path: pathlib.Path) -> pathlib.Path | None:
+    """``path`` created (mode 0700) or found, if it may be trusted; None otherwise."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.mkdir(mode=0o700, exist_ok=True)
+    except OSError:
+        return None
+    return None if untrusted(path) or not os.access(path, os.W_OK) else path
+
+
 def cache_dir() -> pathlib.Path:
-    """``$ATTNLAB_CACHE_DIR/native`` if set; else the user cache, or a per-user temp folder where
-    that cannot be written (a read-only home on a CI runner)."""
+    """Where the kernel is built and cached: ``$ATTNLAB_CACHE_DIR/native`` if set, else the user cache,
+    else a per-user temp folder (a read-only home on a CI runner). A folder that belongs to someone
+    else or that others can write is never used: then a fresh private folder (``mkdtemp``) is."""
     root = os.environ.get("ATTNLAB_CACHE_DIR")
     if root:
-        return pathlib.Path(root) / "native"
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    home = pathlib.Path(base) / "attnlab" / "native"
-    try:
-        home.mkdir(parents=True, exist_ok=True)
-        if os.access(home, os.W_OK):
-            return home
-    except OSError:
-        pass
-    return pathlib.Path(tempfile.gettempdir()) / f"attnlab-native-{os.getuid()}"
+        candidates = [pathlib.Path(root) / "native"]
+    else:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        candidates = [pathlib.Path(base) / "attnlab" / "native",
+                      pathlib.Path(tempfile.gettempdir()) / f"attnlab-native-{os.getuid()}"]
+    for c in candidates:
+        if _private(c) is not None:
+            return c
+    return pathlib.Path(tempfile.mkdtemp(prefix="attnlab-native-"))
 
 
 def _blas_sgemm() -> int | str:
@@ -69,21 +96,30 @@ def _blas_sgemm() -> int | str:
         return f"torch exports no BLAS sgemm_ here ({type(e).__name__}: {e})"
 
 
+def library_name(cc: str, flags: tuple[str, ...]) -> str:
+    """The cached library's file name: a hash of the source, the compiler, the flags and the machine."""
+    key = hashlib.sha256(SOURCE.read_bytes() + " ".join((cc, *flags, platform.machine(), platform.node())).encode())
+    return f"delta_chunk-{key.hexdigest()[:16]}.so"
+
+
 def _compile(cc: str) -> pathlib.Path | str:
-    src, folder = SOURCE.read_bytes(), cache_dir()
+    folder = cache_dir()
     errors = []
     for arch in ARCH_FLAGS:
         flags = FLAGS + arch
-        key = hashlib.sha256(src + " ".join((cc, *flags, platform.machine(), platform.node())).encode()).hexdigest()[:16]
-        out = folder / f"delta_chunk-{key}.so"
-        if out.exists():
+        out = folder / library_name(cc, flags)
+        if out.exists() and untrusted(out) is None:
             return out
+        if out.exists():  # planted or tampered with: build a fresh copy where no one else can write
+            folder = pathlib.Path(tempfile.mkdtemp(prefix="attnlab-native-"))
+            out = folder / out.name
         out.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
         os.close(fd)
         try:
             r = subprocess.run([cc, *flags, "-o", tmp, str(SOURCE), "-lm"], capture_output=True, text=True, timeout=120)
             if r.returncode == 0:
+                os.chmod(tmp, 0o700)  # ours alone, whatever the umask: a library others could write is not loaded
                 os.replace(tmp, out)  # atomic: a concurrent build writes the same bytes
                 return out
             errors.append(r.stderr.strip().splitlines()[-1:] or [f"exit {r.returncode}"])
