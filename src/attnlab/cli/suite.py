@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 
 import typer
@@ -13,19 +12,18 @@ from ._common import one_line_errors
 @one_line_errors
 def suite_cmd(
     mixer: str = typer.Argument(..., help="A registered mixer name (see `attnlab mixers`)."),
-    imports: list[str] = typer.Option([], "--import", help="Module(s) that register your mixer (repeatable)."),
+    imports: list[str] = typer.Option([], "--import", help="Module(s) that register your mixer: a name (found in "
+                                      "the current folder too) or a path to a .py file (repeatable)."),
     options: str = typer.Option("{}", "--options", help="Mixer options as JSON, e.g. '{\"feature_map\": \"elu1\"}'."),
     steps: int = typer.Option(300, "--steps", help="MQAR training steps (for the mixer and the softmax baseline)."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
 ) -> None:
     """Run a mixer through the contract checks, MQAR training, diagnostics and a speed comparison."""
     from ..suite import run_suite
+    from ..user_modules import import_user_module
 
     for mod in imports:
-        try:
-            importlib.import_module(mod)
-        except ImportError as e:
-            raise ValueError(f"--import {mod}: {e}") from None
+        import_user_module(mod)
     try:
         opts = json.loads(options)
     except ValueError:

@@ -23,6 +23,7 @@ from typing import Any
 
 from ..models import LMConfig
 from ..tasks import MQAR, TASKS, Markov, Positional, Text
+from ..user_modules import import_user_module
 
 TaskConfig = MQAR | Markov | Positional | Text
 TASK_NAMES = {cls: name for name, cls in TASKS.items()}
@@ -237,13 +238,8 @@ def make_config(data: dict | TrainConfig) -> TrainConfig:
         raise ValueError(f"plateau needs patience >= 1 and min_delta >= 0, got {cfg.plateau}")
     if cfg.early_stop and cfg.early_stop.metric not in ("accuracy", "loss"):
         raise ValueError(f"early_stop.metric must be 'accuracy' or 'loss', got {cfg.early_stop.metric!r}")
-    import importlib
-
     for mod in cfg.imports:
-        try:
-            importlib.import_module(mod)
-        except ImportError as e:
-            raise ValueError(f"imports: cannot import {mod!r} ({e})") from None
+        import_user_module(mod, "imports:")
     for key in ("steps", "batch_size", "eval_every", "ckpt_every", "log_every", "eval_batches"):
         if getattr(cfg, key) < 1:
             raise ValueError(f"{key} must be >= 1, got {getattr(cfg, key)}")
