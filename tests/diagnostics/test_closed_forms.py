@@ -93,3 +93,30 @@ def test_effective_rank_of_diagonal_matrices():
 def test_rank_rejects_vectors():
     with pytest.raises(ValueError, match="at least 2 dimensions"):
         numerical_rank(torch.ones(4))
+
+
+def test_hoyer_stays_in_its_range_and_zero_rows_are_defined():
+    import torch
+
+    from attnlab.diagnostics import hoyer
+
+    assert float(hoyer(torch.zeros(1, 4))) == 0.0  # no mass: concentrates on nothing
+    relu2_rows = torch.relu(torch.randn(64, 9)).pow(2)
+    relu2_rows[:10] = 0.0  # rows whose scores were all negative
+    h = hoyer(relu2_rows)
+    assert bool(((h >= 0) & (h <= 1)).all()) and bool((h[:10] == 0).all())
+    assert float(hoyer(torch.tensor([[0.0, 0.0, 3.0, 0.0]]))) == 1.0
+    masked = hoyer(torch.tensor([[1.0, 0.0, 0.0, 0.0]]), torch.tensor([[False, True, True, True]]))
+    assert float(masked) == 0.0  # nothing counted carries mass
+
+
+def test_causal_attention_refuses_fewer_keys_than_queries():
+    import pytest
+    import torch
+
+    from attnlab.ops import attention
+
+    with pytest.raises(ValueError, match="at least as many keys as queries: got 8 queries and 5 keys"):
+        attention(torch.randn(1, 8, 2, 4), torch.randn(1, 5, 2, 4), torch.randn(1, 5, 2, 4))
+    assert attention(torch.randn(1, 8, 2, 4), torch.randn(1, 5, 2, 4), torch.randn(1, 5, 2, 4),
+                     mask="bidirectional").isfinite().all()

@@ -84,10 +84,21 @@ def test_scaling_keeps_entropy_independent_of_dim():
     [
         (lambda: entropy_floor(0.0), "tau must be a positive"),
         (lambda: entropy_floor(-1.0, 5), "tau must be a positive"),
-        (lambda: entropy_floor(1.0, 0), "n must be an integer >= 1"),
+        (lambda: entropy_floor(1.0, 0), "n must be an integer >= 2"),
         (lambda: tau_for_floor(10.0, 100), r"floor must lie in \(0, log n\)"),
     ],
 )
 def test_errors(call, msg):
     with pytest.raises(ValueError, match=msg):
         call()
+
+
+def test_an_entropy_floor_needs_two_scores():
+    import pytest
+
+    from attnlab.theory.entropy import entropy_floor, entropy_floor_exact
+
+    for f in (lambda: entropy_floor(1.0, 1), lambda: entropy_floor_exact(1.0, 1)):
+        with pytest.raises(ValueError, match="n must be an integer >= 2, got 1"):
+            f()
+    assert entropy_floor(1.0, 2)["floor_exact"] >= 0

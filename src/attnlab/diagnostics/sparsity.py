@@ -24,12 +24,17 @@ def l1_l2_sparsity(x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.T
 
 
 def hoyer(x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Hoyer sparsity over the last dim (``0`` for a constant row, ``1`` for one-hot)."""
+    """Hoyer sparsity over the last dim, in ``[0, 1]``: ``0`` for a constant row, ``1`` for one-hot.
+
+    A row with no mass (all zero where counted) concentrates on nothing: its Hoyer sparsity is 0.
+    """
     S = l1_l2_sparsity(x, mask)
-    n = x.shape[-1] if mask is None else torch.as_tensor(mask, dtype=torch.bool).expand_as(x).sum(-1).double()
-    n = torch.as_tensor(n, dtype=torch.float64)
+    valid = torch.ones_like(x, dtype=torch.bool) if mask is None else torch.as_tensor(mask, dtype=torch.bool).expand_as(x)
+    n = valid.sum(-1).double()
+    has_mass = (x.double().abs() * valid).sum(-1) > 0
     sq = n.sqrt()
     ratio = S * sq  # ‖x‖₁/‖x‖₂
-    return torch.where(n > 1, (sq - ratio) / (sq - 1).clamp_min(1e-300), torch.zeros_like(S))
+    h = ((sq - ratio) / (sq - 1).clamp_min(1e-300)).clamp(0.0, 1.0)  # rounding must not leave [0, 1]
+    return torch.where((n > 1) & has_mass, h, torch.zeros_like(S))
 
 

@@ -67,6 +67,9 @@ def build_mask(
         return torch.ones(1, 1, t, t_k, dtype=torch.bool, device=device)
     i = torch.arange(t, device=device)
     if mask == "causal":
+        if t_k < t:  # aligned to the end, the first t − t_k queries would see no key at all (a NaN row)
+            raise ValueError(f"causal attention needs at least as many keys as queries: got {t} queries and {t_k} keys "
+                             "(keys from a cache come first, queries are the last positions)")
         j = torch.arange(t_k, device=device)
         return (j[None, :] <= i[:, None] + (t_k - t))[None, None]
     causal = i[None, :] <= i[:, None]  # [t, t]: key j <= query i

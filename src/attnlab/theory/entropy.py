@@ -79,7 +79,7 @@ def entropy_of_scores(s: np.ndarray) -> float:
 def entropy_floor_exact(tau: float, n: int) -> tuple[float, int]:
     """Exact minimum entropy over vertices with ``k`` scores at ``−1/τ`` (``0 ≤ k < n``) for a finite
     ``n``; returns ``(H_min, k*)``."""
-    a, n = 1.0 / positive("tau", tau), count("n", n)
+    a, n = 1.0 / positive("tau", tau), count("n", n, 2)  # one score has no distribution to spread
     k = np.arange(n)  # k = n is the uniform row again
     # H_k = log Z − Σ p s with Z = (n−k)e^a + k e^{−a}, all divided by e^a for stability
     w = math.exp(-2 * a)
@@ -93,7 +93,7 @@ def entropy_floor(tau: float, n: int | None = None) -> dict[str, float]:
     """``{"gap", "t_star"}`` (n → ∞) and, with ``n``, ``{"floor", "floor_exact"}``."""
     out = {"gap": entropy_gap(tau), "t_star": t_star(tau)}
     if n is not None:
-        n = count("n", n)
+        n = count("n", n, 2)
         out["floor"] = math.log(n) - out["gap"]
         out["floor_exact"] = entropy_floor_exact(tau, n)[0]
     return out
