@@ -169,3 +169,14 @@ def test_output_guard_is_exact():
         o[0, 2, 0, 1] = bad
         with pytest.raises(FloatingPointError, match="blew up"):
             _check_finite_output(o, S.float())
+
+
+def test_signed_beta_is_warned_with_the_right_reason_and_the_limit_itself_is_not():
+    q, k, v, beta, _ = delta_inputs(1, 70, 1, 8, 8, seed=2)
+    with pytest.warns(DeltaRuleBlowUpWarning, match="β has negative entries"):
+        delta_rule(q, k, v, -0.5 * beta)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # β = 2 with unit keys: β‖k‖² = 2 up to rounding, still contractive
+        delta_rule(q, k, v, torch.full_like(beta, 2.0))
+    with pytest.warns(DeltaRuleBlowUpWarning, match=r"max \|β\|‖k‖² = 2\.2 > 2"):
+        delta_rule(q, k, v, torch.full_like(beta, 2.2))

@@ -26,6 +26,8 @@ from .state_step import state_step
 
 # β‖k‖² beyond 2 makes (I − β k kᵀ) expansive along k: the state can grow geometrically.
 CONTRACTIVE_LIMIT = 2.0
+# float32 rounding puts β‖k‖² = 2 (β = 2, unit keys) a few ulps above the limit: not a blow-up
+LIMIT_SLACK = 1e-5
 
 
 class DeltaRuleBlowUpWarning(RuntimeWarning):
@@ -41,18 +43,30 @@ def check_beta(beta: torch.Tensor, b: int, t: int, h: int) -> torch.Tensor:
 
 def _warn_blow_up(worst: float, stacklevel: int = 3) -> None:
     warnings.warn(
-        f"delta rule: max β‖k‖² = {worst:.3g} > {CONTRACTIVE_LIMIT:g}, so I − β k kᵀ is expansive and the state "
+        f"delta rule: max |β|‖k‖² = {worst:.4g} > {CONTRACTIVE_LIMIT:g}, so I − β k kᵀ is expansive and the state "
         "can blow up; L2-normalise the keys (the mixers' default) or keep β in (0, 2/‖k‖²)",
         DeltaRuleBlowUpWarning,
         stacklevel=stacklevel,
     )
 
 
+def _warn_negative_beta(beta: torch.Tensor, stacklevel: int = 3) -> None:
+    low = float(beta.detach().min()) if beta.numel() else 0.0
+    if low < 0:
+        warnings.warn(
+            f"delta rule: β has negative entries (min {low:.4g}); with β < 0, I − β k kᵀ stretches the state along "
+            "k (eigenvalue 1 + |β|‖k‖² > 1) and it can grow without bound; keep β in [0, 2/‖k‖²] (the mixers "
+            "take β = sigmoid(·))",
+            DeltaRuleBlowUpWarning,
+            stacklevel=stacklevel,
+        )
+
+
 def _check_finite_output(o: torch.Tensor, S: torch.Tensor) -> None:
     if not all_finite(o, S):
         raise FloatingPointError(
-            "delta rule produced NaN/Inf: the recurrence blew up (β‖k‖² > 2 makes it expansive); "
-            "L2-normalise the keys or bound β"
+            "delta rule produced NaN/Inf: the recurrence blew up (β‖k‖² outside [0, 2] makes it expansive); "
+            "L2-normalise the keys and keep β in [0, 2/‖k‖²]"
         )
 
 
@@ -73,7 +87,7 @@ def gated_delta_rule(
     """Gated delta rule. ``q, k [b, t, h, d_k]``, ``v [b, t, h, d_v]``, ``g, beta [b, t, h]`` (``g ≤ 0``).
 
     Returns ``o [b, t, h, d_v]`` in ``v``'s dtype (and the final state, float32 or float64, when
-    ``output_final_state``). Warns with :class:`DeltaRuleBlowUpWarning` when ``β‖k‖² > 2`` somewhere
+    ``output_final_state``). Warns with :class:`DeltaRuleBlowUpWarning` when ``β‖k‖²`` leaves ``[0, 2]`` somewhere
     and raises ``FloatingPointError`` instead of returning NaN/Inf.
 
     ``backend``: ``"auto"`` (default: the fastest engine that can run the call: fla's Triton kernel on
@@ -94,7 +108,8 @@ def gated_delta_rule(
                                   needs_grad=needs_grad)
     o, S, worst = delta_engines.ENGINES[choice.engine](q, k, v, g, beta, scale=scale, chunk_size=chunk_size,
                                                        initial_state=initial_state)
-    if worst > CONTRACTIVE_LIMIT:
+    _warn_negative_beta(beta)
+    if worst > CONTRACTIVE_LIMIT + LIMIT_SLACK:
         _warn_blow_up(worst)
     _check_finite_output(o, S)
     o = o.to(v.dtype)
