@@ -180,3 +180,24 @@ def test_plateau_stops_training_and_the_summary_says_why(tmp_path):
     assert plain["stop_reason"] == "steps"
     with pytest.raises(ValueError, match="plateau needs patience >= 1"):
         make_config(tiny(tmp_path, plateau={"patience": 0}))
+
+
+def test_an_edited_meta_json_is_caught_and_stale_temporary_checkpoints_are_removed(tmp_path):
+    train(make_config(tiny(tmp_path)), progress=False)
+    run = tmp_path / "tiny"
+    newest = sorted(run.glob("ckpt-*"))[-1]
+    meta = json.loads((newest / "meta.json").read_text())
+    meta["step"] = 995  # a finished-looking run with half-trained weights
+    (newest / "meta.json").write_text(json.dumps(meta))
+    (run / ".tmp-ckpt-00000008-99999").mkdir()  # a killed writer's leftover
+    with pytest.warns(RuntimeWarning, match="meta.json does not match its SHA-256"):
+        s = train(make_config(tiny(tmp_path, steps=16)), resume=True, progress=False)
+    assert s["steps"] == 16 and not list(run.glob(".tmp-ckpt-*"))
+
+
+def test_a_resumed_run_reports_the_time_of_every_segment(tmp_path):
+    first = train(make_config(tiny(tmp_path, steps=12)), progress=False)
+    meta = json.loads((sorted((tmp_path / "tiny").glob("ckpt-*"))[-1] / "meta.json").read_text())
+    assert meta["extra"]["history"]["seconds"] == pytest.approx(first["seconds"], rel=0.5)
+    more = train(make_config(tiny(tmp_path, steps=14)), resume=True, progress=False)  # two more steps
+    assert more["seconds"] > meta["extra"]["history"]["seconds"]

@@ -1,9 +1,11 @@
 """Atomic checkpoints: safetensors for weights and optimiser tensors, JSON for the rest, with hashes.
 
 A checkpoint is a folder ``ckpt-<step>`` written under a temporary name and renamed into place, so a
-crash never leaves half a checkpoint under the real name. ``meta.json`` records the SHA-256 of both
-tensor files; loading verifies them and falls back to the previous good checkpoint (with a
-warning naming what was wrong) when the newest is truncated or corrupted.
+crash never leaves half a checkpoint under the real name (and the temporary folders a killed run
+left behind are removed by the next save). ``meta.json`` records the SHA-256 of both tensor files
+and of its own content; loading verifies all three (and that the step matches the folder's name)
+and falls back to the previous good checkpoint (with a warning naming what was wrong) when the
+newest is truncated, corrupted or edited.
 """
 
 from __future__ import annotations
@@ -37,17 +39,25 @@ def _opt_tensors(opt: torch.optim.Optimizer) -> tuple[dict, dict]:
     return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
 
 
+def _meta_digest(meta: dict) -> str:
+    """SHA-256 of everything in ``meta.json`` but the digest itself (canonical JSON)."""
+    body = {k: v for k, v in meta.items() if k != "meta_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
 def save(run_dir: Path, step: int, model: torch.nn.Module, opt: torch.optim.Optimizer, extra: dict) -> Path:
     run_dir = Path(run_dir)
     final = run_dir / f"ckpt-{step:08d}"
+    for stale in run_dir.glob(".tmp-ckpt-*"):  # left by a killed writer: never renamed into place
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = run_dir / f".tmp-ckpt-{step:08d}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     save_model(model, str(tmp / "model.safetensors"))
     ot, oj = _opt_tensors(opt)
     save_file(ot, str(tmp / "optim.safetensors"))
     meta = {"step": step, "optim": oj, "extra": extra,
             "sha256": {n: _sha(tmp / n) for n in ("model.safetensors", "optim.safetensors")}}
+    meta["meta_sha256"] = _meta_digest(json.loads(json.dumps(meta)))  # as it will read back
     with open(tmp / "meta.json", "w") as f:
         json.dump(meta, f)
         f.flush()
@@ -62,6 +72,13 @@ def save(run_dir: Path, step: int, model: torch.nn.Module, opt: torch.optim.Opti
 
 def _verify(ck: Path) -> dict:
     meta = json.loads((ck / "meta.json").read_text())
+    if "meta_sha256" not in meta:  # written by an earlier attnlab: its tensors are still checked below
+        warnings.warn(f"{ck}/meta.json carries no digest of its own (an earlier attnlab wrote it)", RuntimeWarning,
+                      stacklevel=3)
+    elif meta["meta_sha256"] != _meta_digest(meta):
+        raise ValueError("meta.json does not match its SHA-256 (edited or corrupted)")
+    if ck.name != f"ckpt-{meta['step']:08d}":
+        raise ValueError(f"meta.json says step {meta['step']}, the folder's name another")
     for name, digest in meta["sha256"].items():
         if _sha(ck / name) != digest:
             raise ValueError(f"{name} does not match its SHA-256 (truncated or corrupted)")

@@ -162,6 +162,7 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool) -> dict:
     stopped, last_eval = False, history.get("last_eval")
     stop_reason = history.get("stop_reason")
     best, bad = history.get("best_valid_loss"), history.get("evals_without_gain", 0)
+    earlier = history.get("seconds", 0.0)  # time spent in the segments before a resume
 
     with contextlib.ExitStack() as cleanup:
         cleanup.enter_context(finite_checks(False))  # the loss check below catches NaN/Inf: skip per-op scans
@@ -219,14 +220,15 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool) -> dict:
             if lead and (done % cfg.ckpt_every == 0 or done == cfg.steps or stopped):
                 checkpoint.save(run_dir, done, model, opt,
                                 {"history": {"last_loss": last_loss, "last_eval": last_eval, "stop_reason": stop_reason,
-                                             "best_valid_loss": best, "evals_without_gain": bad}})
+                                             "best_valid_loss": best, "evals_without_gain": bad,
+                                             "seconds": earlier + time.perf_counter() - t0}})
             if stopped:
                 break
     if not stopped:  # ran to the end: for a plateau run that is its cap, reached before the plateau
         stop_reason = stop_reason or ("step_cap" if cfg.plateau else "steps")
     summary = {"name": cfg.name, "steps": done if cfg.steps > start else start, "final_loss": last_loss,
                "valid": last_eval, "params": n_params, "stopped_early": stopped, "stop_reason": stop_reason,
-               "seconds": time.perf_counter() - t0, "optimum": getattr(data, "optimum", None)}
+               "seconds": earlier + time.perf_counter() - t0, "optimum": getattr(data, "optimum", None)}
     if lead:
         summary["valid_curve"] = valid_curve(run_dir)
         tmp = run_dir / "summary.json.tmp"
