@@ -6,7 +6,9 @@ every rate and keeps the one with the lowest validation loss at its plateau. Arm
 family may share a pilot: the pilot runs on the family's representative arms, and where they agree
 on the best rate every arm of the family uses it (the pilot's numbers are kept as the evidence);
 where they disagree, every arm runs its own. The chosen run of the pilot is the first seed's run,
-so a pilot costs ``len(LR_GRID) − 1`` extra runs per piloted arm. The runs of one phase (the pilots,
+so a pilot costs ``len(LR_GRID) − 1`` extra runs per piloted arm; that run was picked on the same
+validation batches it is then measured on, which flatters the first seed of every arm alike (a
+paired comparison sees the same selection on both sides; a held-out selection split would remove it). The runs of one phase (the pilots,
 then every other run) are independent and go to the memo together, which trains them in parallel
 processes when it has ``jobs``. Runs stop at a validation plateau
 (``TrainConfig.plateau``) with the recipe's steps as a cap; an arm whose runs reach the cap before
