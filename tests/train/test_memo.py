@@ -40,7 +40,10 @@ def test_runs_trained_in_parallel_processes_equal_serial_ones(tmp_path):
     before = torch.get_num_threads()
     cfgs = [_tiny(0), _tiny(1), _tiny(0, lr=1e-2), _tiny(1)]  # the last repeats the second: trained once
     serial = RunMemo(tmp_path / "serial").trained_many(cfgs)
-    parallel = RunMemo(tmp_path / "parallel", jobs=2).trained_many(cfgs)
+    with RunMemo(tmp_path / "parallel", jobs=2) as memo:
+        parallel = memo.trained_many(cfgs[:2]) + memo.trained_many(cfgs[2:])  # one pool of workers for both
+        assert memo._pool is not None
+    assert memo._pool is None  # stopped on leaving the block
     assert [s["final_loss"] for s in serial] == [p["final_loss"] for p in parallel]
     assert [s["valid_curve"] for s in serial] == [p["valid_curve"] for p in parallel]
     assert serial[1]["run_dir"] == serial[3]["run_dir"] and len(list((tmp_path / "parallel").iterdir())) == 3

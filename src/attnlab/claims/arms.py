@@ -8,9 +8,9 @@ on the best rate every arm of the family uses it (the pilot's numbers are kept a
 where they disagree, every arm runs its own. The chosen run of the pilot is the first seed's run,
 so a pilot costs ``len(LR_GRID) − 1`` extra runs per piloted arm; that run was picked on the same
 validation batches it is then measured on, which flatters the first seed of every arm alike (a
-paired comparison sees the same selection on both sides; a held-out selection split would remove it). The runs of one phase (the pilots,
-then every other run) are independent and go to the memo together, which trains them in parallel
-processes when it has ``jobs``. Runs stop at a validation plateau
+paired comparison sees the same selection on both sides; a held-out selection split would remove it).
+The runs of one phase (the pilots, then every other run) are independent and go to the memo
+together, which trains them in parallel processes when it has ``jobs``. Runs stop at a validation plateau
 (``TrainConfig.plateau``) with the recipe's steps as a cap; an arm whose runs reach the cap before
 their plateau is reported as capped.
 """

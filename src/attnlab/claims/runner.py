@@ -128,7 +128,12 @@ def run_claims(ids: list[str], budget: Budget, out: Path, *, force: bool = False
     ``jobs``: how many independent trained runs may train at once, each in its own process.
     """
     out.mkdir(parents=True, exist_ok=True)
-    runs = RunMemo(out / "runs", jobs=jobs)  # trained models live beside the ledger, reused by later runs
+    with RunMemo(out / "runs", jobs=jobs) as runs:  # trained models live beside the ledger, reused later
+        return _run_all(ids, budget, out, runs, force, on_start, on_done)
+
+
+def _run_all(ids: list[str], budget: Budget, out: Path, runs: RunMemo, force: bool,
+             on_start: Callable[[str], None] | None, on_done: Callable[[ClaimResult], None] | None) -> list[ClaimResult]:
     cache = load_cache(out)
     results: dict[str, dict] = dict(cache)
     done = []

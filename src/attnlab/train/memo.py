@@ -68,6 +68,19 @@ class RunMemo:
         if not isinstance(jobs, int) or jobs < 1:
             raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
         self.root, self.jobs = Path(root), jobs
+        self._pool = None  # worker processes, started on first need and reused (each costs an import of torch)
+
+    def close(self) -> None:
+        """Stop the worker processes (a later :meth:`trained_many` starts new ones)."""
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+    def __enter__(self) -> RunMemo:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def resolve(self, cfg: TrainConfig | dict) -> TrainConfig:
         """The checked config as the memo runs it: named ``<name>-<key>``, written under the root."""
@@ -87,10 +100,10 @@ class RunMemo:
         resolved = [self.resolve(c) for c in cfgs]
         pending = {c.name: c for c in resolved if not finished(c)}  # one process per distinct run
         if self.jobs > 1 and len(pending) > 1:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
+            if self._pool is None:
+                import multiprocessing
+                from concurrent.futures import ProcessPoolExecutor
 
-            workers = min(self.jobs, len(pending))
-            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-                list(pool.map(_train_resolved, pending.values()))
+                self._pool = ProcessPoolExecutor(self.jobs, mp_context=multiprocessing.get_context("spawn"))
+            list(self._pool.map(_train_resolved, pending.values()))
         return [_train_resolved(c) for c in resolved]
