@@ -12,11 +12,16 @@ import torch
 from ..checks import check_tensor
 
 
+def _counted(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """The entries of ``x`` that count (``mask``, default all), as a bool tensor of ``x``'s shape."""
+    return torch.ones_like(x, dtype=torch.bool) if mask is None else torch.as_tensor(mask, dtype=torch.bool).expand_as(x)
+
+
 def l1_l2_sparsity(x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """``S`` over the last dim, counting only ``mask``-ed entries (default all). All-zero rows give NaN-free 0."""
     check_tensor("x", x, None)
     xf = x.double()
-    valid = torch.ones_like(xf, dtype=torch.bool) if mask is None else torch.as_tensor(mask, dtype=torch.bool).expand_as(xf)
+    valid = _counted(xf, mask)
     xf = xf.masked_fill(~valid, 0.0)
     n = valid.sum(-1).double().clamp_min(1)
     l1, l2 = xf.abs().sum(-1), xf.pow(2).sum(-1).sqrt()
@@ -29,7 +34,7 @@ def hoyer(x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     A row with no mass (all zero where counted) concentrates on nothing: its Hoyer sparsity is 0.
     """
     S = l1_l2_sparsity(x, mask)
-    valid = torch.ones_like(x, dtype=torch.bool) if mask is None else torch.as_tensor(mask, dtype=torch.bool).expand_as(x)
+    valid = _counted(x, mask)
     n = valid.sum(-1).double()
     has_mass = (x.double().abs() * valid).sum(-1) > 0
     sq = n.sqrt()
