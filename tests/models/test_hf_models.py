@@ -60,6 +60,17 @@ def test_smollm2_attention_is_causal_and_row_stochastic(smollm2):
     assert "be" in nxt
 
 
+def test_query_keys_give_back_the_models_own_attention_under_its_mask(smollm2):
+    ids = _ids(smollm2)
+    att = smollm2.attentions(ids)
+    qk = smollm2.query_keys(ids)
+    t = ids.shape[1]
+    assert len(qk) == 30 and qk[0][0].shape == qk[0][1].shape == (1, 9, t, 64)
+    for (q, k, scale), A in zip(qk, att):
+        scores = (q @ k.transpose(-1, -2) * scale).masked_fill(torch.ones(t, t, dtype=torch.bool).triu(1), -torch.inf)
+        assert torch.allclose(scores.softmax(-1), A, atol=1e-6)
+
+
 def test_analyze_statistics_are_in_bounds(smollm2):
     res = analyze_model(smollm2, TEXT * 3, window=32, max_tokens=64)
     assert res["windows"] == 2 and len(res["layers"]) == 30

@@ -1,4 +1,4 @@
-"""Attention statistics of the two real pretrained models on Shakespeare, computed once per process."""
+"""The two real pretrained models and their attention statistics on Shakespeare, loaded once per process."""
 
 from __future__ import annotations
 
@@ -9,12 +9,25 @@ WINDOW = 128
 
 
 @functools.cache
+def model(name: str):
+    """The built-in ``"minilm"`` or ``"smollm2"`` (:func:`~attnlab.models.hf.load_hf`); loading SmolLM2 takes
+    tens of seconds, so the claims that read it share one copy."""
+    from ..models.hf import load_hf
+
+    return load_hf(name)
+
+
+@functools.cache
+def shakespeare() -> str:
+    from ..tasks.text import load_bytes
+
+    return bytes(load_bytes("shakespeare", 8 * TOKENS).tolist()).decode("utf-8", errors="replace")
+
+
+@functools.cache
 def real_stats(name: str) -> dict:
     """:func:`~attnlab.diagnostics.attention_stats.analyze_model` of ``"minilm"`` or ``"smollm2"`` on the first
     Shakespeare text."""
     from ..diagnostics.attention_stats import analyze_model
-    from ..models.hf import load_hf
-    from ..tasks.text import load_bytes
 
-    text = bytes(load_bytes("shakespeare", 8 * TOKENS).tolist()).decode("utf-8", errors="replace")
-    return analyze_model(load_hf(name), text, window=WINDOW, max_tokens=TOKENS)
+    return analyze_model(model(name), shakespeare(), window=WINDOW, max_tokens=TOKENS)

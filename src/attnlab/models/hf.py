@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,33 @@ class HFModel:
         if not att or att[0] is None:
             raise RuntimeError(f"{self.name} returned no attention maps; it must run with attn_implementation='eager'")
         return [a.float() for a in att]
+
+    @torch.no_grad()
+    def query_keys(self, input_ids: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor, float]]:
+        """Per layer the attention's queries and keys ``[b, h, t, d]`` (after RoPE; keys repeated over their
+        query group) and its score scale: the scores ``q kᵀ · scale`` before any mask, so that a caller can put
+        the same scores under another mask.
+
+        Reads them at the architecture's ``eager_attention_forward`` (Llama-style models: SmolLM2 and its kin).
+        """
+        mod = sys.modules[type(self.model).__module__]
+        orig = getattr(mod, "eager_attention_forward", None)
+        if orig is None:
+            raise RuntimeError(f"{self.name}: {mod.__name__} has no eager_attention_forward to read queries and keys "
+                               "from")
+        got = []
+
+        def capture(module, query, key, value, attention_mask, scaling, **kw):
+            groups = query.shape[1] // key.shape[1]
+            got.append((query.float(), key.repeat_interleave(groups, 1).float(), float(scaling)))
+            return orig(module, query, key, value, attention_mask, scaling, **kw)
+
+        mod.eager_attention_forward = capture
+        try:
+            self.model(input_ids=input_ids)
+        finally:
+            mod.eager_attention_forward = orig
+        return got
 
 
 def _package_dir(pkg: str, pip_name: str, extra: str = "") -> Path:
