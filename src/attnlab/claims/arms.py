@@ -25,6 +25,33 @@ from .registry import Figure
 from .seeds import stats
 
 LR_GRID = (1e-3, 3e-3, 1e-2)
+# a run at its step cap is credited, for claims.decide's robustness check, with the rate of improvement of
+# its last EXTRAPOLATE_EVALS validation evaluations, for EXTEND times as many steps again as it ran. Loss
+# curves flatten, so the straight line overstates what more training gives: the check is conservative.
+# It cannot foresee a sudden late transition (an induction phase); the full budget's longer caps can.
+EXTRAPOLATE_EVALS = 4
+EXTEND = 1.0
+
+
+def extrapolated(run: dict) -> dict | None:
+    """The run's summary with its final validation loss and accuracy moved along their last trend (for a run
+    at its step cap; others are returned as they are). Loss never rises, accuracy never falls, accuracy ≤ 1.
+    None for a capped run without a curve to extrapolate."""
+    c = run.get("valid_curve") or {}
+    if run.get("stop_reason") != "step_cap":
+        return run
+    if len(c.get("step", [])) < 2:
+        return None
+    k = min(EXTRAPOLATE_EVALS, len(c["step"]) - 1)
+    span = c["step"][-1] - c["step"][-1 - k]
+    more = EXTEND * run["steps"]
+    valid = dict(run["valid"])
+    slope = (c["loss"][-1] - c["loss"][-1 - k]) / span
+    valid["loss"] = max(0.0, run["valid"]["loss"] + min(slope, 0.0) * more)
+    if c.get("accuracy") and run["valid"].get("accuracy") is not None:
+        slope = (c["accuracy"][-1] - c["accuracy"][-1 - k]) / span
+        valid["accuracy"] = min(1.0, run["valid"]["accuracy"] + max(slope, 0.0) * more)
+    return {**run, "valid": valid}
 
 
 @dataclass
@@ -41,6 +68,12 @@ class Arm:
     def values(self, measure: Callable[[dict], float]) -> list[float]:
         return [measure(r) for r in self.runs]
 
+    def reach(self, measure: Callable[[dict], float]) -> list[float] | None:
+        """``measure`` of every run, with the runs at their step cap :func:`extrapolated` (the values more
+        training could reach; ``measure`` must read ``r["valid"]``); None if a capped run has no curve."""
+        runs = [extrapolated(r) for r in self.runs]
+        return None if any(r is None for r in runs) else [measure(r) for r in runs]
+
     @property
     def capped(self) -> int:
         """How many of the arm's runs reached their step cap before a validation plateau."""
@@ -54,6 +87,13 @@ class Arm:
 def any_capped(*arms: Arm) -> bool:
     """Whether a run of any of ``arms`` reached its step cap before a plateau (``decide``'s ``capped``)."""
     return any(a.capped for a in arms)
+
+
+def robust(a: Arm, b: Arm, measure: Callable[[dict], float]) -> dict:
+    """The keywords of :func:`~attnlab.claims.decide.paired` that compare ``a`` with ``b`` on ``measure``
+    robustly to their capped runs: ``capped`` and ``reach`` (None where a capped run cannot be extrapolated)."""
+    ra, rb = a.reach(measure), b.reach(measure)
+    return {"capped": any_capped(a, b), "reach": None if ra is None or rb is None else (ra, rb)}
 
 
 def _pilots(runs: RunMemo, makers: dict[str, Callable[[int], TrainConfig]], names: list[str],
@@ -87,6 +127,15 @@ def train_arms(runs: RunMemo, makers: dict[str, Callable[[int], TrainConfig]], s
     return {a: Arm(a, lr[a], pilots[a][1] if a in pilots else {},
                    [pilots[a][2] if (s == seeds[0] and a in pilots) else done[(a, s)] for s in seeds])
             for a in makers}
+
+
+def mean_curve_loss(run: dict, until: int) -> float:
+    """Mean validation loss over the run's evaluations up to step ``until``: the area under its curve per
+    step, lower for a model that learns faster over the same window (training speed, D3; the early-loss
+    curve, I1)."""
+    c = run["valid_curve"]
+    vals = [x for st, x in zip(c["step"], c["loss"]) if st <= until]
+    return sum(vals) / len(vals)
 
 
 def training_note(arms: dict[str, Arm]) -> str:

@@ -10,9 +10,14 @@ effect ``delta`` that matters, in the units of the measurement. :func:`paired` t
   bootstrap interval is too narrow to trust: it cannot be wider than the seeds' own range);
 - ``outcome``: ``supported`` when the interval excludes 0 on the claimed side and the estimate
   reaches ``delta``; ``contradicted`` when the whole interval lies below ``delta`` (the effect, if
-  any, is too small or opposite); ``unresolved`` otherwise: these seeds cannot decide. A comparison
-  whose arms reached their step cap before a validation plateau (``capped``) is ``unresolved``
-  whatever its interval: under-trained arms are no evidence either way.
+  any, is too small or opposite); ``unresolved`` otherwise: these seeds cannot decide.
+
+An arm whose runs reached their step cap before a validation plateau (``capped``) was still learning:
+its final numbers understate it. Where the caller can say what the capped runs would reach if trained
+on (``reach``: each arm's values with every capped run extrapolated, :meth:`~attnlab.claims.arms.Arm.reach`),
+the comparison is decided on every combination of reached and final values of the two arms, and an
+outcome stands only if all of them agree: more training of either arm, in either direction, cannot
+overturn it. Without ``reach``, a capped comparison is ``unresolved`` whatever its interval.
 
 A claim of the form "at least as good" is a non-inferiority comparison (:func:`noninferior`): it is
 ``supported`` when the whole interval lies above ``−delta`` (any loss is smaller than the margin),
@@ -44,7 +49,7 @@ class Decision:
     n: int
     method: str
     outcome: str
-    capped: bool = False  # an arm reached its step cap before its plateau: the outcome is unresolved
+    capped: bool = False  # an arm reached its step cap before its plateau (decided only if robust to it)
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -55,7 +60,13 @@ class Decision:
         """``effect +0.123 [0.050, 0.196], δ 0.05, n 5: supported`` (what a reason quotes)."""
         lo, hi = self.ci
         return (f"{self.comparison}: effect {self.effect:+.{digits}f} [{lo:+.{digits}f}, {hi:+.{digits}f}], "
-                f"δ {self.delta:g}, n {self.n}: {self.outcome}" + (" (an arm at its step cap)" if self.capped else ""))
+                f"δ {self.delta:g}, n {self.n}: {self.outcome}" + (self._cap_note() if self.capped else ""))
+
+    def _cap_note(self) -> str:
+        if "extrapolation" in self.method:
+            return (" (an arm at its step cap; the outcome holds with its runs extrapolated)" if
+                    self.outcome != UNRESOLVED else " (an arm at its step cap; extrapolating it could change this)")
+        return " (an arm at its step cap)"
 
 
 def t_interval(diffs: list[float], level: float = LEVEL) -> tuple[float, float]:
@@ -78,12 +89,17 @@ def outcome_of(effect: float, ci: tuple[float, float], delta: float) -> str:
 
 
 def paired(comparison: str, a: list[float], b: list[float], *, delta: float, claimed: str,
-           capped: bool = False) -> Decision:
+           capped: bool = False, reach: tuple[list[float], list[float]] | None = None) -> Decision:
     """Compare arm ``a`` with arm ``b`` seed by seed; ``claimed`` is ``"a > b"`` or ``"a < b"``.
 
     ``a[i]`` and ``b[i]`` must come from the same seed; ``delta > 0`` is the minimum effect in the
-    measurement's units; ``capped``: an arm's runs reached their step cap before a plateau.
+    measurement's units; ``capped``: an arm's runs reached their step cap before a plateau; ``reach``:
+    the two arms' values with their capped runs extrapolated (see the module's text).
     """
+    return _decide(comparison, a, b, delta, claimed, capped, reach, outcome_of, METHOD)
+
+
+def _decide(comparison, a, b, delta, claimed, capped, reach, rule, method) -> Decision:
     if claimed not in ("a > b", "a < b"):
         raise ValueError(f"claimed must be 'a > b' or 'a < b', got {claimed!r}")
     if len(a) != len(b) or not a:
@@ -91,22 +107,36 @@ def paired(comparison: str, a: list[float], b: list[float], *, delta: float, cla
     if not delta > 0:
         raise ValueError(f"delta must be a positive minimum effect, got {delta}")
     sign = 1.0 if claimed == "a > b" else -1.0
-    diffs = [sign * (x - y) for x, y in zip(a, b)]
-    effect = statistics.fmean(diffs)
-    ci = t_interval(diffs)
-    outcome = UNRESOLVED if capped else outcome_of(effect, ci, delta)
-    return Decision(comparison, effect, ci, delta, len(diffs), METHOD, outcome, bool(capped))
+
+    def effect_ci(xa, xb):
+        diffs = [sign * (x - y) for x, y in zip(xa, xb)]
+        return statistics.fmean(diffs), t_interval(diffs)
+
+    effect, ci = effect_ci(a, b)
+    outcome = rule(effect, ci, delta)
+    if capped and reach is None:
+        outcome = UNRESOLVED
+    elif capped:
+        ra, rb = reach
+        if len(ra) != len(a) or len(rb) != len(b):
+            raise ValueError("reach must give one value per seed for each arm")
+        combos = {rule(*effect_ci(xa, xb), delta) for xa in (a, ra) for xb in (b, rb)}
+        outcome = combos.pop() if len(combos) == 1 else UNRESOLVED
+        method += ", robust to the capped runs' extrapolation"
+    return Decision(comparison, effect, ci, delta, len(a), method, outcome, bool(capped))
+
+
+def _noninferior_rule(effect: float, ci: tuple[float, float], delta: float) -> str:
+    lo, hi = ci
+    return SUPPORTED if lo > -delta else (CONTRADICTED if hi < -delta else UNRESOLVED)
 
 
 def noninferior(comparison: str, a: list[float], b: list[float], *, delta: float, claimed: str,
-                capped: bool = False) -> Decision:
+                capped: bool = False, reach: tuple[list[float], list[float]] | None = None) -> Decision:
     """Arm ``a`` at least as good as ``b`` up to the margin ``delta`` (``claimed`` as in :func:`paired`:
     the direction in which ``a`` is better)."""
-    d = paired(comparison, a, b, delta=delta, claimed=claimed)
-    lo, hi = d.ci
-    outcome = SUPPORTED if lo > -delta else (CONTRADICTED if hi < -delta else UNRESOLVED)
-    return Decision(d.comparison, d.effect, d.ci, d.delta, d.n, f"{METHOD}, non-inferiority margin δ",
-                    UNRESOLVED if capped else outcome, bool(capped))
+    return _decide(comparison, a, b, delta, claimed, capped, reach, _noninferior_rule,
+                   f"{METHOD}, non-inferiority margin δ")
 
 
 def rank_correlation(comparison: str, x: list[float], y: list[float], *, delta: float, claimed: str,
@@ -146,14 +176,13 @@ def verdict_of(decisions: list[Decision]) -> str:
 
 
 def verdict_with_caveat(primary: list[Decision], secondary: list[Decision]) -> str:
-    """A claim in two parts: ``caveat`` when every primary comparison is supported and a secondary one
-    is not; ``refuted`` when a primary one is contradicted; otherwise :func:`verdict_of` of all."""
+    """A claim in two parts: ``holds`` when every comparison is supported; ``caveat`` when every primary one
+    is and a secondary one is not; ``refuted`` when a primary one is contradicted; otherwise ``undecided``
+    (a contradicted secondary part cannot settle a claim whose main part is undecided)."""
     first = {d.outcome for d in primary}
-    if first == {SUPPORTED} and {d.outcome for d in secondary} != {SUPPORTED}:
-        return "caveat"
-    if CONTRADICTED in first:
-        return "refuted"
-    return verdict_of(primary + secondary)
+    if first == {SUPPORTED}:
+        return "holds" if {d.outcome for d in secondary} <= {SUPPORTED} else "caveat"
+    return "refuted" if CONTRADICTED in first else "undecided"
 
 
 def forest_figure(decisions: list[Decision], title: str = "Paired effects (claimed direction > 0)"):

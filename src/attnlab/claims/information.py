@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import statistics
+from dataclasses import replace
 
 import torch
 
@@ -20,10 +22,10 @@ from ..theory.entropy import (
     tau_for_floor,
 )
 from ..train import RunMemo, make_config
-from ..train.loop import build_model
+from ..train.loop import build_model, loss_and_accuracy
 from . import recipes
-from .arms import any_capped, curve_figure, train_arms, training_note
-from .decide import forest_figure, paired, verdict_of
+from .arms import curve_figure, mean_curve_loss, robust, train_arms, training_note
+from .decide import forest_figure, paired, verdict_with_caveat
 from .pretrained import real_stats
 from .registry import Budget, Evidence, Figure, experiment, verdict
 from .seeds import fmt, stats
@@ -167,48 +169,90 @@ def i5(budget: Budget) -> Evidence:
                                     logx=True, logy=True)])
 
 
-I1_SCALES = (1.0, 4.0, 16.0)
+# arms: (label, q/k weight multiplier, fixed score multiplier); the weight ×k multiplies the scores by k² at init,
+# the logit arm multiplies them by the same factor for good (a temperature) without touching the weights, so
+# Adam's relative step on them is the ×1 model's. The quick budget trains the decisive three.
+I1_ARMS = (("×1", 1.0, 1.0), ("weights ×4", 4.0, 1.0), ("weights ×16", 16.0, 1.0), ("logits ×16", 1.0, 16.0),
+           ("logits ×256", 1.0, 256.0))
+I1_DECISIVE = ("×1", "weights ×16", "logits ×256")
 I1_STEPS = 500  # the cap: softmax needs about this many steps to solve this MQAR setting
 I1_ONE_HOT = 0.5  # nats: a mean row entropy below this at init is "near one-hot"
-I1_DELTA = 0.2  # accuracy ×1 must exceed ×16's by at least this (paired over seeds)
+I1_DELTA = 0.2  # accuracy ×1 must exceed each large-scale arm's by at least this (paired over seeds)
+I1_DECADES = 1.0  # "vanishing": the q/k gradient at init ≥ 10× smaller at score ×256 than at ×1 (log10 units)
 
 
-@experiment("I1", method="Softmax models on MQAR whose q and k projections start ×1, ×4 and ×16 larger (scores ×1, "
-            "×16, ×256): the attention entropy at initialisation (mean over rows, first layer) and the validation "
-            "accuracy after training to a plateau (learning rate from a grid per scale), over the budget's seeds.",
-            tolerance=f"the entropy at init must fall with the scale, to below {I1_ONE_HOT} nats at ×16 (a computed "
-                      f"condition; refuted if not); then, paired over seeds (t, 95%), ×1 must end ≥ {I1_DELTA} more "
-                      "accurate than ×16: holds if supported, refuted if contradicted, undecided otherwise")
+def _at_init(cfg) -> tuple[float, float]:
+    """Mean row entropy of the first layer's attention and the norm of the gradient reaching every q and k
+    projection, for the model as initialised, on its first training batch."""
+    model, data = build_model(make_config(cfg))
+    x, _ = next(data.eval_batches(32, 1))
+    P = model.attention_matrices(x)[0]
+    H = float(row_entropy(P, torch.ones_like(P[0, 0], dtype=torch.bool).tril())[..., 1:].mean())
+    xb, yb = data.batch(0, cfg.batch_size, cfg.seed)
+    loss, _, _ = loss_and_accuracy(model(xb), yb)
+    loss.backward()
+    g = sum(float(getattr(b.mixer, n).weight.grad.square().sum()) for b in model.blocks for n in ("q_proj", "k_proj"))
+    return H, math.sqrt(g)
+
+
+@experiment("I1", method="Softmax models on MQAR whose scores start large in two ways: q and k projections "
+            "initialised ×4 and ×16 larger (scores ×16, ×256 at init; Adam's relative step on them shrinks), and a "
+            "fixed logit temperature multiplying the scores by 16 and 256 (weights as ×1). For each: the attention "
+            "entropy at initialisation (mean over rows, first layer), the norm of the gradient reaching the q/k "
+            "projections on the first batch, the early-loss curve (mean validation loss over the steps every run "
+            "reached), and the validation accuracy after training to a plateau (learning rate from a grid per arm), "
+            "over the budget's seeds. The quick budget trains ×1, weights ×16 and logits ×256.",
+            tolerance=f"the entropy at init must fall below {I1_ONE_HOT} nats at score ×256 in both ways (a computed "
+                      f"condition; refuted if not). Paired over seeds (t, 95%): ×1 ends ≥ {I1_DELTA} more accurate than "
+                      f"weights ×16 and than logits ×256 (training does not start); the q/k gradient at init is ≥ "
+                      f"{I1_DECADES:g} decade smaller at logits ×256 than at ×1 (vanishing gradients). holds if all "
+                      "are supported; caveat if the training ones are and the gradient one is not (the failure has "
+                      "another cause); refuted if a training one is contradicted; undecided otherwise")
 def i1(budget: Budget, runs: RunMemo) -> Evidence:
-    arms = train_arms(runs, {f"×{sc:g}": (lambda s, sc=sc: recipes.mqar("softmax", s, budget, steps=I1_STEPS,
-                                                                        qk_init_scale=sc))
-                             for sc in I1_SCALES}, budget.seeds)
-    H0, acc = {}, {}
-    for sc in I1_SCALES:
-        acc[sc] = stats(arms[f"×{sc:g}"].values(lambda r: r["valid"]["accuracy"]))
-        hs = []
-        for s in budget.seeds:
-            cfg = recipes.mqar("softmax", s, budget, steps=I1_STEPS, qk_init_scale=sc)
-            model, data = build_model(make_config(cfg))  # as initialised
-            x, _ = next(data.eval_batches(32, 1))
-            P = model.attention_matrices(x)[0]
-            hs.append(float(row_entropy(P, torch.ones_like(P[0, 0], dtype=torch.bool).tril())[..., 1:].mean()))
-        H0[sc] = stats(hs)
-    one_hot = H0[16.0]["mean"] < I1_ONE_HOT and H0[1.0]["mean"] > H0[4.0]["mean"] > H0[16.0]["mean"]
-    d = paired("×1 ends more accurate than ×16", acc[1.0]["values"], acc[16.0]["values"], delta=I1_DELTA,
-               claimed="a > b", capped=any_capped(arms["×1"], arms["×16"]))
-    v = verdict_of([d]) if one_hot else "refuted"
-    ln = math.log(32)
-    falls = "falls" if H0[1.0]["mean"] > H0[4.0]["mean"] > H0[16.0]["mean"] else "does not fall"
-    reason = (f"entropy at init {falls} with the scale, to {H0[16.0]['mean']:.2f} nats at ×16 "
-              f"({'<' if H0[16.0]['mean'] < I1_ONE_HOT else '≥'} {I1_ONE_HOT}); {d.text(2)}; " +
-              "; ".join(f"×{sc:g}: entropy at init {fmt(H0[sc], 2)} nats (log n ≤ {ln:.2f}), accuracy "
-                        f"{fmt(acc[sc], 2)}" for sc in I1_SCALES) + f"; {training_note(arms)}")
-    fig = Figure("Initial score scale: entropy at init and final accuracy", "q/k init multiplier", "value", [
-        {"label": "entropy at init (nats)", "x": list(I1_SCALES), "y": [H0[s]["mean"] for s in I1_SCALES]},
-        {"label": "final accuracy", "x": list(I1_SCALES), "y": [acc[s]["mean"] for s in I1_SCALES]}], logx=True)
-    return Evidence(v, reason, {"entropy_at_init": {str(k): x for k, x in H0.items()},
-                                "accuracy": {str(k): x for k, x in acc.items()}, "decisions": [d.to_json()],
+    chosen = [arm for arm in I1_ARMS if budget.wide or arm[0] in I1_DECISIVE]
+
+    def maker(label, w, c):
+        opts = {"mixer_options": {"score_scale": c}} if c != 1.0 else {}
+        name = "i1-" + label.replace("×", "x").replace(" ", "-")
+        return lambda s: replace(recipes.mqar("softmax", s, budget, steps=I1_STEPS, qk_init_scale=w, **opts), name=name)
+
+    makers = {label: maker(label, w, c) for label, w, c in chosen}
+    arms = train_arms(runs, makers, budget.seeds)
+    accuracy = lambda r: r["valid"]["accuracy"]  # noqa: E731
+    acc = {a: stats(arms[a].values(accuracy)) for a in makers}
+    init = {a: [_at_init(makers[a](s)) for s in budget.seeds] for a in makers}
+    H0 = {a: stats([h for h, _ in init[a]]) for a in makers}
+    grad = {a: stats([g for _, g in init[a]]) for a in makers}
+    window = min(r["valid_curve"]["step"][-1] for arm in arms.values() for r in arm.runs)
+    early = {a: stats(arms[a].values(lambda r: mean_curve_loss(r, window))) for a in makers}
+    one_hot = H0["weights ×16"]["mean"] < I1_ONE_HOT and H0["logits ×256"]["mean"] < I1_ONE_HOT
+    trained = [paired(f"×1 ends more accurate than {a}", acc["×1"]["values"], acc[a]["values"], delta=I1_DELTA,
+                      claimed="a > b", **robust(arms["×1"], arms[a], accuracy)) for a in ("weights ×16", "logits ×256")]
+    log_g = {a: [math.log10(g) for g in grad[a]["values"]] for a in makers}
+    dg = paired("q/k gradient at init vanishes at logits ×256 (decades below ×1)", log_g["×1"], log_g["logits ×256"],
+                delta=I1_DECADES, claimed="a > b")
+    decisions = [*trained, dg]
+    v = verdict_with_caveat(trained, [dg]) if one_hot else "refuted"
+    reason = (f"entropy at init: weights ×16 {H0['weights ×16']['mean']:.2f}, logits ×256 "
+              f"{H0['logits ×256']['mean']:.2f} nats ({'both <' if one_hot else 'not both <'} {I1_ONE_HOT}; ×1 "
+              f"{H0['×1']['mean']:.2f}, log n ≤ {math.log(32):.2f}); " + "; ".join(d.text(2) for d in decisions)
+              + "; per arm: " + "; ".join(
+                  f"{a}: entropy at init {fmt(H0[a], 2)} nats, q/k gradient {fmt(grad[a], 3)}, mean loss over the "
+                  f"first {window} steps {fmt(early[a], 2)}, accuracy {fmt(acc[a], 2)}" for a in makers)
+              + f"; {training_note(arms)}")
+    labels = list(makers)
+    fig = Figure("Score scale at init: entropy, q/k gradient, final accuracy", "arm", "value", [
+        {"label": "entropy at init (nats)", "x": list(range(len(labels))), "y": [H0[a]["mean"] for a in labels],
+         "style": "o"},
+        {"label": "log10 ‖∇ q/k‖ at init", "x": list(range(len(labels))),
+         "y": [statistics.fmean(log_g[a]) for a in labels], "style": "o"},
+        {"label": "final accuracy", "x": list(range(len(labels))), "y": [acc[a]["mean"] for a in labels],
+         "style": "o"}], xticks=labels)
+    return Evidence(v, reason, {"entropy_at_init": H0, "grad_norm_at_init": grad, "accuracy": acc,
+                                "mean_loss_early": early, "window": window,
+                                "decisions": [d.to_json() for d in decisions],
                                 "training": {a: arm.record() for a, arm in arms.items()}},
-                    seeds=list(budget.seeds), figures=[fig, forest_figure([d]),
-                                                       curve_figure("Validation loss, every seed", arms)])
+                    seeds=list(budget.seeds), figures=[fig, forest_figure(decisions),
+                                                       curve_figure("Validation loss (the early-loss curve), every "
+                                                                    "seed", arms)])
+

@@ -61,16 +61,22 @@ def text(name: str, seed: int, budget: Budget, *, task: Text = TEXT_TASK, steps:
     return _config(name, seed, budget, task, m, steps=steps, batch_size=16, eval_every=EVAL_EVERY, eval_batches=8)
 
 
-def markov(seed: int, budget: Budget, *, short_conv: str = "") -> TrainConfig:
-    """DeltaNet with K = V tied (one projection), 2 layers with MLPs, on :data:`MARKOV_TASK`."""
-    m = LMConfig(d_model=64, n_layers=2, n_heads=2, mixer="deltanet", mlp_ratio=2, short_conv=short_conv,
+def markov(seed: int, budget: Budget, *, short_conv: str = "", layers: int = 2) -> TrainConfig:
+    """DeltaNet with K = V tied (one projection) on :data:`MARKOV_TASK`: 2 layers with MLPs, or with
+    ``layers=1`` one attention-only layer (where a token can reach its predecessor only through the convolution)."""
+    mlp = 2 if layers > 1 else 0
+    m = LMConfig(d_model=64, n_layers=layers, n_heads=2, mixer="deltanet", mlp_ratio=mlp, short_conv=short_conv,
                  mixer_options={"tie_kv": True})
-    return _config(f"markov-tied-{short_conv or 'none'}", seed, budget, MARKOV_TASK, m, steps=300, batch_size=32,
-                   eval_every=EVAL_EVERY, eval_batches=8)
+    name = f"markov-tied-{short_conv or 'none'}" + ("" if layers == 2 else f"-{layers}layer")
+    return _config(name, seed, budget, MARKOV_TASK, m, steps=300, batch_size=32, eval_every=EVAL_EVERY,
+                   eval_batches=8)
 
 
-def position(mode: str, seed: int, budget: Budget) -> TrainConfig:
-    """A NoPE softmax model (2 layers, 2 heads) with the attention ``mode`` on :data:`POSITION_TASK`."""
-    m = LMConfig(d_model=64, n_layers=2, n_heads=2, mixer="softmax", mode=mode, mixer_options={"rope": False})
-    return _config(f"d4-position-{mode}", seed, budget, POSITION_TASK, m, steps=300, batch_size=32, eval_every=EVAL_EVERY,
+def position(mode: str, seed: int, budget: Budget, *, positions: int = 0) -> TrainConfig:
+    """A softmax model (2 layers, 2 heads) with the attention ``mode`` on :data:`POSITION_TASK`: NoPE, or with
+    ``positions`` learned absolute position embeddings (the positive control)."""
+    m = LMConfig(d_model=64, n_layers=2, n_heads=2, mixer="softmax", mode=mode, mixer_options={"rope": False},
+                 positions=positions)
+    name = f"d4-position-{mode}" + ("-learned" if positions else "")
+    return _config(name, seed, budget, POSITION_TASK, m, steps=300, batch_size=32, eval_every=EVAL_EVERY,
                    eval_batches=8)

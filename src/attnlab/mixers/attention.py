@@ -22,6 +22,8 @@ class _QuadraticAttention(Mixer):
         rope: rotary position embedding on q and k (default True); False is NoPE.
         rope_base: RoPE base (default 10000).
         normalize: divide rows by their sum (see :func:`attnlab.ops.attention`).
+        score_scale: a fixed multiplier of the scores q·k/√d (a logit temperature 1/τ, default 1): unlike
+            larger q, k weights it leaves the optimiser's relative step on them unchanged (claim I1).
     """
 
     default_kernel = "exp"
@@ -37,9 +39,13 @@ class _QuadraticAttention(Mixer):
         rope: bool = True,
         rope_base: float = 10000.0,
         normalize: bool = True,
+        score_scale: float = 1.0,
         **kw,
     ):
         super().__init__(d_model, n_heads, **kw)
+        if not (isinstance(score_scale, (int, float)) and score_scale > 0 and score_scale < float("inf")):
+            raise ValueError(f"score_scale must be a positive finite number, got {score_scale!r}")
+        self.score_scale = float(score_scale)
         self.kernel = check_choice("kernel", kernel or self.default_kernel, KERNELS)
         self.mask = check_choice("mask", mask, MASKS)
         self.causal = mask == "causal"
@@ -51,6 +57,8 @@ class _QuadraticAttention(Mixer):
             start = 0 if cache is None else cache.get("offset", 0)
             pos = torch.arange(start, start + x.shape[1], device=x.device)
             f["q"], f["k"] = rope(f["q"], pos, self.rope_base), rope(f["k"], pos, self.rope_base)
+        if self.score_scale != 1.0:  # scores are linear in q: scaling q scales every score
+            f["q"] = f["q"] * self.score_scale
         return f
 
     def _opts(self, prefix_len):
@@ -72,7 +80,8 @@ class _QuadraticAttention(Mixer):
 
     def extra_repr(self) -> str:
         pos = "rope" if self.use_rope else "nope"
-        return f"{super().extra_repr()}, kernel={self.kernel!r}, mask={self.mask!r}, {pos}"
+        scale = f", score_scale={self.score_scale:g}" if self.score_scale != 1.0 else ""
+        return f"{super().extra_repr()}, kernel={self.kernel!r}, mask={self.mask!r}, {pos}{scale}"
 
 
 @register_mixer("softmax")

@@ -36,6 +36,7 @@ class LMConfig:
     mode: str = "decoder"
     tie_embeddings: bool = True
     qk_init_scale: float = 1.0  # multiply the initial q and k projections (scores scale by its square; claim I1)
+    positions: int = 0  # > 0: learned absolute position embeddings for sequences of up to this many tokens
 
     def mixers(self) -> list[str]:
         names = [self.mixer] * self.n_layers if isinstance(self.mixer, str) else list(self.mixer)
@@ -91,9 +92,14 @@ class LM(nn.Module):
         check_positive_int("model.vocab_size", cfg.vocab_size)
         check_positive_int("model.n_layers", cfg.n_layers)
         check_choice("model.mode", cfg.mode, MODES)
+        if not isinstance(cfg.positions, int) or cfg.positions < 0:
+            raise ValueError(f"model.positions must be a whole number ≥ 0 (0: none), got {cfg.positions!r}")
         self.cfg = cfg
         self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
         nn.init.normal_(self.embed.weight, std=0.02)
+        if cfg.positions:
+            self.pos = nn.Embedding(cfg.positions, cfg.d_model)
+            nn.init.normal_(self.pos.weight, std=0.02)
         self.blocks = nn.ModuleList(Block(cfg, m) for m in cfg.mixers())
         self.norm = nn.RMSNorm(cfg.d_model)
         self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
@@ -115,6 +121,11 @@ class LM(nn.Module):
         if self.cfg.mode in ("prefix", "fwd_bwd") and prefix_len is None:
             raise ValueError(f"model.mode={self.cfg.mode!r} needs prefix_len (the task's prefix length)")
         x = self.embed(tokens)
+        if self.cfg.positions:
+            if tokens.shape[1] > self.cfg.positions:
+                raise ValueError(f"tokens has {tokens.shape[1]} positions; model.positions={self.cfg.positions} learned "
+                                 "embeddings cover fewer")
+            x = x + self.pos.weight[: tokens.shape[1]]
         for blk in self.blocks:
             x = blk(x, prefix_len=prefix_len if self.cfg.mode in ("prefix", "fwd_bwd") else None, capture=capture)
         return self.head(self.norm(x))

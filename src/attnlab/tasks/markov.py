@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .base import TaskData
 
@@ -52,7 +53,7 @@ class Markov:
             x[:, t + 1] = torch.multinomial(P[x[:, t]], 1, generator=g)[:, 0]
         return x
 
-    def _in_context(self, n: int, rng: np.random.Generator, g: torch.Generator):
+    def _in_context(self, n: int, rng: np.random.Generator, g: torch.Generator, keep: bool = False):
         V, B = self.vocab_size, self.branching
         P = np.zeros((n, V, V))
         nxt = np.argsort(rng.random((n, V, V)), axis=-1)[..., :B]
@@ -65,7 +66,7 @@ class Markov:
         for t in range(self.seq_len):
             x[:, t + 1] = torch.multinomial(P[rows, x[:, t]], 1, generator=g)[:, 0]
         H = -(P * P.clamp_min(1e-300).log()).sum(-1).mean()  # uniform-stationary approximation per chain
-        return x, float(H)
+        return (x, float(H), P) if keep else (x, float(H))
 
     def build(self, seed: int) -> TaskData:
         if self.in_context:
@@ -73,9 +74,10 @@ class Markov:
                 raise ValueError(f"branching must be in [1, vocab_size={self.vocab_size}], got {self.branching}")
             rng, g = np.random.default_rng(seed), torch.Generator().manual_seed(seed + 1)
             tr, _ = self._in_context(self.num_train, rng, g)
-            va, H = self._in_context(self.num_valid, rng, g)
+            va, H, Pv = self._in_context(self.num_valid, rng, g, keep=True)
             data = TaskData(self.vocab_size, tr[:, :-1], tr[:, 1:], va[:, :-1], va[:, 1:])
-            data.optimum = H  # loss of a model that knows each sequence's chain (an in-context learner's floor)
+            data.optimum = H  # loss of a model that knows each sequence's chain (no learner from context reaches it)
+            data.transitions = Pv  # [num_valid, V, V]: each validation sequence's own chain
             return data
         P = self.chain(seed)
         g = torch.Generator().manual_seed(seed + 1)
@@ -88,3 +90,43 @@ class Markov:
         data.optimum = float((pi * H).sum())  # entropy rate (nats/token): the best possible loss
         data.transitions = P
         return data
+
+
+def bayes_predictive(inputs: torch.Tensor, vocab_size: int, branching: int, concentration: float) -> torch.Tensor:
+    """The exact in-context Bayes predictor of :class:`Markov`'s ``in_context`` prior: ``[n, T, V]`` probabilities
+    of the token after each position, given the transitions seen before it in the same sequence.
+
+    Under the prior each row of the chain picks ``branching`` successors uniformly (a subset ``S``) with
+    Dirichlet(``concentration``) weights on them. Given the counts ``c_j`` of the transitions seen out of the
+    current token (``N`` in all, ``m`` distinct successors), every subset containing the ``m`` seen successors is
+    equally likely a posteriori (the Dirichlet-multinomial evidence does not depend on the unseen members), so
+    ``p(j) = (α + c_j)/(Bα + N)`` for a seen successor and ``p(j) = (B − m)/(V − m) · α/(Bα + N)`` for an unseen one.
+    """
+    n, T = inputs.shape
+    V, B, a = vocab_size, branching, float(concentration)
+    x = inputs.long()
+    trans = torch.zeros(n, T, V, V, dtype=torch.float64)  # trans[:, t] counts the transitions x_s → x_{s+1}, s < t
+    if T > 1:
+        step = torch.zeros(n, T - 1, V, V, dtype=torch.float64)
+        step[torch.arange(n)[:, None], torch.arange(T - 1), x[:, :-1], x[:, 1:]] = 1.0
+        trans[:, 1:] = step.cumsum(1)
+    c = trans[torch.arange(n)[:, None], torch.arange(T), x]  # [n, T, V]: counts out of the current token
+    N = c.sum(-1, keepdim=True)
+    m = (c > 0).sum(-1, keepdim=True).double()
+    seen = (a + c) / (B * a + N)
+    unseen = (B - m).clamp_min(0) / (V - m).clamp_min(1) * a / (B * a + N)
+    return torch.where(c > 0, seen, unseen)
+
+
+def unigram_predictive(inputs: torch.Tensor, vocab_size: int) -> torch.Tensor:
+    """An in-context unigram predictor (Krichevsky–Trofimov): ``p(j) = (n_j + ½)/(t + V/2)`` from the counts of
+    the ``t`` tokens read so far, ``[n, T, V]``. What a model that can only look tokens up, not their
+    successors, can reach; S4 measures how much of the gap from it to the Bayes predictor a model closes."""
+    counts = F.one_hot(inputs.long(), vocab_size).double().cumsum(1)
+    t = torch.arange(1, inputs.shape[1] + 1, dtype=torch.float64)[None, :, None]
+    return (counts + 0.5) / (t + vocab_size / 2)
+
+
+def predictive_loss(probs: torch.Tensor, labels: torch.Tensor) -> float:
+    """Mean negative log-probability of ``labels [n, T]`` under ``probs [n, T, V]`` (nats/token)."""
+    return float(-probs.gather(-1, labels.long()[..., None]).log().mean())

@@ -1,0 +1,39 @@
+"""LM options: learned absolute positions and a fixed score scale (logit temperature)."""
+
+import pytest
+import torch
+
+from attnlab.mixers import build_mixer
+from attnlab.models import LM, LMConfig
+
+
+def test_learned_positions_break_the_permutation_symmetry_of_bidirectional_nope():
+    torch.manual_seed(0)
+    x = torch.randint(0, 10, (1, 8))
+    perm = torch.randperm(8)
+    for positions, equivariant in ((0, True), (8, False)):
+        m = LM(LMConfig(vocab_size=10, mode="bidirectional", positions=positions, mixer_options={"rope": False}))
+        same = torch.allclose(m(x)[:, perm], m(x[:, perm]), atol=1e-5)
+        assert same == equivariant
+
+
+def test_learned_positions_refuse_longer_sequences_and_bad_values():
+    m = LM(LMConfig(vocab_size=10, positions=4))
+    with pytest.raises(ValueError, match="model.positions=4"):
+        m(torch.zeros(1, 5, dtype=torch.long))
+    with pytest.raises(ValueError, match="model.positions must be"):
+        LM(LMConfig(vocab_size=10, positions=-1))
+
+
+def test_score_scale_multiplies_the_scores():
+    torch.manual_seed(0)
+    a = build_mixer("softmax", 16, 2, rope=False)
+    b = build_mixer("softmax", 16, 2, rope=False, score_scale=3.0)
+    b.load_state_dict(a.state_dict())
+    x = torch.randn(2, 6, 16)
+    fa, fb = a.features(x), b.features(x)
+    sa = torch.einsum("bthd,bshd->bhts", fa["q"], fa["k"])
+    sb = torch.einsum("bthd,bshd->bhts", fb["q"], fb["k"])
+    assert torch.allclose(sb, 3 * sa, atol=1e-5)
+    with pytest.raises(ValueError, match="score_scale must be a positive"):
+        build_mixer("softmax", 16, 2, score_scale=0.0)
