@@ -147,3 +147,16 @@ def test_decisions_are_tabled_and_undecided_has_its_badge():
     section = page.split('<section id="A3">')[1]
     assert "K conv &lt;beats&gt; none" in section and "[+0.05, +0.19]" in section
     assert "unresolved (step cap)" in section and "undecided" in section.split("</h2>")[0]
+
+
+def test_docs_claims_md_is_the_registrys_own_text():
+    """docs/claims.md is generated (`attnlab reproduce --list --markdown`): it cannot drift from the code."""
+    from pathlib import Path
+
+    from attnlab.claims.registry import REGISTRY, claims_markdown
+
+    doc = Path(__file__).resolve().parents[2] / "docs" / "claims.md"
+    assert doc.read_text(encoding="utf-8").rstrip("\n") == claims_markdown().rstrip("\n"), \
+        "docs/claims.md is stale: run `attnlab reproduce --list --markdown > docs/claims.md`"
+    for cid in ("S4", "D2", "D4", "I1", "I5"):
+        assert REGISTRY[cid].why and f"**Why.** {REGISTRY[cid].why}" in doc.read_text(encoding="utf-8")

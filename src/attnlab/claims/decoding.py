@@ -36,7 +36,15 @@ def _text_arms(runs: RunMemo, budget: Budget, arms: dict[str, tuple[str, dict]])
     return train_arms(runs, makers, budget.seeds, family=list(arms))
 
 
-@experiment("D1", method="Shakespeare bytes in windows of 128 = 64 prefix + 64 continuation. A prefix-LM (UniLM mask: "
+WHY_D1 = (
+    'A decoder trained on every token sees twice the labels of a prefix-LM trained on the continuation; '
+    "the equal-supervision decoder makes the mask the only difference. 'At least as good' is a "
+    'non-inferiority claim, so the rule has a margin, not a difference to reach.'
+)
+
+
+@experiment("D1", why=WHY_D1,
+            method="Shakespeare bytes in windows of 128 = 64 prefix + 64 continuation. A prefix-LM (UniLM mask: "
             "bidirectional over the prefix, trained on the continuation, the only tokens it can predict) against two "
             "decoder-only models with the same parameters and data: one trained on the continuation only (the "
             "prefix-LM's supervision: only the mask differs) and one trained on every token (twice the training "
@@ -68,7 +76,15 @@ def d1(budget: Budget, runs: RunMemo) -> Evidence:
                              curve_figure("Validation loss, every seed", arms)])
 
 
-@experiment("D3", method="As D1's prefix-LM, with mixed forward/backward attention over the prefix (half of the "
+WHY_D3 = (
+    'The claim is about training speed; the mean validation loss over the window both arms trained (the '
+    'area under the curve per step) measures it from the kept curves, paired by seed; the final loss is '
+    'reported.'
+)
+
+
+@experiment("D3", why=WHY_D3,
+            method="As D1's prefix-LM, with mixed forward/backward attention over the prefix (half of the "
             "heads left-to-right, half right-to-left, causal after) against the bidirectional prefix. Training speed: "
             "the mean validation continuation loss over the evaluations of the window both arms trained (the area "
             "under the curve per step), paired by seed; the final loss is reported beside.",
@@ -101,7 +117,15 @@ def d3(budget: Budget, runs: RunMemo) -> Evidence:
                              forest_figure([d, d_final]), curve_figure("Validation loss, every seed", arms)])
 
 
-@experiment("D4", method="(a) Emit each token's position index (random tokens, 32 positions, so only position "
+WHY_D4 = (
+    'Bidirectional NoPE is permutation-equivariant, so it sits at chance on a position task whatever it '
+    'learns: it cannot fail and is only a check. A positive control (bidirectional with learned '
+    'positions) shows the task is learnable in this budget; causal NoPE is measured against it.'
+)
+
+
+@experiment("D4", why=WHY_D4,
+            method="(a) Emit each token's position index (random tokens, 32 positions, so only position "
             "information helps). Positive control: a bidirectional model with learned absolute positions, which must "
             "learn the task for the setting to test anything. Evidence: a causal NoPE model, measured as the fraction "
             "of the control's gain over chance (log 32) that it recovers, seed by seed. Check, not evidence: "

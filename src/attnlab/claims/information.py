@@ -61,7 +61,15 @@ def i2(budget: Budget) -> Evidence:
                     figures=[Figure("Entropy floor / log n against τ", "τ", "H_min / log n", series, logx=True)])
 
 
-@experiment("I3", method="Monte Carlo E[H] for s ~ N(0, σ²) at large n; C = log n − E[H] against the claimed 0.4745 "
+WHY_I3 = (
+    "The expanded copy quotes C ≈ 0.4745 at σ = 1, the number of I2's τ = 1 floor; the large-n limit of "
+    'log n − E[H] for Gaussian scores is σ²/2. A Monte Carlo estimate with its standard error decides '
+    'which.'
+)
+
+
+@experiment("I3", why=WHY_I3,
+            method="Monte Carlo E[H] for s ~ N(0, σ²) at large n; C = log n − E[H] against the claimed 0.4745 "
             "and against the large-n limit σ²/2.",
             tolerance="holds if |C − 0.4745| < 3 stderr + 0.005 at σ = 1; otherwise refuted")
 def i3(budget: Budget) -> Evidence:
@@ -116,7 +124,15 @@ def _agree(a: list[float], b: list[float]) -> list[bool]:
     return [abs(x - y) / y < I5_REL for x, y in zip(a, b)]
 
 
-@experiment("I5", method="Eq. 73 says rank_eff(A) = exp(H); eq. 72 ties that H to A's spectrum, H ≈ −Σ λ log λ "
+WHY_I5 = (
+    "Eq. 72 ties the attention entropy to the spectrum and eq. 73 exponentiates it; 'exp(H)' can mean the "
+    "row entropy (the post's H) or the spectral entropy (which makes eq. 73 nearly a definition). Both "
+    'are measured so the verdict says which reading, if any, is true.'
+)
+
+
+@experiment("I5", why=WHY_I5,
+            method="Eq. 73 says rank_eff(A) = exp(H); eq. 72 ties that H to A's spectrum, H ≈ −Σ λ log λ "
             "(eigenvalues, a von Neumann analogue), while the post's H is the attention (row) entropy. Two readings, "
             "both measured against the Roy–Vetterli effective rank (exp of the entropy of the normalised singular "
             "values): (a) H = the mean row entropy, on random bidirectional softmax matrices (n = 128, d = 16, score "
@@ -195,7 +211,16 @@ def _at_init(cfg) -> tuple[float, float]:
     return H, math.sqrt(g)
 
 
-@experiment("I1", method="Softmax models on MQAR whose scores start large in two ways: q and k projections "
+WHY_I1 = (
+    'The post names a mechanism (one-hot rows, vanishing gradients) and a symptom (training does not '
+    "start). Scaling the weights also shrinks Adam's relative step on them, a second cause; the "
+    "logit-temperature arms give the same scores at init with the ×1 model's optimiser dynamics, so the "
+    'two causes separate. The gradient reaching q and k is measured, not assumed.'
+)
+
+
+@experiment("I1", why=WHY_I1,
+            method="Softmax models on MQAR whose scores start large in two ways: q and k projections "
             "initialised ×4 and ×16 larger (scores ×16, ×256 at init; Adam's relative step on them shrinks), and a "
             "fixed logit temperature multiplying the scores by 16 and 256 (weights as ×1). For each: the attention "
             "entropy at initialisation (mean over rows, first layer), the norm of the gradient reaching the q/k "

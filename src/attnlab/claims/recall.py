@@ -17,7 +17,14 @@ C7_ACC_DELTA = 0.1  # accuracy: softmax at least this much above linear attentio
 C7_RHO_DELTA = 0.3  # Spearman ρ between S and accuracy over every trained run: at most −0.3 ("tracks")
 
 
-@experiment("C7", method="Softmax attention, DeltaNet and linear attention (identity features), each 2 layers, "
+WHY_C7 = (
+    'The claim couples two observations (linear attention cannot concentrate; this tracks recall); the '
+    'second is a rank correlation over every trained run, with a bootstrap interval over runs.'
+)
+
+
+@experiment("C7", why=WHY_C7,
+            method="Softmax attention, DeltaNet and linear attention (identity features), each 2 layers, "
             "trained to a plateau (learning rate from a grid per mixer) on MQAR over the budget's seeds (no short "
             "convolution, so recall must come "
             "from the mixer); "

@@ -38,6 +38,7 @@ class ClaimResult:
     seeds: list[int]
     seconds: float
     method: str = ""
+    why: str = ""
     figures: list[dict] = dataclasses.field(default_factory=list)
     key: str = ""
     finished: str = ""  # UTC, ISO 8601
@@ -87,7 +88,7 @@ def run_one(claim: Claim, budget: Budget, runs: RunMemo) -> ClaimResult:
 
 def _evaluate(claim: Claim, budget: Budget, runs: RunMemo) -> ClaimResult:
     base = dict(id=claim.id, statement=claim.statement, source=claim.source, tolerance=claim.tolerance,
-                method=claim.method, key=claim_key(claim, budget))
+                method=claim.method, why=claim.why, key=claim_key(claim, budget))
     if claim.run is None:
         return ClaimResult(**base, verdict=PENDING, reason="no experiment implemented yet for this claim",
                            measured={}, seeds=[], seconds=0.0)

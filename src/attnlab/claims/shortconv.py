@@ -22,7 +22,14 @@ S5_OVER = 0.05  # MQAR accuracy: K conv over Q conv, and over V conv ("much less
 S5_TEXT = 0.01  # nats/byte: K conv's text loss below none's
 
 
-@experiment("S5", method="DeltaNet (2 layers, d = 64) trained on MQAR (vocab 64, 32 tokens, 4 pairs) with the short "
+WHY_S5 = (
+    'In two layers any placement can give the second layer a token shift; the rule reads the decisive '
+    'placements (none, Q, K, V), the full budget sweeps all eight and the other mixers.'
+)
+
+
+@experiment("S5", why=WHY_S5,
+            method="DeltaNet (2 layers, d = 64) trained on MQAR (vocab 64, 32 tokens, 4 pairs) with the short "
             "convolution on none/Q/K/V (the full budget adds QK/QV/KV/QKV), and on Shakespeare (byte LM) with "
             "none/Q/K/V; every setting "
             "over the budget's seeds; validation accuracy (MQAR) and loss (text). The full budget adds the same "
@@ -140,7 +147,16 @@ def bayes_probe(budget: Budget) -> float:
     return float(torch.cat(tvs).mean())
 
 
-@experiment("S4", method="In-context Markov chains (a fresh sparse chain per sequence: vocab 16, 2 successors per "
+WHY_S4 = (
+    'The entropy rate of the chains is unreachable for a learner that sees each fresh chain for 64 '
+    "tokens; the right floor is the exact Bayes predictor of the task's prior, and the natural ceiling an "
+    "in-context unigram (what 'predicting yourself' can do). One attention-only layer isolates the post's "
+    'mechanism: a second layer or an MLP could shift tokens without the convolution.'
+)
+
+
+@experiment("S4", why=WHY_S4,
+            method="In-context Markov chains (a fresh sparse chain per sequence: vocab 16, 2 successors per "
             "token with Dirichlet(1) weights, 64 tokens), DeltaNet with K = V tied (one projection), with and "
             "without the K convolution, as one attention-only layer (where the post's 'cannot' applies: a token reaches "
             "its predecessor only through the convolution) and, at the full budget, as 2 layers with MLPs. The measure "

@@ -96,7 +96,16 @@ def _coupled(budget: Budget) -> dict:
     return {"lambda": S2_LAMBDA, "naive_gap": naive, "rewritten_gap": rewritten}
 
 
-@experiment("S2", method="Two readings of 'an L2 regulariser on the TTT loss'. Decoupled (AdamW-style): W is "
+WHY_S2 = (
+    'An L2 term inside the loss (coupled) and a weight decay applied before the step (decoupled, '
+    "AdamW-style) are both called 'an L2 regulariser'; only the decoupled form is Gated DeltaNet as "
+    'written. The coupled form is stepped by autograd and its rule derived and checked, so the difference '
+    'is computed, not asserted.'
+)
+
+
+@experiment("S2", why=WHY_S2,
+            method="Two readings of 'an L2 regulariser on the TTT loss'. Decoupled (AdamW-style): W is "
             "multiplied by α_t = exp(g_t) before each SGD step; as S1, against the gated delta rule. Coupled: the "
             f"loss is ½‖Wᵀk − v‖² + ½λ‖W‖² (λ = {S2_LAMBDA}), stepped by autograd in float64; its gradient gives "
             "W ← (αI − η k kᵀ)W + η k vᵀ with α = 1 − ηλ (the decay does not multiply the erase term), compared "
@@ -150,7 +159,15 @@ def _span_distance(budget: Budget) -> dict:
     return {"dims": [d, r], "tokens": ts, "on_span": [max(on[t]) for t in ts], "off_span": min(off)}
 
 
-@experiment("S3", method="Exact MesaNet with K = V (keys L2-normalised, no decay, β ~ U(0, 1), d = 16, t = 128, "
+WHY_S3 = (
+    "With K = V the optimum of TTT's regression is the identity, but only on the span of the keys seen. "
+    "Keys drawn in a proper subspace make 'on the span' testable: the state must reach the identity there "
+    'and stay away from it off the span.'
+)
+
+
+@experiment("S3", why=WHY_S3,
+            method="Exact MesaNet with K = V (keys L2-normalised, no decay, β ~ U(0, 1), d = 16, t = 128, "
             "float64): relative error ‖o_t − q_t‖/‖q_t‖ over tokens t ≥ 32 (H_t full rank) for λ from 1e-1 to 1e-6. "
             f"DeltaNet with K = V (the recurrence, float64) with keys drawn in a random {S3_SPAN[1]}-dimensional "
             f"subspace of R^{S3_SPAN[0]} (projector P): the state's distance to the identity on the span, "

@@ -56,6 +56,8 @@ def reproduce(
     list_: bool = typer.Option(False, "--list", help="Print the registry (id, statement, source, and the cache key "
                                "for the chosen budget) and exit."),
     as_json: bool = typer.Option(False, "--json", help="With --list: print JSON."),
+    markdown: bool = typer.Option(False, "--markdown", help="With --list: print docs/claims.md (each claim's design, "
+                                  "decision rule and reasons, from the registry)."),
     readme: Path | None = typer.Option(None, "--readme", help="Also rewrite the verdict table in this README."),
     report_only: bool = typer.Option(False, "--report-only", help="Run nothing: rebuild report.html, verdicts.md "
                                      "(and --readme) from DIR/claims.json, e.g. one copied from another machine."),
@@ -69,6 +71,11 @@ def reproduce(
     if list_:
         from ..claims.keys import claim_key
 
+        if markdown:
+            from ..claims.registry import claims_markdown
+
+            typer.echo(claims_markdown())
+            return
         b = Budget.get("full" if full else "quick")
         rows = [{"id": c.id, "statement": c.statement, "source": c.source, "implemented": c.run is not None,
                  "budget": b.name, "key": claim_key(c, b)} for c in REGISTRY.values()]

@@ -115,6 +115,7 @@ def render_report(claims: list[dict], budget: str = "") -> str:
             f'<p><b>Claim.</b> {html.escape(c["statement"])} <span class="muted">(post {html.escape(c["source"])})'
             f'</span></p><p><b>Method.</b> {html.escape(c.get("method") or "—")}</p>'
             f'<p><b>Decision rule (fixed before the run).</b> {html.escape(c.get("tolerance") or "—")}</p>'
+            + (f'<p><b>Why this design.</b> {html.escape(c["why"])}</p>' if c.get("why") else "") +
             f'{_decisions(c)}{figs}<p><b>Verdict.</b> {_badge(c["verdict"])} {html.escape(c["reason"])}</p>'
             f'<p class="muted">seeds {c.get("seeds") or "—"} · {c.get("seconds", 0):.1f} s'
             f'{" · " + where if where else ""}</p>'
