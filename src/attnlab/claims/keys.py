@@ -116,6 +116,11 @@ def claim_key(claim: Claim, budget: Budget, root: Path | None = None) -> str:
     h = hashlib.sha256()
     if claim.run is not None:
         module = claim.run.__module__
-        h.update((_code_hash_now(module) if root is None else code_hash(root, module)).encode())
+        try:
+            h.update((_code_hash_now(module) if root is None else code_hash(root, module)).encode())
+        except (ImportError, TypeError, AttributeError):  # defined outside any module file (exec, a notebook)
+            import marshal
+
+            h.update(marshal.dumps(claim.run.__code__))
     h.update(repr(dataclasses.astuple(budget)).encode())
     return h.hexdigest()[:16]

@@ -26,6 +26,8 @@ class _QuadraticAttention(Mixer):
             larger q, k weights it leaves the optimiser's relative step on them unchanged (claim I1).
     """
 
+    keeps_cache = True  # a KV cache or a recurrent state, filled in mix
+
     default_kernel = "exp"
     sees_future = True
 

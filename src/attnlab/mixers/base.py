@@ -62,6 +62,12 @@ class Mixer(nn.Module, ABC):
     # can it attend to later tokens (it takes a ``mask`` such as "prefix" or "bidirectional")? Models
     # ask this to decide whether a mode other than decoder-only is possible with this mixer.
     sees_future: bool = False
+    # Decoding with a cache: ``forward(x, cache={})`` then one token at a time must equal one full forward.
+    # A mixer that keeps its own cache (a KV cache, a recurrent state) sets this and reads and fills
+    # ``cache`` in ``mix``. Otherwise (the default) ``mix`` always receives every token's features so far
+    # with ``cache=None`` (the base class keeps them in ``cache["features"]``, time on dim 1) and only the
+    # new positions are returned: correct for any causal mixer, at the cost of recomputing the past.
+    keeps_cache: bool = False
 
     def __init__(
         self,
@@ -105,7 +111,8 @@ class Mixer(nn.Module, ABC):
 
     @abstractmethod
     def mix(self, f: dict[str, torch.Tensor], cache: Cache | None, **kwargs) -> torch.Tensor:
-        """Mix the features ``f`` of :meth:`features` into ``o [b, t, h, d_v]``."""
+        """Mix the features ``f`` of :meth:`features` into ``o [b, t, h, d_v]``. ``cache`` is None unless
+        the mixer sets :attr:`keeps_cache` (see there)."""
 
     @abstractmethod
     def matrix(self, f: dict[str, torch.Tensor], **kwargs) -> torch.Tensor:
@@ -126,7 +133,14 @@ class Mixer(nn.Module, ABC):
         self._check_x(x)
         if cache is not None and not isinstance(cache, dict):
             raise TypeError(f"cache must be a dict (start with {{}}), got {type(cache).__name__}")
-        return self.mix(self.features(x, cache), cache, **kwargs)
+        f = self.features(x, cache)
+        if cache is None or self.keeps_cache:
+            return self.mix(f, cache, **kwargs)
+        past = cache.get("features")
+        if past is not None:
+            f = {k: torch.cat([past[k], f[k]], 1) for k in f}
+        cache["features"] = f
+        return self.mix(f, None, **kwargs)[:, -x.shape[1]:]
 
     def output(self, o: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """From ``o [b, t, h, d_v]`` to ``y [b, t, c]``; subclasses may add a gate or a norm."""

@@ -42,6 +42,8 @@ class _DeltaFamily(Mixer):
             :mod:`attnlab.ops.delta_engines`.
     """
 
+    keeps_cache = True  # a KV cache or a recurrent state, filled in mix
+
     gated = False
     backends: tuple[str, ...] = BACKENDS
 

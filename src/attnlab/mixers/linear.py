@@ -22,6 +22,8 @@ class _LinearFamily(Mixer):
         chunk_size: chunk length of the chunkwise form (default 64).
     """
 
+    keeps_cache = True  # a KV cache or a recurrent state, filled in mix
+
     def __init__(self, d_model, n_heads, *, feature_map="identity", normalize=False, chunk_size=64, **kw):
         super().__init__(d_model, n_heads, **kw)
         get_feature_map(feature_map)
