@@ -97,7 +97,7 @@ def test_s5(k_acc, text_gain, expected):
         if name.startswith("mqar-deltanet-"):
             place = name.split("-")[2]
             return (k_acc if "k" in place else 0.3) + noise(s)
-        return 1.5 - (text_gain + noise(s) if name.startswith("text-deltanet-k") else 0.0)
+        return 1.5 - (text_gain + noise(s) if name.startswith("s5-bpe-deltanet-k") else 0.0)
 
     ev = run("S5", value)
     assert ev.verdict == expected
@@ -150,7 +150,7 @@ def test_capped_arms_decide_only_when_their_extrapolation_cannot_change_the_outc
 
     ev = REGISTRY["S5"].run(QUICK, CurvedRuns(value, slope))
     d = ev.measured["decisions"][0]
-    assert d["comparison"] == "MQAR: K conv beats none" and d["capped"]
+    assert d["comparison"] == "MQAR, one layer: K conv beats none" and d["capped"]
     assert d["outcome"] == expected, ev.reason
 
 

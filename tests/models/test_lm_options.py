@@ -37,3 +37,10 @@ def test_score_scale_multiplies_the_scores():
     assert torch.allclose(sb, 3 * sa, atol=1e-5)
     with pytest.raises(ValueError, match="score_scale must be a positive"):
         build_mixer("softmax", 16, 2, score_scale=0.0)
+
+
+def test_short_conv_per_layer():
+    m = LM(LMConfig(vocab_size=10, n_layers=2, mixer="deltanet", short_conv=["", "k"]))
+    assert [blk.mixer.short_conv for blk in m.blocks] == ["", "k"]
+    with pytest.raises(ValueError, match="model.short_conv lists 1 placements for n_layers=2"):
+        LM(LMConfig(vocab_size=10, n_layers=2, short_conv=["k"]))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..models import LMConfig
-from ..tasks import SMALL_MQAR, Markov, Positional, Text
+from ..tasks import MQAR, SMALL_MQAR, Markov, Positional, Text
 from ..train import TrainConfig
 from ..train.config import EarlyStop, Plateau
 from .registry import Budget
@@ -29,6 +29,16 @@ MQAR_SOLVED = 0.99  # validation accuracy at which an MQAR run has solved the ta
 EVAL_EVERY = 25  # steps between validation evaluations: the curves and the plateau test
 # MQAR in Zoology's layout, small enough that a 2-layer model learns it in minutes on 2 cores
 MQAR_TASK = SMALL_MQAR
+# Zoology's MQAR layout where one layer's state must hold the pairs (S5): (seq_len, pairs) grow together;
+# Zoology's vocabulary is 8192, 256 here keeps a run within seconds on one core (keys and values still never
+# repeat within a sequence). The quick budget trains the first regime, the full one all of them.
+S5_REGIMES = ((64, 4), (128, 8), (256, 16))
+
+
+def s5_task(seq_len: int, pairs: int) -> MQAR:
+    return MQAR(vocab_size=max(256, 2 * seq_len), seq_len=seq_len, num_kv_pairs=pairs, num_train=5000, num_valid=256)
+
+
 # Shakespeare bytes in windows of 128
 TEXT_TASK = Text(seq_len=128, max_bytes=2_000_000)
 # a fresh sparse chain per sequence (16 states, 2 successors each): learnt in context
@@ -44,15 +54,23 @@ def _config(name: str, seed: int, budget: Budget, task, model: LMConfig, *, step
                        eval_every=eval_every, eval_batches=eval_batches, plateau=PLATEAU, threads=THREADS)
 
 
-def mqar(mixer: str, seed: int, budget: Budget, *, short_conv: str = "", steps: int = 300, **model) -> TrainConfig:
-    """A 2-layer attention-only model (one head) on :data:`MQAR_TASK`; ``model`` overrides LMConfig fields.
+def mqar(mixer: str, seed: int, budget: Budget, *, short_conv: str | list[str] = "", steps: int = 300,
+         task: MQAR = MQAR_TASK, batch_size: int = 64, **model) -> TrainConfig:
+    """A 2-layer attention-only model (one head) on :data:`MQAR_TASK` (or ``task``); ``model`` overrides LMConfig
+    fields.
 
     A run that recalls :data:`MQAR_SOLVED` of the queries has solved the task: it stops there (its
     loss may keep creeping down, which is not a gain in what MQAR measures)."""
-    m = LMConfig(d_model=64, n_layers=2, n_heads=1, mixer=mixer, mlp_ratio=0, short_conv=short_conv, **model)
-    cfg = _config(f"mqar-{mixer}-{short_conv or 'none'}", seed, budget, MQAR_TASK, m, steps=steps, batch_size=64,
+    kw = {"n_layers": 2, **model}
+    m = LMConfig(d_model=64, n_heads=1, mixer=mixer, mlp_ratio=0, short_conv=short_conv, **kw)
+    conv = short_conv if isinstance(short_conv, str) else "+".join(c or "none" for c in short_conv)
+    cfg = _config(f"mqar-{mixer}-{conv or 'none'}", seed, budget, task, m, steps=steps, batch_size=batch_size,
                   eval_every=EVAL_EVERY, eval_batches=4)
     return replace(cfg, early_stop=EarlyStop("accuracy", MQAR_SOLVED))
+
+
+# the same text as BPE tokens (a 1024-token byte-level BPE trained locally): S5's language-modelling half
+BPE_TASK = replace(TEXT_TASK, tokenizer="bpe", bpe_vocab=1024)
 
 
 def text(name: str, seed: int, budget: Budget, *, task: Text = TEXT_TASK, steps: int = 150, **model) -> TrainConfig:

@@ -30,7 +30,7 @@ class LMConfig:
     n_heads: int = 2
     mixer: str | list[str] = "softmax"  # one name, or one per layer (hybrids)
     mixer_options: dict = field(default_factory=dict)
-    short_conv: str = ""
+    short_conv: str | list[str] = ""  # one placement for every layer, or one per layer ("" in a layer: none)
     conv_size: int = 4
     mlp_ratio: float = 4.0  # 0: no MLP (attention-only blocks)
     mode: str = "decoder"
@@ -47,6 +47,13 @@ class LMConfig:
                 raise ValueError(f"model.mixer: unknown mixer {n!r}; valid names: {', '.join(sorted(MIXERS))}")
         return names
 
+    def convs(self) -> list[str]:
+        """The short-conv placement of each layer."""
+        c = [self.short_conv] * self.n_layers if isinstance(self.short_conv, str) else list(self.short_conv)
+        if len(c) != self.n_layers:
+            raise ValueError(f"model.short_conv lists {len(c)} placements for n_layers={self.n_layers}")
+        return c
+
 
 class MLP(nn.Module):
     def __init__(self, d: int, ratio: float):
@@ -61,7 +68,7 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, cfg: LMConfig, mixer_name: str):
+    def __init__(self, cfg: LMConfig, mixer_name: str, short_conv: str):
         super().__init__()
         opts = dict(cfg.mixer_options)
         if MIXERS[mixer_name].sees_future:
@@ -70,7 +77,7 @@ class Block(nn.Module):
             raise ValueError(f"model.mode={cfg.mode!r} needs a mixer that can look ahead (softmax, relu2_attn, "
                              f"identity_attn); {mixer_name!r} is recurrent and causal")
         self.norm1 = nn.RMSNorm(cfg.d_model)
-        self.mixer = build_mixer(mixer_name, cfg.d_model, cfg.n_heads, short_conv=cfg.short_conv,
+        self.mixer = build_mixer(mixer_name, cfg.d_model, cfg.n_heads, short_conv=short_conv,
                                  conv_size=cfg.conv_size, **opts)
         self.mlp = MLP(cfg.d_model, cfg.mlp_ratio) if cfg.mlp_ratio > 0 else None
         self.norm2 = nn.RMSNorm(cfg.d_model) if self.mlp is not None else None
@@ -100,7 +107,7 @@ class LM(nn.Module):
         if cfg.positions:
             self.pos = nn.Embedding(cfg.positions, cfg.d_model)
             nn.init.normal_(self.pos.weight, std=0.02)
-        self.blocks = nn.ModuleList(Block(cfg, m) for m in cfg.mixers())
+        self.blocks = nn.ModuleList(Block(cfg, m, c) for m, c in zip(cfg.mixers(), cfg.convs()))
         self.norm = nn.RMSNorm(cfg.d_model)
         self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         if cfg.tie_embeddings:

@@ -1,0 +1,176 @@
+"""``attnlab bench train``: one training step (forward, backward, AdamW) of the ledger's small LMs per mixer,
+with a minimal nanoGPT-style peer, timed in one run.
+
+Setting: 2 layers, ``d_model`` 64 and 128 (``n_heads = d_model / 32``), SwiGLU MLPs of ratio 4, vocabulary
+256 (bytes), float32, the machine's threads, random tokens (the step's cost does not depend on them). Batches
+as the ledger uses them: 64 sequences at T = 32 (MQAR), 16 at T = 128 (text), 8 at T = 512.
+
+The peer is what a researcher would write: a nanoGPT-style decoder on
+``torch.nn.functional.scaled_dot_product_attention`` (fused QKV, learned positions, pre-LayerNorm, GELU
+MLP) whose MLP width is chosen so that its parameter count equals attnlab's softmax LM of the same size (both
+are reported). flash-linear-attention's naive chunk forms write into their buffers in place, so autograd
+cannot run through them: they have no training row (``attnlab bench ops`` times them forward).
+
+FLOPs: the usual model count, ``6 · N · tokens`` with ``N`` the parameters outside the embedding (the tied
+head included, as it is a matmul per token), plus softmax attention's ``6 · 2 · L · T · d`` per token
+(``QKᵀ`` and ``AV``, forward and backward, causal halving ignored). Linear mixers are charged the same
+``6 N`` only: their state updates are not counted, so their rate is a lower bound of the work done.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Callable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .ops import matmul_gflops, timed
+
+MIXERS = ("softmax", "linear_attn", "retnet", "deltanet", "gated_deltanet", "mesanet")
+PEER = "nanogpt_sdpa"
+VOCAB = 256
+LAYERS = 2
+BATCH = {32: 64, 128: 16, 512: 8}
+
+
+def batch_for(T: int) -> int:
+    return BATCH.get(T, max(1, 4096 // T))
+
+
+class _PeerBlock(nn.Module):
+    def __init__(self, d: int, heads: int, hidden: int):
+        super().__init__()
+        self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.qkv, self.proj = nn.Linear(d, 3 * d, bias=False), nn.Linear(d, d, bias=False)
+        self.up, self.down = nn.Linear(d, hidden, bias=False), nn.Linear(hidden, d, bias=False)
+        self.heads = heads
+
+    def forward(self, x):
+        b, t, d = x.shape
+        q, k, v = self.qkv(self.ln1(x)).view(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(b, t, d)
+        x = x + self.proj(y)
+        return x + self.down(F.gelu(self.up(self.ln2(x))))
+
+
+class NanoGPT(nn.Module):
+    """The peer: a minimal decoder on ``scaled_dot_product_attention``."""
+
+    def __init__(self, d: int, heads: int, hidden: int, max_len: int):
+        super().__init__()
+        self.wte, self.wpe = nn.Embedding(VOCAB, d), nn.Embedding(max_len, d)
+        self.blocks = nn.ModuleList(_PeerBlock(d, heads, hidden) for _ in range(LAYERS))
+        self.ln = nn.LayerNorm(d)
+        self.head = nn.Linear(d, VOCAB, bias=False)
+        self.head.weight = self.wte.weight
+
+    def forward(self, x):
+        h = self.wte(x) + self.wpe.weight[: x.shape[1]]
+        for blk in self.blocks:
+            h = blk(h)
+        return self.head(self.ln(h))
+
+
+def _params(model: nn.Module, exclude: tuple[str, ...] = ()) -> int:
+    return sum(p.numel() for n, p in model.named_parameters() if not n.startswith(exclude))
+
+
+def build(kind: str, d_model: int, T: int) -> nn.Module:
+    from ..models import LM, LMConfig
+
+    heads = max(1, d_model // 32)
+    if kind != PEER:
+        return LM(LMConfig(vocab_size=VOCAB, d_model=d_model, n_layers=LAYERS, n_heads=heads, mixer=kind,
+                           mlp_ratio=4))
+    target = _params(build("softmax", d_model, T))
+    fixed = _params(NanoGPT(d_model, heads, 1, T)) - 2 * d_model  # everything but the MLP's hidden width
+    hidden = max(1, round((target - fixed) / (2 * d_model * LAYERS)))
+    return NanoGPT(d_model, heads, hidden, T)
+
+
+def step_call(kind: str, d_model: int, T: int, seed: int = 0) -> tuple[Callable[[], object], nn.Module]:
+    """The zero-argument training step to time (forward, cross-entropy, backward, AdamW) and its model."""
+    from ..checks import finite_checks
+
+    torch.manual_seed(seed)
+    model = build(kind, d_model, T)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(VOCAB, (batch_for(T), T + 1), generator=g)
+    inp, lab = x[:, :-1], x[:, 1:]
+
+    def call():
+        with finite_checks(False):  # as the trainer runs: its loss check catches NaN, not a per-op scan
+            loss = F.cross_entropy(model(inp).reshape(-1, VOCAB), lab.reshape(-1))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        return loss
+
+    return call, model
+
+
+def useful_flops(kind: str, model: nn.Module, d_model: int, T: int) -> float:
+    """FLOPs of one step by the model count (module docstring)."""
+    n = _params(model, ("embed.", "wte.", "wpe.", "pos.")) + VOCAB * d_model  # + the tied head's matmul
+    tokens = batch_for(T) * T
+    attn = 12 * LAYERS * T * d_model if kind in ("softmax", PEER) else 0
+    return float((6 * n + attn) * tokens)
+
+
+def run_bench(mixers=MIXERS, d_models=(64, 128), Ts=(32, 128, 512), reps: int = 10,
+              progress: Callable[[str], None] | None = None) -> dict:
+    for m in mixers:
+        if m not in MIXERS:
+            raise ValueError(f"mixer must be one of {', '.join(MIXERS)}; got {m!r}")
+    rows = []
+    mm = matmul_gflops()
+    for d in d_models:
+        for T in Ts:
+            for kind in (PEER, *mixers):
+                if progress:
+                    progress(f"{kind} d={d} T={T}")
+                call, model = step_call(kind, d, T)
+                ts = timed(call, reps, warmup=3)
+                med = statistics.median(ts)
+                fl = useful_flops(kind, model, d, T)
+                rows.append({"model": kind, "d_model": d, "T": T, "batch": batch_for(T), "params": _params(model),
+                             "median_s": med, "spread": (max(ts) - min(ts)) / med,
+                             "tokens_per_s": batch_for(T) * T / med, "gflops": fl / med / 1e9})
+    return {"matmul_gflops": mm, "setting": {"layers": LAYERS, "vocab": VOCAB, "dtype": "float32",
+                                             "threads": torch.get_num_threads(), "reps": reps}, "rows": rows}
+
+
+def markdown(result: dict) -> str:
+    s = result["setting"]
+    lines = [f"Setting: {s['layers']} layers, SwiGLU MLP ×4, vocabulary {s['vocab']}, {s['dtype']}, {s['threads']} "
+             f"threads, forward + backward + AdamW per step, median of {s['reps']}; float32 matmul rate in the same "
+             f"run: **{result['matmul_gflops']:.1f} GFLOP/s**. `× softmax`: step time over attnlab's softmax LM at "
+             f"the same size (the peer's row: over the peer, the target is ≤ 1.1× for softmax).", "",
+             "| model | d_model | T | batch | params | step (ms) | spread | tokens/s | % of matmul | × softmax |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    by = {(r["model"], r["d_model"], r["T"]): r for r in result["rows"]}
+    for r in result["rows"]:
+        ref = by.get(("softmax", r["d_model"], r["T"]))
+        if r["model"] == PEER:
+            rel = f"softmax {ref['median_s'] / r['median_s']:.2f}× the peer" if ref else ""
+        else:
+            rel = f"{r['median_s'] / ref['median_s']:.2f}×" if ref else ""
+        lines.append(f"| {r['model']} | {r['d_model']} | {r['T']} | {r['batch']} | {r['params']:,} | "
+                     f"{r['median_s'] * 1e3:.1f} | {100 * r['spread']:.0f}% | {r['tokens_per_s']:,.0f} | "
+                     f"{100 * r['gflops'] / result['matmul_gflops']:.0f}% | {rel} |")
+    return "\n".join(lines)
+
+
+def check_sizes(d_models, Ts) -> None:
+    for d in d_models:
+        if d < 32 or d % 32:
+            raise ValueError(f"--d-model values must be multiples of 32 (heads of 32), got {d}")
+    for T in Ts:
+        if T < 2:
+            raise ValueError(f"--T values must be ≥ 2, got {T}")
+    if math.prod(len(x) for x in (d_models, Ts)) == 0:
+        raise ValueError("--d-model and --T must each list at least one value")
