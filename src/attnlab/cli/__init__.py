@@ -17,6 +17,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 
@@ -41,8 +42,15 @@ def main(
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
+    debug: bool = typer.Option(False, "--debug", help="Show the full traceback of a failure instead of one line."),
 ) -> None:
     """attnlab: make the claims of four attention posts executable, and ask them of your own mixers."""
+    if debug:
+        import os
+
+        from ._common import DEBUG_ENV
+
+        os.environ[DEBUG_ENV] = "1"
 
 
 @app.command("mixers")

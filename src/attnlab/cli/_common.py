@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
+import os
 import sys
+import tempfile
+import traceback
 
 import typer
 
@@ -23,15 +27,49 @@ def emit(data: dict, as_json: bool, title: str = "") -> None:
     Console().print(table)
 
 
+DEBUG_ENV = "ATTNLAB_DEBUG"
+
+
+def debugging() -> bool:
+    """``attnlab --debug …`` (or ``ATTNLAB_DEBUG=1``): failures show their full traceback."""
+    return os.environ.get(DEBUG_ENV, "") not in ("", "0")
+
+
+def _oserror_line(e: OSError) -> str:
+    what = e.strerror or str(e) or type(e).__name__
+    if e.errno == errno.ENOSPC:
+        what = "no space left on the device (finished files and checkpoints are kept)"
+    where = f": {e.filename}" if e.filename else ""
+    return f"{what}{where}"
+
+
 def one_line_errors(fn):
-    """Turn ``ValueError``/``TypeError`` from the library into ``error: …`` and exit code 2."""
+    """Every failure as one line on stderr and a non-zero exit: the library's ``ValueError``/``TypeError``
+    (a bad setting or input, exit 2) and file-system errors (a missing, unreadable or full path, exit 1) as
+    ``error: …``; anything unexpected as one line that says where its full traceback was written. With
+    ``--debug`` the traceback is printed instead."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except (ValueError, TypeError) as e:
-            print(f"error: {e}", file=sys.stderr)
-            raise typer.Exit(2) from None
+        except (typer.Exit, typer.Abort, KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as e:
+            if debugging():
+                raise
+            if isinstance(e, (ValueError, TypeError)):
+                print(f"error: {e}", file=sys.stderr)
+                raise typer.Exit(2) from None
+            if isinstance(e, OSError):
+                print(f"error: {_oserror_line(e)}", file=sys.stderr)
+                raise typer.Exit(1) from None
+            fd, path = tempfile.mkstemp(prefix="attnlab-error-", suffix=".txt")
+            with os.fdopen(fd, "w") as f:
+                traceback.print_exc(file=f)
+            first = str(e).splitlines()[0] if str(e) else ""
+            print(f"error: unexpected {type(e).__name__}: {first} (full traceback in {path}; rerun with --debug to "
+                  "print it)", file=sys.stderr)
+            raise typer.Exit(1) from None
 
     return wrapper

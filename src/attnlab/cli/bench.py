@@ -10,6 +10,7 @@ import typer
 from ._common import one_line_errors
 
 app = typer.Typer(help="Benchmarks: each form of each op timed in one run, with peers and the matmul rate.",
+                  context_settings={"help_option_names": ["-h", "--help"]},
                   no_args_is_help=True)
 
 

@@ -8,7 +8,8 @@ import typer
 
 from ._common import emit, one_line_errors
 
-app = typer.Typer(help="Closed forms of the posts, with quadrature and Monte Carlo checks.", no_args_is_help=True)
+app = typer.Typer(help="Closed forms of the posts, with quadrature and Monte Carlo checks.", no_args_is_help=True,
+                  context_settings={"help_option_names": ["-h", "--help"]})
 
 
 @app.command()

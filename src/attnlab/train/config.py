@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 import runpy
 import types
 import typing
@@ -64,7 +65,7 @@ class TrainConfig:
     betas: tuple = (0.9, 0.98)
     warmup: int = 50
     min_lr_ratio: float = 0.1
-    grad_clip: float = 1.0
+    grad_clip: float | None = 1.0  # the gradient-norm clip; None: no clipping
     eval_every: int = 100
     eval_batches: int = 8
     early_stop: EarlyStop | None = None
@@ -188,13 +189,23 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
 def load_file(path: str | Path) -> dict:
     p = Path(path)
     if not p.exists():
-        raise FileNotFoundError(f"config file {p} does not exist")
+        raise ValueError(f"config file {p} does not exist")
+    if not p.is_file():
+        raise ValueError(f"config file {p} is not a file")
     if p.suffix in (".yaml", ".yml"):
         import yaml
 
-        data = yaml.safe_load(p.read_text()) or {}
+        try:
+            data = yaml.safe_load(p.read_text())
+        except yaml.YAMLError as e:
+            where = getattr(e, "problem_mark", None)
+            at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
+            raise ValueError(f"config file {p} is not valid YAML{at}: {getattr(e, 'problem', e)}") from None
     elif p.suffix == ".json":
-        data = json.loads(p.read_text())
+        try:
+            data = json.loads(p.read_text())
+        except ValueError as e:
+            raise ValueError(f"config file {p} is not valid JSON: {e}") from None
     elif p.suffix == ".py":
         ns = runpy.run_path(str(p))
         if "config" not in ns:
@@ -202,6 +213,8 @@ def load_file(path: str | Path) -> dict:
         data = ns["config"]
     else:
         raise ValueError(f"config must be .yaml, .yml, .json or .py, got {p.name}")
+    if data is None or data == {}:
+        raise ValueError(f"config file {p} is empty: it must set at least the task (and usually the model and name)")
     if not isinstance(data, dict):
         raise ValueError(f"{p} must hold a mapping at the top level")
     return data
@@ -243,9 +256,36 @@ def make_config(data: dict | TrainConfig) -> TrainConfig:
     for key in ("steps", "batch_size", "eval_every", "ckpt_every", "log_every", "eval_batches"):
         if getattr(cfg, key) < 1:
             raise ValueError(f"{key} must be >= 1, got {getattr(cfg, key)}")
-    if cfg.lr <= 0:
-        raise ValueError(f"lr must be positive, got {cfg.lr}")
+    _check_ranges(cfg)
     return cfg
+
+
+def _check_ranges(cfg: TrainConfig) -> None:
+    """Every numeric setting inside the range where training means what it says (a negative clip ascends,
+    a negative learning-rate ratio descends uphill): refused here, where the settings are declared."""
+    def bad(key, expected):
+        raise ValueError(f"{key} must be {expected}, got {getattr(cfg, key)!r}")
+
+    finite = lambda x: math.isfinite(x)  # noqa: E731
+    if not (finite(cfg.lr) and cfg.lr > 0):
+        bad("lr", "a positive finite number")
+    if not (finite(cfg.weight_decay) and cfg.weight_decay >= 0):
+        bad("weight_decay", "≥ 0")
+    if not (finite(cfg.min_lr_ratio) and 0 <= cfg.min_lr_ratio <= 1):
+        bad("min_lr_ratio", "in [0, 1] (the final learning rate as a fraction of lr)")
+    if cfg.grad_clip is not None and not (finite(cfg.grad_clip) and cfg.grad_clip > 0):
+        bad("grad_clip", "a positive finite norm, or null for no clipping")
+    if cfg.warmup < 0:
+        bad("warmup", "≥ 0 steps")
+    if cfg.threads is not None and cfg.threads < 1:
+        bad("threads", "≥ 1, or null for torch's default")
+    if len(cfg.betas) != 2 or not all(finite(b) and 0 <= b < 1 for b in cfg.betas):
+        bad("betas", "two numbers in [0, 1)")
+    if cfg.seed < 0:
+        bad("seed", "≥ 0")
+    name = Path(cfg.name)
+    if not cfg.name or name.is_absolute() or len(name.parts) != 1 or cfg.name in (".", ".."):
+        bad("name", "one folder name (no '/', '..' or absolute path): the run folder is out/name")
 
 
 def to_dict(cfg: TrainConfig) -> dict:

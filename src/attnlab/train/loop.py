@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from ..checks import finite_checks
 from ..models import LM
 from ..tasks import IGNORE
-from . import checkpoint
+from . import checkpoint, ownership
 from .config import TrainConfig, model_for_task, to_dict
 
 
@@ -137,9 +137,15 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool) -> dict:
                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=tuple(cfg.betas))
     run_dir = cfg.run_dir
     lead = dist.rank == 0
-    if lead:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.json").write_text(json.dumps(to_dict(cfg), indent=1))
+    with contextlib.ExitStack() as owner:
+        if lead:  # one writer per folder, and the folder's config checked before anything is written
+            owner.enter_context(ownership.locked(run_dir))
+            ownership.check_folder(run_dir, to_dict(cfg), resume)
+            (run_dir / "config.json").write_text(json.dumps(to_dict(cfg), indent=1))
+        return _train_owned(cfg, resume, progress, dist, model, data, opt, n_params, run_dir, lead)
+
+
+def _train_owned(cfg, resume, progress, dist, model, data, opt, n_params, run_dir, lead) -> dict:
     start, history = 0, {}
     if resume:
         meta = checkpoint.load_latest(run_dir, model, opt)
@@ -185,7 +191,7 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool) -> dict:
                                          "the mixer's stability")
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip if cfg.grad_clip else math.inf)
             opt.step()
             last_loss = dist.mean(float(loss.detach()))
             tokens_done += x.numel() * dist.world

@@ -37,9 +37,15 @@ def load_sweep(path: str | Path) -> list[TrainConfig]:
 
 
 def finished(cfg) -> dict | None:
+    """The summary of ``cfg``'s finished run, None if it has not finished; a folder holding another config is
+    refused (ownership.check_folder), never read as this one's."""
+    from .config import to_dict
+    from .ownership import check_folder
+
     p = cfg.run_dir / "summary.json"
     if not p.exists():
         return None
+    check_folder(cfg.run_dir, to_dict(cfg), resume=True)
     s = json.loads(p.read_text())
     return s if s.get("steps") == cfg.steps or s.get("stopped_early") else None
 

@@ -1,0 +1,62 @@
+"""Every failure at the CLI is one line and a non-zero exit; --debug shows the traceback; an unexpected error says
+where its traceback was written."""
+
+import pytest
+from typer.testing import CliRunner
+
+from attnlab.cli import app
+from attnlab.cli import _common
+
+
+def run(*args):
+    return CliRunner().invoke(app, list(args))
+
+
+def one_line(r, *needles):
+    lines = [ln for ln in r.output.splitlines() if ln.strip()]
+    assert r.exit_code != 0 and len(lines) == 1 and lines[0].startswith("error: "), r.output
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+def test_expected_failures_are_one_line_naming_the_path(tmp_path):
+    one_line(run("train", str(tmp_path / "missing.yaml")), "missing.yaml", "does not exist")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("task: {name: mqar\nsteps: 3\n")
+    one_line(run("train", str(bad)), "bad.yaml", "not valid YAML")
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    ok = tmp_path / "ok.yaml"
+    ok.write_text("task: {name: markov, vocab_size: 8, seq_len: 8, num_train: 20, num_valid: 4}\nsteps: 1\n")
+    one_line(run("train", str(ok), "--out", str(a_file)), str(a_file))
+    one_line(run("sweep", str(tmp_path / "missing.py")), "missing.py")
+    one_line(run("theory", "figures", "--out", "/proc/nope"), "/proc/nope")
+    one_line(run("analyze", "--text", str(tmp_path), "--model", "minilm"), str(tmp_path))
+
+
+def test_an_unexpected_error_points_at_its_traceback_and_debug_prints_it(monkeypatch):
+    def boom(*a, **k):
+        raise RuntimeError("something internal broke")
+
+    monkeypatch.setattr("attnlab.claims.runner.parse_only", boom)
+    r = run("reproduce", "--only", "C1")
+    one_line(r, "unexpected RuntimeError: something internal broke", "full traceback in")
+    path = r.output.split("full traceback in ")[1].split(";")[0]
+    assert "Traceback" in open(path).read()
+    monkeypatch.setenv(_common.DEBUG_ENV, "1")
+    r = run("reproduce", "--only", "C1")
+    assert isinstance(r.exception, RuntimeError)
+
+
+def test_debug_is_a_global_flag_and_h_is_help(monkeypatch):
+    monkeypatch.setenv(_common.DEBUG_ENV, "0")  # restored after the test: --debug sets it for the process
+    assert run("--debug", "info", "--json").exit_code == 0
+    assert _common.debugging()
+    for args in (["-h"], ["train", "-h"], ["bench", "train", "-h"], ["theory", "sparsity", "-h"]):
+        r = run(*args)
+        assert r.exit_code == 0 and "Usage" in r.output, args
+
+
+@pytest.fixture(autouse=True)
+def no_debug(monkeypatch):
+    monkeypatch.delenv(_common.DEBUG_ENV, raising=False)
