@@ -4,8 +4,7 @@ where its traceback was written."""
 import pytest
 from typer.testing import CliRunner
 
-from attnlab.cli import app
-from attnlab.cli import _common
+from attnlab.cli import _common, app
 
 
 def run(*args):

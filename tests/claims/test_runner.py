@@ -74,16 +74,23 @@ def test_runner_caches_and_reports_errors(tmp_path, fake_claims):
     assert again[0].cached and fake_claims["n"] == 1
     run_claims(["Z1"], b, tmp_path, force=True)
     assert fake_claims["n"] == 2
-    run_claims(["Z1"], Budget.get("full"), tmp_path)  # a budget change invalidates the cache
+    with pytest.raises(ValueError, match="holds the 'quick' budget's results"):  # one budget per folder
+        run_claims(["Z1"], Budget.get("full"), tmp_path)
+    assert fake_claims["n"] == 2
+    run_claims(["Z1"], Budget.get("full"), tmp_path / "full")
     assert fake_claims["n"] == 3
     kept = json.loads((tmp_path / "claims.json").read_text())
-    assert {c["id"] for c in kept["claims"]} == {"Z1", "Z2", "Z3"}  # claims not rerun keep their entries
+    assert kept["budget"] == "quick" and {c["id"] for c in kept["claims"]} == {"Z1", "Z2", "Z3"}
 
 
-def test_corrupt_cache_is_rebuilt(tmp_path, fake_claims):
-    (tmp_path / "claims.json").write_text("{not json")
-    res = run_claims(["Z1"], Budget.get("quick"), tmp_path)
+@pytest.mark.parametrize("damage", ["{not json", '{"budget": "quick"}', '{"claims": []}'])
+def test_a_damaged_results_file_is_kept_aside_with_a_warning_and_rebuilt(tmp_path, fake_claims, damage):
+    (tmp_path / "claims.json").write_text(damage)
+    with pytest.warns(RuntimeWarning, match="is damaged"):
+        res = run_claims(["Z1"], Budget.get("quick"), tmp_path)
     assert not res[0].cached and fake_claims["n"] == 1
+    aside = list(tmp_path.glob("claims.json.corrupt-*"))
+    assert len(aside) == 1 and aside[0].read_text() == damage
 
 
 @pytest.mark.parametrize("cid", ["C1", "C2", "C3", "C4", "C6", "I2", "I4", "I5"])

@@ -13,6 +13,7 @@ import math
 import os
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -104,14 +105,27 @@ def _evaluate(claim: Claim, budget: Budget, runs: RunMemo) -> ClaimResult:
                        figures=[_clean(dataclasses.asdict(f)) for f in ev.figures])
 
 
-def load_cache(out: Path) -> dict[str, dict]:
+def load_cache(out: Path, budget: str | None = None) -> dict[str, dict]:
+    """The finished claims of ``out/claims.json``. A damaged file is never dropped silently: it is moved aside
+    to ``claims.json.corrupt-<time>`` with a warning, and its claims are recomputed. A folder holds one
+    budget: asking for another is refused (ValueError) rather than mixing them in one file."""
     p = out / "claims.json"
     if not p.exists():
         return {}
     try:
-        return {c["id"]: c for c in json.loads(p.read_text())["claims"]}
-    except (ValueError, KeyError, TypeError):
-        return {}  # a corrupt cache is rebuilt, not trusted
+        data = json.loads(p.read_text())
+        claims = {c["id"]: c for c in data["claims"]}
+        held = data["budget"]
+    except (ValueError, KeyError, TypeError) as e:
+        aside = p.with_name(f"claims.json.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
+        os.replace(p, aside)
+        warnings.warn(f"{p} is damaged ({type(e).__name__}: {e}); kept aside as {aside.name}, its claims will be "
+                      "recomputed", RuntimeWarning, stacklevel=2)
+        return {}
+    if budget is not None and held != budget:
+        raise ValueError(f"{out} holds the {held!r} budget's results; give --out another folder for the {budget!r} "
+                         "budget (one budget per results folder)")
+    return claims
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -135,7 +149,7 @@ def run_claims(ids: list[str], budget: Budget, out: Path, *, force: bool = False
 
 def _run_all(ids: list[str], budget: Budget, out: Path, runs: RunMemo, force: bool,
              on_start: Callable[[str], None] | None, on_done: Callable[[ClaimResult], None] | None) -> list[ClaimResult]:
-    cache = load_cache(out)
+    cache = load_cache(out, budget.name)
     results: dict[str, dict] = dict(cache)
     done = []
     for cid in ids:

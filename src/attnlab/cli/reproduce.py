@@ -52,7 +52,9 @@ def reproduce(
     force: bool = typer.Option(False, "--force", help="Rerun claims even when their cached result is current."),
     jobs: int = typer.Option(0, "--jobs", help="Independent trained runs to train at once, each in its own process "
                              "(one thread each; 0: one per CPU). Results do not depend on it."),
-    out: Path = typer.Option(Path("results"), "--out", help="Output folder for claims.json and report.html."),
+    out: Path | None = typer.Option(None, "--out", help="Output folder for claims.json and report.html (default: "
+                                    "results for the quick budget, results-full for the full one; a folder holds "
+                                    "one budget)."),
     list_: bool = typer.Option(False, "--list", help="Print the registry (id, statement, source, and the cache key "
                                "for the chosen budget) and exit."),
     as_json: bool = typer.Option(False, "--json", help="With --list: print JSON."),
@@ -68,6 +70,8 @@ def reproduce(
 
     if quick and full:
         raise ValueError("choose one of --quick and --full, not both")
+    if out is None:
+        out = Path("results-full" if full else "results")
     if list_:
         from ..claims.keys import claim_key
 
