@@ -18,6 +18,7 @@ from ..theory.sparsity import (
     sparsity_relu2_post,
 )
 from .registry import Budget, Evidence, Figure, experiment, verdict
+from .seeds import vs
 
 QUAD_REL = 1e-6
 MC_SIGMAS = 5.0
@@ -55,8 +56,12 @@ def c1(budget: Budget) -> Evidence:
     rnd = l1_l2_sparsity(torch.randn(1000, n, generator=torch.Generator().manual_seed(0)) ** 3)
     ok = (abs(const - 1) < 1e-12 and abs(onehot - n**-0.5) < 1e-12 and abs(khot - 0.5) < 1e-12
           and bool((rnd > 0).all()) and bool((rnd <= 1).all()))
-    return Evidence(verdict(ok), f"S(constant) = {const:.3f}, S(one-hot, n=64) = {onehot:.4f} = 1/8, S(16-hot) = "
-                    f"{khot:.3f}; random signed rows in [{float(rnd.min()):.3f}, {float(rnd.max()):.3f}]",
+    gap = max(abs(const - 1), abs(onehot - n**-0.5), abs(khot - 0.5))
+    return Evidence(verdict(ok), f"S(constant) = {const:.3f}, S(one-hot, n=64) = {onehot:.4f} (1/8), S(16-hot) = "
+                    f"{khot:.3f} (1/2): largest gap {vs(gap, 1e-12, '.1e')}; random signed rows in "
+                    f"[{float(rnd.min()):.3f}, {float(rnd.max()):.3f}] (" + ("inside" if bool((rnd > 0).all()) and
+                                                                             bool((rnd <= 1).all()) else "outside")
+                    + " (0, 1])",
                     {"constant": const, "one_hot": onehot, "k_hot": khot})
 
 
@@ -68,8 +73,9 @@ def c2(budget: Budget) -> Evidence:
     wq, wm, rows = _three_way("exp", pts, budget)
     tail = sparsity_formula("exp", 0.0, 6.0)
     ok = wq < QUAD_REL and wm < MC_SIGMAS and tail < 1e-7
-    return Evidence(verdict(ok), f"formula vs quadrature: max rel. gap {wq:.1e}; Monte Carlo within {wm:.1f} s.e.; "
-                    f"S(γ = 6) = {tail:.1e} → 0", {"rows": rows, "S_gamma6": tail},
+    return Evidence(verdict(ok), f"formula vs quadrature: max rel. gap {vs(wq, QUAD_REL, '.1e')}; Monte Carlo "
+                    f"{vs(wm, MC_SIGMAS, '.1f')} s.e.; S(γ = 6) = {vs(tail, 1e-7, '.1e')} → 0",
+                    {"rows": rows, "S_gamma6": tail},
                     figures=[_curve_figure("exp", [0.0], "S for f = exp")])
 
 
@@ -84,8 +90,9 @@ def c3(budget: Budget) -> Evidence:
     neg = min(sparsity_formula("relu2", -1.0, g) for g in np.geomspace(0.05, 2, 30))
     pos_min = min(sparsity_formula("relu2", b, g) for b in (0.0, 0.5, 2.0) for g in np.linspace(0.05, 20, 200))
     ok = wq < QUAD_REL and wm < MC_SIGMAS and post_gap < 1e-9 and neg < 1e-3 and pos_min >= 0.4
-    return Evidence(verdict(ok), f"forms agree (quadrature {wq:.1e}, post's formula {post_gap:.1e}, MC {wm:.1f} s.e.); "
-                    f"min S(β=−1) over γ ≥ 0.05 = {neg:.1e}; min S over β ≥ 0 = {pos_min:.3f}",
+    return Evidence(verdict(ok), f"forms: quadrature {vs(wq, QUAD_REL, '.1e')}, post's formula "
+                    f"{vs(post_gap, 1e-9, '.1e')}, MC {vs(wm, MC_SIGMAS, '.1f')} s.e.; min S(β=−1) over γ ≥ 0.05 = "
+                    f"{vs(neg, 1e-3, '.1e')}; min S over β ≥ 0 = {vs(pos_min, 0.4, '.3f')}",
                     {"rows": rows, "S_negative_beta": neg, "min_S_nonneg_beta": pos_min},
                     figures=[_curve_figure("relu2", [-2, -1, 0, 1, 2], "S for f = relu² (post 9889, fig. 1)")])
 
@@ -100,8 +107,9 @@ def c4(budget: Budget) -> Evidence:
     even = max(abs(sparsity_formula("identity", b, g) - sparsity_formula("identity", -b, g)) for b, g in grid)
     smin = min(sparsity_formula("identity", b, g) for b, g in grid)
     ok = wq < QUAD_REL and wm < MC_SIGMAS and even < 1e-12 and smin >= math.sqrt(2 / math.pi) - 1e-9
-    return Evidence(verdict(ok), f"forms agree (quadrature {wq:.1e}, MC {wm:.1f} s.e.); evenness error {even:.1e}; "
-                    f"min S = {smin:.4f} ≥ √(2/π) = {math.sqrt(2 / math.pi):.4f}",
+    return Evidence(verdict(ok), f"forms: quadrature {vs(wq, QUAD_REL, '.1e')}, MC {vs(wm, MC_SIGMAS, '.1f')} s.e.; "
+                    f"evenness error {vs(even, 1e-12, '.1e')}; min S = {vs(smin, math.sqrt(2 / math.pi) - 1e-9, '.10f')} "
+                    "(√(2/π) − 1e-9)",
                     {"rows": rows, "min_S": smin, "even_error": even},
                     figures=[_curve_figure("identity", [0, 0.5, 1, 2, 4], "S for f = identity (post 9889, fig. 2)")])
 
@@ -123,8 +131,8 @@ def c5(budget: Budget) -> Evidence:
         res[fmap] = {"iid_mu": r, "general_mu": r2}
     ok = worst < MC_SIGMAS and iid < 1e-9
     txt = ", ".join(f"{k} {v['iid_mu']['formula']:.3f}" for k, v in res.items())
-    return Evidence(verdict(ok), f"S per feature map (constant μ): {txt}; MC within {worst:.1f} s.e.; i.i.d. form "
-                    f"matches to {iid:.1e}", res)
+    return Evidence(verdict(ok), f"S per feature map (constant μ): {txt}; MC {vs(worst, MC_SIGMAS, '.1f')} s.e.; "
+                    f"i.i.d. form vs general {vs(iid, 1e-9, '.1e')}", res)
 
 
 C6_SLOPE_TOL = 0.01
@@ -142,8 +150,9 @@ def c6(budget: Budget) -> Evidence:
     tail = {str(l): decay_sparsity(l, 10**6) for l in lams}
     slopes = {str(l): math.log(decay_sparsity(l, 10**6) / decay_sparsity(l, 10**5)) / math.log(10) for l in lams}
     ok = worst < 1e-9 and all(abs(slopes[str(l)] + 0.5) < C6_SLOPE_TOL for l in (0.5, 0.9, 0.99))
-    return Evidence(verdict(ok), f"formula vs direct sum: max rel. gap {worst:.1e}; S at n = 10⁶: " +
-                    ", ".join(f"λ={k}: {v:.4f} (slope {slopes[k]:+.3f})" for k, v in tail.items()),
+    return Evidence(verdict(ok), f"formula vs direct sum: max rel. gap {vs(worst, 1e-9, '.1e')}; S at n = 10⁶: " +
+                    ", ".join(f"λ={k}: {v:.4f} (slope {slopes[k]:+.3f}, |slope + 0.5| "
+                              f"{vs(abs(slopes[k] + 0.5), C6_SLOPE_TOL, '.4f')})" for k, v in tail.items()),
                     {"max_rel_gap": worst, "S_at_1e6": tail, "slope_1e5_1e6": slopes},
                     figures=[Figure("Decay sparsity against n", "n", "S", [
                         {"label": f"λ = {l}", "x": ns, "y": [decay_sparsity(l, n) for n in ns]} for l in lams],

@@ -28,7 +28,7 @@ from .arms import curve_figure, mean_curve_loss, robust, train_arms, training_no
 from .decide import forest_figure, paired, verdict_with_caveat
 from .pretrained import real_stats
 from .registry import Budget, Evidence, Figure, experiment, verdict
-from .seeds import fmt, stats
+from .seeds import fmt, stats, vs
 
 I2_TOL = 1e-6
 I2_CLAIMED = {"gap": 0.4744746, "t_star": 0.7944868, "half_half": 0.3278133}
@@ -53,8 +53,11 @@ def i2(budget: Budget) -> Evidence:
     series = [{"label": f"n = {n}", "x": taus, "y": [entropy_floor_exact(t, n)[0] / math.log(n) for t in taus]}
               for n in (64, 1024, 65536)]
     tau_needed = {f"floor 0.1 at n={n}": tau_for_floor(0.1, n) for n in (64, 1024, 65536)}
-    reason = (f"t* = {got['t_star']:.7f}, gap = {got['gap']:.7f}, half-half {got['half_half']:.7f}; cube minimum on a "
-              f"vertex (distance {cube['vertex_distance']:.1e}); τ for a floor of 0.1 nats: "
+    worst = max(abs(got[k] - v) for k, v in I2_CLAIMED.items())
+    reason = (f"t* = {got['t_star']:.7f}, gap = {got['gap']:.7f}, half-half {got['half_half']:.7f}: largest gap to the "
+              f"post's decimals {vs(worst, I2_TOL, '.1e')}; checks " + ("agree" if agree else "disagree")
+              + "; cube minimum " + ("on" if on_vertex else "off") + f" a vertex (distance "
+              f"{cube['vertex_distance']:.1e}); τ for a floor of 0.1 nats: "
               + ", ".join(f"{k.split(' at ')[1]} → {v:.3f}" for k, v in tau_needed.items()))
     return Evidence(verdict(match and agree and on_vertex), reason,
                     {**got, **checks, "cube": cube, "tau_for_floor": tau_needed},
@@ -103,8 +106,9 @@ def i4(budget: Budget) -> Evidence:
     raw = entropy_vs_dim(256, dims, scaled=False, trials=budget.trials // 2)
     spread = max(m for m, _ in sc) - min(m for m, _ in sc)
     ok = spread < I4_SPREAD and raw[-1][0] < 0.5
-    return Evidence(verdict(ok), f"scaled: spread {spread:.3f} nats over d; unscaled: {raw[0][0]:.2f} → {raw[-1][0]:.2f}"
-                    " nats from d = 4 to 1024", {"scaled": [m for m, _ in sc], "unscaled": [m for m, _ in raw],
+    return Evidence(verdict(ok), f"scaled: spread {vs(spread, I4_SPREAD, '.3f')} nats over d; unscaled: "
+                    f"{raw[0][0]:.2f} → {vs(raw[-1][0], 0.5, '.2f')} nats from d = 4 to 1024",
+                    {"scaled": [m for m, _ in sc], "unscaled": [m for m, _ in raw],
                                                   "dims": dims},
                     figures=[Figure("Entropy of random attention against d (n = 256)", "d", "E[H] (nats)", [
                         {"label": "q·k/√d", "x": dims, "y": [m for m, _ in sc]},

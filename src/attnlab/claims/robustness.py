@@ -6,6 +6,7 @@ import torch
 
 from ..theory.noise import limit_bias, loglog_slope, predicted_error, simulate_bias, simulate_error
 from .registry import Budget, Evidence, Figure, experiment, verdict
+from .seeds import vs, within
 
 R1_SLOPE = (-0.6, -0.4)
 R1_LAWS = [("gaussian", 0.5), ("uniform", 1.0), ("gumbel", 0.3)]
@@ -31,7 +32,7 @@ def r1(budget: Budget) -> Evidence:
         series.append({"label": f"{law} predicted", "x": ns, "y": [predicted_error(n, law, scale) for n in ns],
                        "style": ":"})
     ok = all(R1_SLOPE[0] <= s <= R1_SLOPE[1] for s in slopes.values())
-    txt = ", ".join(f"{k} {v:+.3f}" for k, v in slopes.items())
+    txt = ", ".join(f"{k} {within(v, *R1_SLOPE)}" for k, v in slopes.items())
     return Evidence(verdict(ok), f"log-log slopes of the error: {txt} (−1/2 expected)", {"slopes": slopes},
                     figures=[Figure("Softmax error under i.i.d. score noise", "n", "RMS ‖õ − o‖", series, True, True)])
 
@@ -119,7 +120,10 @@ def r3(budget: Budget) -> Evidence:
     tails = "; against the tail's rate: " + ", ".join(
         f"b={b}: {slopes[b]:+.3f} vs {pred[b]:+.2f} ({'within' if match[b] else 'outside'} {R3_RATE_TOL})"
         for b in slopes)
-    return Evidence(verdict(ok, caveat=slow), f"slopes {txt}; {rate}{tails}",
+    rule = (f"b=1.5 slope {vs(slopes[1.5], R3_SLOPE_ABOVE, '+.3f')} (the error "
+            + ("does not vanish" if slopes[1.5] > R3_SLOPE_ABOVE else "still vanishes") + "), b=0.3 slope "
+            + vs(slopes[0.3], -0.35, '+.3f'))
+    return Evidence(verdict(ok, caveat=slow), f"slopes {txt}; {rule}; {rate}{tails}",
                     {"slopes": {str(k): v for k, v in slopes.items()}, "tail_rate": {str(k): v for k, v in pred.items()},
                      "matches_tail_rate": {str(k): v for k, v in match.items()}},
                     figures=[Figure("Softmax error under Laplace noise", "n", "RMS ‖õ − o‖", series, True, True)])
@@ -148,7 +152,8 @@ def r4(budget: Budget) -> Evidence:
             best_opt = max(best_opt, float(r.detach().max()))
     worst = max(best_random, best_opt)
     return Evidence(verdict(worst <= 1 + R4_SLACK),
-                    f"largest ratio found: {worst:.6f} (random {best_random:.4f}, optimised {best_opt:.6f}); bound 1",
+                    f"largest ratio found: {worst:.6f} (random {best_random:.4f}, optimised {best_opt:.6f}); against "
+                    f"the bound with its slack: {vs(worst, 1 + R4_SLACK, '.6f')}",
                     {"max_ratio_random": best_random, "max_ratio_optimised": best_opt})
 
 

@@ -5,6 +5,18 @@ from __future__ import annotations
 import statistics
 
 
+def vs(value: float, bound: float, spec: str = ".3g") -> str:
+    """``"0.074 < 0.15"``: a measured number against its rule's bound, the sign computed (what a reason quotes
+    so that the verdict's deciding comparison is on the page)."""
+    sign = "<" if value < bound else (">" if value > bound else "=")
+    return f"{value:{spec}} {sign} {bound:{spec}}"
+
+
+def within(value: float, lo: float, hi: float, spec: str = "+.3f") -> str:
+    """``"-0.487 in [-0.6, -0.4]"`` or ``"… outside …"``, computed."""
+    return f"{value:{spec}} {'in' if lo <= value <= hi else 'outside'} [{lo:g}, {hi:g}]"
+
+
 def stats(xs: list[float]) -> dict:
     return {"mean": statistics.fmean(xs), "std": statistics.pstdev(xs) if len(xs) > 1 else 0.0,
             "min": min(xs), "max": max(xs), "values": list(xs)}

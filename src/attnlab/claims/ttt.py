@@ -11,6 +11,7 @@ from ..ops.delta import delta_rule, gated_delta_rule
 from ..ops.mesa import mesa_net
 from ..ops.ttt import newton_schulz, ttt
 from .registry import Budget, Evidence, Figure, experiment, verdict
+from .seeds import vs
 
 EQ_TOL32 = 1e-5  # relative RMS, float32
 EQ_TOL64 = 1e-12  # relative RMS, float64
@@ -53,8 +54,8 @@ def _equivalence(budget: Budget, decay: bool) -> tuple[dict, bool]:
                       "seed")
 def s1(budget: Budget) -> Evidence:
     worst, ok = _equivalence(budget, decay=False)
-    return Evidence(verdict(ok), f"TTT-SGD vs DeltaNet: max relative gap {worst['float32']:.1e} (float32), "
-                    f"{worst['float64']:.1e} (float64)", worst, seeds=list(budget.seeds))
+    return Evidence(verdict(ok), f"TTT-SGD vs DeltaNet: max relative gap {vs(worst['float32'], EQ_TOL32, '.1e')} "
+                    f"(float32), {vs(worst['float64'], EQ_TOL64, '.1e')} (float64)", worst, seeds=list(budget.seeds))
 
 
 S2_LAMBDA = 0.1  # the L2 weight of the coupled regulariser: α = 1 − ηλ stays in [0.9, 1] for η ≤ 1
@@ -123,8 +124,8 @@ def s2(budget: Budget) -> Evidence:
     naive = (f"differs from Gated DeltaNet with α = 1 − ηλ and the same β by {c['naive_gap']:.1e} relative (a "
              "different rule: its decay leaves the erase term η k kᵀ W undecayed)" if differs else
              f"matches Gated DeltaNet with α = 1 − ηλ and the same β to {c['naive_gap']:.1e}")
-    reason = (f"decoupled decay vs Gated DeltaNet: max relative gap {worst['float32']:.1e} (float32), "
-              f"{worst['float64']:.1e} (float64); coupled L2 (λ = {S2_LAMBDA}): {naive}; it "
+    reason = (f"decoupled decay vs Gated DeltaNet: max relative gap {vs(worst['float32'], EQ_TOL32, '.1e')} (float32), "
+              f"{vs(worst['float64'], EQ_TOL64, '.1e')} (float64); coupled L2 (λ = {S2_LAMBDA}): {naive}; it "
               + ("is" if rewrites else "is not") + f" Gated DeltaNet with β = η/α and v scaled by α "
               f"(gap {c['rewritten_gap']:.1e})")
     return Evidence(verdict(ok and rewrites), reason, {**worst, "coupled": c}, seeds=list(budget.seeds))
@@ -254,8 +255,9 @@ def s6(budget: Budget) -> Evidence:
     sv = torch.linalg.svdvals(newton_schulz(G, steps=5))
     lo, hi = float(sv.min()), float(sv.max())
     ok = sgd_gap <= 1e-5 and muon_gap <= 1e-4
-    return Evidence(verdict(ok), f"mini-batch SGD vs explicit loop: {sgd_gap:.1e}; Muon (cubic NS, 60 steps) vs SVD polar "
-                    f"factor: {muon_gap:.1e}; Muon's quintic NS (5 steps) maps a Gaussian matrix's singular values into "
+    return Evidence(verdict(ok), f"mini-batch SGD vs explicit loop: {vs(sgd_gap, 1e-5, '.1e')}; Muon (cubic NS, 60 steps) "
+                    f"vs SVD polar factor: {vs(muon_gap, 1e-4, '.1e')}; "
+                    f"Muon's quintic NS (5 steps) maps a Gaussian matrix's singular values into "
                     f"[{lo:.2f}, {hi:.2f}] (approximately orthogonal, not exactly)",
                     {"minibatch_sgd_gap": sgd_gap, "muon_vs_svd_gap": muon_gap, "quintic_sv_range": [lo, hi]},
                     seeds=[budget.seeds[0]])
