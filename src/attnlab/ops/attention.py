@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 
 from ..checks import check_choice, check_qkv
 from .masks import MASKS, build_mask
@@ -90,6 +91,18 @@ def attention(
     The math runs in float32 (float64 inputs: float64) and the output is cast back to ``v``'s dtype.
     """
     check_qkv(q, k, v, same_len=False)
+    if (kernel == "exp" and normalize and not return_probs and mask in ("causal", "bidirectional") and prefix_len is None
+            and (mask == "bidirectional" or q.shape[1] == k.shape[1])):
+        # the fused kernel: no [b, h, t, t] matrix is kept for the backward (the same math as attention_probs;
+        # SDPA's is_causal aligns the mask to the first key, so a decoding cache takes the explicit path)
+        check_choice("kernel", kernel, KERNELS)
+        sc = q.shape[-1] ** -0.5 if scale is None else float(scale)
+        qa, ka, va = (acc(x).transpose(1, 2) for x in (q, k, v))
+        o = F.scaled_dot_product_attention(qa, ka, va.to(qa.dtype), is_causal=mask == "causal", scale=sc)
+        # the fused kernel turns a NaN score row into zeros; the explicit path (and the trainer's loss check)
+        # relies on NaN propagating, so a NaN anywhere in q or k makes the output NaN (two O(n) sums, no sync)
+        o = o + (qa.mul(0).sum() + ka.mul(0).sum())  # 0 · x is 0 for every finite x, however large
+        return o.transpose(1, 2).to(v.dtype)
     p = attention_probs(q, k, kernel=kernel, mask=mask, prefix_len=prefix_len, scale=scale, normalize=normalize)
     o = torch.einsum("bhqk,bkhd->bqhd", p, acc(v)).to(v.dtype)
     return (o, p) if return_probs else o
