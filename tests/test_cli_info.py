@@ -23,3 +23,11 @@ def test_info_json_names_versions_and_engines():
     assert env["fla_backend"] == "available" or "fla" in env["fla_backend"]
     r = CliRunner().invoke(app, ["info"])
     assert r.exit_code == 0 and "delta_chunk_cpu" in r.stdout
+
+
+def test_user_text_is_not_eaten_as_markup_and_docstrings_are_plain():
+    from attnlab.cli import _summary
+
+    r = CliRunner().invoke(app, ["reproduce", "--list"], env={"COLUMNS": "250"})
+    assert r.exit_code == 0 and "E[e^eps] cancels" in r.output
+    assert _summary("Uses :func:`~attnlab.ops.attention` and ``x``:\n\nmore") == "Uses attnlab.ops.attention and x"

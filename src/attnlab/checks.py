@@ -83,6 +83,8 @@ def check_qkv(
     for name, x in (("q", q), ("k", k), ("v", v)):
         check_tensor(name, x, 4, layout)
     b, t, h, dk = q.shape
+    if t == 0 or k.shape[1] == 0:
+        raise ValueError(f"q and k must hold at least one token (seq ≥ 1); got seq = {t} for q and {k.shape[1]} for k")
     tk = k.shape[1] if not same_len else t
     if tuple(k.shape) != (b, tk, h, dk):
         raise ValueError(f"k must have the shape of q {tuple(q.shape)} [batch, seq, heads, dim], got {tuple(k.shape)}")

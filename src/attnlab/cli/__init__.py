@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typer
+from rich.markup import escape
 
 from .. import __version__
 from . import bench, theory
@@ -53,6 +54,15 @@ def main(
         os.environ[DEBUG_ENV] = "1"
 
 
+def _summary(doc: str | None) -> str:
+    """A docstring's first sentence as plain text: reStructuredText roles and literals unwrapped."""
+    import re
+
+    first = " ".join((doc or "").strip().split("\n\n")[0].split())
+    first = re.sub(r":\w+:`~?([^`]+)`", r"\1", first)  # :func:`x` → x
+    return first.replace("``", "").rstrip(":")
+
+
 @app.command("mixers")
 def list_mixers() -> None:
     """List the registered mixers and their options."""
@@ -75,5 +85,5 @@ def list_mixers() -> None:
                     opt = f"{p.name}={p.default!r}"
                     if opt not in opts:
                         opts.append(opt)
-        table.add_row(name, (cls.__doc__ or "").strip().splitlines()[0], ", ".join(opts))
+        table.add_row(escape(name), escape(_summary(cls.__doc__)), escape(", ".join(opts)))
     Console(width=160).print(table)

@@ -11,6 +11,7 @@ import tempfile
 import traceback
 
 import typer
+from rich.markup import escape
 
 
 def emit(data: dict, as_json: bool, title: str = "") -> None:
@@ -23,7 +24,7 @@ def emit(data: dict, as_json: bool, title: str = "") -> None:
 
     table = Table("quantity", "value", title=title or None)
     for k, v in data.items():
-        table.add_row(k, f"{v:.10g}" if isinstance(v, float) else str(v))
+        table.add_row(escape(str(k)), escape(f"{v:.10g}" if isinstance(v, float) else str(v)))
     Console().print(table)
 
 

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from ._common import one_line_errors
 
@@ -85,7 +86,7 @@ def analyze_cmd(
                     row.append(f"{sum(m) / len(m):.3f} [{min(m):.2f}, {max(m):.2f}]")
             else:
                 row += ["", "", ""]
-        t.add_row(*row)
+        t.add_row(*(escape(str(x)) for x in row))
     Console().print(t)
     for r in results:
         s = r["summary"]

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from ._common import one_line_errors
 
@@ -91,7 +92,7 @@ def reproduce(
 
             t = Table("id", "source", "statement", "experiment")
             for r in rows:
-                t.add_row(r["id"], r["source"], r["statement"], "yes" if r["implemented"] else "pending")
+                t.add_row(r["id"], escape(r["source"]), escape(r["statement"]), "yes" if r["implemented"] else "pending")
             Console().print(t)
         return
     if jobs < 0:

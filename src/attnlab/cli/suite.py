@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import typer
+from rich.markup import escape
 
 from ._common import one_line_errors
 
@@ -41,7 +42,7 @@ def suite_cmd(
 
     t = Table("check", "result", title=f"attnlab suite: {mixer}")
     for k, v in res["contract"].items():
-        t.add_row(k, str(v))
+        t.add_row(escape(str(k)), escape(str(v)))
     for m, r in res["mqar"].items():
         t.add_row(f"MQAR accuracy ({m})", f"{r['accuracy']:.3f} ({r['params']:,} parameters)")
     mine = res["mqar"][mixer]

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from ._common import one_line_errors
 
@@ -56,5 +57,5 @@ def sweep_cmd(
     table = run_sweep(file, jobs, out, echo=lambda s: typer.echo(s, err=True), ray_address=ray)
     t = Table(*COLUMNS)
     for r in table:
-        t.add_row(*[f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c]) for c in COLUMNS])
+        t.add_row(*[escape(f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c])) for c in COLUMNS])
     Console().print(t)

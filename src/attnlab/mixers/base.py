@@ -133,6 +133,8 @@ class Mixer(nn.Module, ABC):
         self._check_x(x)
         if cache is not None and not isinstance(cache, dict):
             raise TypeError(f"cache must be a dict (start with {{}}), got {type(cache).__name__}")
+        if x.shape[1] == 0:  # nothing to mix (and a cache stays as it was)
+            return x.new_zeros(x.shape[0], 0, self.n_heads, self.head_dim)
         f = self.features(x, cache)
         if cache is None or self.keeps_cache:
             return self.mix(f, cache, **kwargs)

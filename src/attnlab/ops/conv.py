@@ -45,6 +45,8 @@ def short_conv(
     """
     check_tensor("x", x, 3, "[batch, seq, channels]")
     b, t, c = x.shape
+    if t == 0:
+        raise ValueError("x must hold at least one token (seq ≥ 1); got seq = 0")
     K = _check_weight(weight, c)
     _check_cache(cache, b, c, K)
     xt = x.transpose(1, 2)  # (b, c, t)
