@@ -99,3 +99,10 @@ def test_the_cheap_readme_commands_run(args):
     assert ["reproduce", *args[1:]] in commands()
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 0, r.output
+
+
+def test_the_load_trained_example_reads_back_the_readme_run(in_tmp):
+    (in_tmp / "mqar.yaml").write_text(block_with("yaml", "name: deltanet-k"))
+    r = CliRunner().invoke(app, ["train", "mqar.yaml"])
+    assert r.exit_code == 0, r.output
+    exec(compile(block_with("python", "load_trained"), "README.md", "exec"), {})
