@@ -9,6 +9,7 @@ from .. import __version__
 from . import bench, theory
 from .analyze import analyze_cmd
 from .info import info_cmd
+from .inspect_runs import compare_cmd, sample_cmd
 from .reproduce import reproduce
 from .suite import suite_cmd
 from .train import sweep_cmd, train_cmd
@@ -30,6 +31,8 @@ app.command("sweep")(sweep_cmd)
 app.command("analyze")(analyze_cmd)
 app.command("suite")(suite_cmd)
 app.command("info")(info_cmd)
+app.command("compare")(compare_cmd)
+app.command("sample")(sample_cmd)
 
 
 def _version(value: bool) -> None:

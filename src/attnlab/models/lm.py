@@ -138,6 +138,34 @@ class LM(nn.Module):
         return self.head(self.norm(x))
 
     @torch.no_grad()
+    def generate(self, tokens: torch.Tensor, max_new: int, *, temperature: float = 0.0, top_k: int | None = None,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+        """Continue ``tokens [b, t]`` by ``max_new`` tokens: greedy at ``temperature`` 0, else sampled from the
+        softmax at that temperature (over the ``top_k`` most likely tokens when given). Each step reruns the
+        whole sequence (exact for every mixer; the models here are small)."""
+        if self.cfg.mode != "decoder":
+            raise ValueError(f"generate needs a decoder-only model; this one has model.mode={self.cfg.mode!r}")
+        if not (isinstance(max_new, int) and max_new >= 0):
+            raise ValueError(f"max_new must be a whole number ≥ 0, got {max_new!r}")
+        if not temperature >= 0:
+            raise ValueError(f"temperature must be ≥ 0, got {temperature!r}")
+        if top_k is not None and not (isinstance(top_k, int) and top_k >= 1):
+            raise ValueError(f"top_k must be a whole number ≥ 1 or None, got {top_k!r}")
+        out = tokens
+        for _ in range(max_new):
+            logits = self.forward(out)[:, -1].float()
+            if temperature == 0:
+                nxt = logits.argmax(-1, keepdim=True)
+            else:
+                logits = logits / temperature
+                if top_k is not None:
+                    kth = logits.topk(min(top_k, logits.shape[-1]), -1).values[:, -1:]
+                    logits = logits.masked_fill(logits < kth, float("-inf"))
+                nxt = torch.multinomial(logits.softmax(-1), 1, generator=generator)
+            out = torch.cat([out, nxt], 1)
+        return out
+
+    @torch.no_grad()
     def attention_matrices(self, tokens: torch.Tensor, prefix_len=None) -> list[torch.Tensor]:
         """The (real or implicit) ``[b, h, t, t]`` attention of every layer on ``tokens``."""
         mats: list[torch.Tensor] = []

@@ -23,6 +23,7 @@ from ..models import LM
 from ..tasks import IGNORE
 from . import checkpoint, ownership
 from .config import TrainConfig, model_for_task, to_dict
+from .metrics import curves, read_rows
 
 
 def lr_at(cfg: TrainConfig, step: int) -> float:
@@ -83,10 +84,11 @@ def evaluate(model, data, cfg: TrainConfig) -> dict:
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
+    """Keep the rows up to ``step`` (a resumed run rewrites the rest; a torn last line is dropped)."""
     if not path.exists():
         return
-    keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= step]
-    path.write_text("".join(ln + "\n" for ln in keep))
+    keep = [row for row in read_rows(path) if row.get("step", 0) <= step]
+    path.write_text("".join(json.dumps(row) + "\n" for row in keep))
 
 
 def _tensorboard(run_dir: Path):
@@ -245,14 +247,7 @@ def _train_owned(cfg, resume, progress, dist, model, data, opt, n_params, run_di
 
 def valid_curve(run_dir: Path) -> dict[str, list[float]]:
     """The run's validation evaluations from ``metrics.jsonl``: ``{"step": […], "loss": […], "accuracy": […]}``."""
-    curve: dict[str, list[float]] = {"step": [], "loss": [], "accuracy": []}
-    p = Path(run_dir) / "metrics.jsonl"
-    for line in p.read_text().splitlines() if p.exists() else []:
-        row = json.loads(line)
-        if row.get("split") == "valid":
-            for k in curve:
-                curve[k].append(row[k])
-    return curve
+    return curves(Path(run_dir) / "metrics.jsonl")["valid"]
 
 
 def build_model(cfg: TrainConfig) -> tuple[LM, object]:
