@@ -30,3 +30,14 @@ def test_a_decoding_cache_aligns_the_causal_mask_to_the_last_key():
     full = attention(q, k, v)
     last = attention(q[:, -3:], k, v)  # three new queries against every key so far
     assert torch.allclose(last, full[:, -3:], atol=1e-6)
+
+
+def test_relu2_rows_survive_huge_scores_and_a_nan_scale_is_refused():
+    q = torch.tensor([[[[1e20, 0.0]]], [[[1e20, 0.0]]]]).reshape(1, 2, 1, 2)
+    k = torch.tensor([[1.0, 0.0], [2.0, 0.0]]).reshape(1, 2, 1, 2)
+    p = attention_probs(q, k, kernel="relu2", mask="bidirectional", scale=1.0)
+    assert torch.isfinite(p).all()
+    assert torch.allclose(p[0, 0, 0], torch.tensor([0.2, 0.8]))  # 1² : 2² whatever the common factor
+    for fn in (attention_probs, lambda q, k, **kw: attention(q, k, k, **kw)):
+        with pytest.raises(ValueError, match="scale must be a finite number, got nan"):
+            fn(q, k, scale=float("nan"))

@@ -158,17 +158,22 @@ def test_chunk_form_leaves_its_inputs_alone(gated):
         assert torch.equal(a, b)
 
 
-def test_output_guard_is_exact():
-    """The guard's quick float64 sum never decides alone: huge finite values pass, one NaN or Inf raises."""
+def test_output_guard_is_exact_and_names_what_diverged():
+    """The guard's quick float64 sum never decides alone: huge finite values pass, one NaN or Inf raises; the
+    message names the cause: NaN already in the inputs, an expansive recurrence, or values past the dtype."""
     from attnlab.ops.delta import _check_finite_output
 
     S = torch.zeros(1, 1, 2, 2, dtype=torch.float64)
-    _check_finite_output(torch.full((1, 4, 1, 2), 1e308, dtype=torch.float64), S)  # the sum overflows; values do not
+    _check_finite_output(torch.full((1, 4, 1, 2), 1e308, dtype=torch.float64), S, 1.0, {})  # the sum overflows
     for bad in (float("nan"), float("inf")):
         o = torch.zeros(1, 4, 1, 2)
         o[0, 2, 0, 1] = bad
-        with pytest.raises(FloatingPointError, match="blew up"):
-            _check_finite_output(o, S.float())
+        with pytest.raises(FloatingPointError, match="blew up: max .β.‖k‖² = 7"):
+            _check_finite_output(o, S.float(), 7.0, {})
+        with pytest.raises(FloatingPointError, match=r"inputs already hold NaN/Inf \(v\)"):
+            _check_finite_output(o, S.float(), 1.0, {"q": torch.zeros(2), "v": o})
+        with pytest.raises(FloatingPointError, match="past the float range with a contractive recurrence"):
+            _check_finite_output(o, S.float(), 1.0, {"q": torch.zeros(2)})
 
 
 def test_signed_beta_is_warned_with_the_right_reason_and_the_limit_itself_is_not():

@@ -6,6 +6,7 @@ attentions that post 9889 ("can attention concentrate?") compares against it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -34,6 +35,8 @@ def attention_probs(
     check_choice("mask", mask, MASKS)
     b, t, h, d = q.shape
     scale = d**-0.5 if scale is None else float(scale)
+    if not math.isfinite(scale):
+        raise ValueError(f"scale must be a finite number, got {scale}")
     qf, kf = acc(q), acc(k)
     s = torch.einsum("bqhd,bkhd->bhqk", qf, kf) * scale  # [b, h, t, t_k]
     allowed = build_mask(mask, t, batch=b, n_heads=h, prefix_len=prefix_len, device=q.device, t_k=k.shape[1])
@@ -43,13 +46,16 @@ def attention_probs(
             return torch.softmax(s, dim=-1)
         # raw exp scores overflow easily; the caller asked for them, so give them unshifted
         return torch.exp(s)
+    if kernel == "relu2" and normalize:
+        # relu(s)² overflows float32 for scores past ~1e19; the normalised row is unchanged by dividing the
+        # scores by the row's largest first. A row with no positive score stays a row of zeros, not 0/0.
+        r = torch.relu(s).masked_fill(~allowed, 0.0)
+        a = (r / r.amax(-1, keepdim=True).clamp_min(_EPS)) ** 2
+        return a / a.sum(-1, keepdim=True).clamp_min(_EPS)
     a = torch.relu(s) ** 2 if kernel == "relu2" else s
     a = a.masked_fill(~allowed, 0.0)
     if not normalize:
         return a
-    if kernel == "relu2":
-        # a row with no positive score sums to 0: it stays a row of zeros rather than 0/0
-        return a / a.sum(-1, keepdim=True).clamp_min(_EPS)
     # identity: the plain row sum can be 0 or negative; divide by the l1 norm instead, which
     # equals the row sum whenever all scores are non-negative and is always finite
     return a / a.abs().sum(-1, keepdim=True).clamp_min(_EPS)
@@ -97,6 +103,8 @@ def attention(
         # SDPA's is_causal aligns the mask to the first key, so a decoding cache takes the explicit path)
         check_choice("kernel", kernel, KERNELS)
         sc = q.shape[-1] ** -0.5 if scale is None else float(scale)
+        if not math.isfinite(sc):
+            raise ValueError(f"scale must be a finite number, got {sc}")
         qa, ka, va = (acc(x).transpose(1, 2) for x in (q, k, v))
         o = F.scaled_dot_product_attention(qa, ka, va.to(qa.dtype), is_causal=mask == "causal", scale=sc)
         # the fused kernel turns a NaN score row into zeros; the explicit path (and the trainer's loss check)

@@ -62,12 +62,20 @@ def _warn_negative_beta(beta: torch.Tensor, stacklevel: int = 3) -> None:
         )
 
 
-def _check_finite_output(o: torch.Tensor, S: torch.Tensor) -> None:
-    if not all_finite(o, S):
-        raise FloatingPointError(
-            "delta rule produced NaN/Inf: the recurrence blew up (β‖k‖² outside [0, 2] makes it expansive); "
-            "L2-normalise the keys and keep β in [0, 2/‖k‖²]"
-        )
+def _check_finite_output(o: torch.Tensor, S: torch.Tensor, worst: float, inputs: dict) -> None:
+    """Raise instead of returning NaN/Inf, naming what diverged: the inputs, the recurrence, or the values."""
+    if all_finite(o, S):
+        return
+    bad = [n for n, x in inputs.items() if x is not None and not all_finite(x)]
+    if bad:
+        why = f"the inputs already hold NaN/Inf ({', '.join(bad)}): the cause is upstream of the delta rule"
+    elif worst > CONTRACTIVE_LIMIT + LIMIT_SLACK:
+        why = (f"the recurrence blew up: max |β|‖k‖² = {worst:.4g} > {CONTRACTIVE_LIMIT:g} makes I − β k kᵀ "
+               "expansive; L2-normalise the keys and keep β in [0, 2/‖k‖²]")
+    else:
+        why = ("the state grew past the float range with a contractive recurrence (β‖k‖² within [0, 2]): the values "
+               "or the initial state are too large for the dtype")
+    raise FloatingPointError(f"delta rule produced NaN/Inf: {why}")
 
 
 def gated_delta_rule(
@@ -111,7 +119,7 @@ def gated_delta_rule(
     _warn_negative_beta(beta)
     if worst > CONTRACTIVE_LIMIT + LIMIT_SLACK:
         _warn_blow_up(worst)
-    _check_finite_output(o, S)
+    _check_finite_output(o, S, worst, {"q": q, "k": k, "v": v, "g": g, "beta": beta, "initial_state": initial_state})
     o = o.to(v.dtype)
     return (o, S) if output_final_state else o
 
