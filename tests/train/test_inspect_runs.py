@@ -88,3 +88,29 @@ def test_sample_continues_text_for_a_byte_lm(tmp_path):
                                  "--temperature", "0.8", "--top-k", "5"])
     assert r.exit_code == 0, r.output
     assert r.stdout.startswith("To be")
+
+
+def test_the_tensorboard_logger_writes_events_and_a_missing_logger_is_one_line(tmp_path, monkeypatch):
+    train(tiny(tmp_path, "tb", logger="tensorboard"), progress=False)
+    assert list((tmp_path / "tb" / "tb").glob("events.out.tfevents.*"))
+    train(tiny(tmp_path, "plain"), progress=False)
+    assert not (tmp_path / "plain" / "tb").exists()  # metrics.jsonl only, unless asked
+    with pytest.raises(ValueError, match="logger must be null, 'tensorboard' or 'wandb'"):
+        tiny(tmp_path, "x", logger="mlflow")
+    import builtins
+
+    real = builtins.__import__
+
+    def no_wandb(name, *a, **k):
+        if name == "wandb":
+            raise ImportError(name)
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", no_wandb)
+    with pytest.raises(ValueError, match="logger: wandb is not installed"):
+        train(tiny(tmp_path, "wb", logger="wandb"), progress=False)
+
+
+def test_a_run_that_ends_inside_its_warmup_is_warned_about(tmp_path):
+    with pytest.warns(RuntimeWarning, match="ends inside its warm-up"):
+        tiny(tmp_path, "short", steps=2, warmup=5)

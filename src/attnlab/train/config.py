@@ -18,6 +18,7 @@ import math
 import runpy
 import types
 import typing
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,7 @@ class TrainConfig:
     ckpt_every: int = 200
     log_every: int = 10
     threads: int | None = None
+    logger: str | None = None  # besides metrics.jsonl: "tensorboard" (RUN/tb) or "wandb" (offline, RUN/wandb)
     imports: list = field(default_factory=list)  # your modules that register mixers, imported before building
 
     @property
@@ -283,6 +285,11 @@ def _check_ranges(cfg: TrainConfig) -> None:
         bad("betas", "two numbers in [0, 1)")
     if cfg.seed < 0:
         bad("seed", "≥ 0")
+    if cfg.logger not in (None, "tensorboard", "wandb"):
+        bad("logger", "null, 'tensorboard' or 'wandb'")
+    if cfg.steps <= cfg.warmup:
+        warnings.warn(f"steps ({cfg.steps}) ≤ warmup ({cfg.warmup}): the run ends inside its warm-up and the "
+                      f"learning rate never reaches lr", RuntimeWarning, stacklevel=3)
     name = Path(cfg.name)
     if not cfg.name or name.is_absolute() or len(name.parts) != 1 or cfg.name in (".", ".."):
         bad("name", "one folder name (no '/', '..' or absolute path): the run folder is out/name")

@@ -91,13 +91,38 @@ def _truncate_metrics(path: Path, step: int) -> None:
     path.write_text("".join(json.dumps(row) + "\n" for row in keep))
 
 
-def _tensorboard(run_dir: Path):
-    """A TensorBoard writer when ``tensorboard`` is installed (optional), else None."""
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        return None
-    return SummaryWriter(str(run_dir / "tb"))
+class _Logger:
+    """The run's extra logger (``cfg.logger``): TensorBoard under RUN/tb, or Weights & Biases offline under
+    RUN/wandb; metrics.jsonl is always written. A logger that is not installed is an error, not a silence."""
+
+    def __init__(self, cfg: TrainConfig, run_dir: Path):
+        self.tb = self.wb = None
+        if cfg.logger == "tensorboard":
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                raise ValueError("logger: tensorboard is not installed (pip install tensorboard)") from None
+            self.tb = SummaryWriter(str(run_dir / "tb"))
+        elif cfg.logger == "wandb":
+            try:
+                import wandb
+            except ImportError:
+                raise ValueError("logger: wandb is not installed (pip install wandb)") from None
+            self.wb = wandb.init(mode="offline", dir=str(run_dir), name=cfg.name, config=to_dict(cfg), reinit=True)
+
+    def log(self, split: str, row: dict, step: int) -> None:
+        scalars = {f"{split}/{k}": v for k, v in row.items() if isinstance(v, (int, float)) and k != "step"}
+        if self.tb:
+            for k, v in scalars.items():
+                self.tb.add_scalar(k, v, step)
+        if self.wb:
+            self.wb.log(scalars, step=step)
+
+    def close(self) -> None:
+        if self.tb:
+            self.tb.close()
+        if self.wb:
+            self.wb.finish()
 
 
 def _progress_bar(cfg: TrainConfig, start: int, model: LM):
@@ -163,7 +188,7 @@ def _train_owned(cfg, resume, progress, dist, model, data, opt, n_params, run_di
 
         ddp_model = DDP(model)
     metrics = open(run_dir / "metrics.jsonl", "a") if lead else None
-    tb = _tensorboard(run_dir) if lead else None
+    logger = _Logger(cfg, run_dir) if lead else None
     local = cfg.batch_size // dist.world
     tokens_done, t0 = 0, time.perf_counter()
     last_loss = history.get("last_loss", float("nan"))
@@ -174,7 +199,7 @@ def _train_owned(cfg, resume, progress, dist, model, data, opt, n_params, run_di
 
     with contextlib.ExitStack() as cleanup:
         cleanup.enter_context(finite_checks(False))  # the loss check below catches NaN/Inf: skip per-op scans
-        for handle in (metrics, tb):
+        for handle in (metrics, logger):
             if handle:
                 cleanup.callback(handle.close)
         bar = _progress_bar(cfg, start, model) if progress and lead else None
@@ -203,9 +228,7 @@ def _train_owned(cfg, resume, progress, dist, model, data, opt, n_params, run_di
                 row = {"loss": last_loss, "lr": lr_at(cfg, step), "grad_norm": float(gnorm), "tokens_per_s": rate}
                 metrics.write(json.dumps({"step": done, **row}) + "\n")
                 metrics.flush()
-                if tb:
-                    for k, v in row.items():
-                        tb.add_scalar(f"train/{k}", v, done)
+                logger.log("train", row, done)
                 if bar:
                     bar.update(bar.task_ids[0], completed=done, info=f"loss {last_loss:.4f} · {rate:,.0f} tok/s")
             if done % cfg.eval_every == 0 or done == cfg.steps:
@@ -213,9 +236,7 @@ def _train_owned(cfg, resume, progress, dist, model, data, opt, n_params, run_di
                 if lead:
                     metrics.write(json.dumps({"step": done, "split": "valid", **last_eval}) + "\n")
                     metrics.flush()
-                    if tb:
-                        for k, v in last_eval.items():
-                            tb.add_scalar(f"valid/{k}", v, done)
+                    logger.log("valid", last_eval, done)
                 if cfg.early_stop and cfg.early_stop.reached(last_eval):
                     stopped, stop_reason = True, "early_stop"
                 if cfg.plateau:
