@@ -59,3 +59,25 @@ def test_debug_is_a_global_flag_and_h_is_help(monkeypatch):
 @pytest.fixture(autouse=True)
 def no_debug(monkeypatch):
     monkeypatch.delenv(_common.DEBUG_ENV, raising=False)
+
+
+def test_a_full_disk_is_one_line_and_keeps_the_checkpoints_already_written(tmp_path, monkeypatch):
+    import errno
+
+    from attnlab.train import checkpoint
+
+    real, calls = checkpoint.save, []
+
+    def save(run_dir, step, *a, **k):
+        calls.append(step)
+        if len(calls) > 1:
+            raise OSError(errno.ENOSPC, "No space left on device", str(run_dir / f"ckpt-{step:08d}"))
+        return real(run_dir, step, *a, **k)
+
+    monkeypatch.setattr(checkpoint, "save", save)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("task: {name: markov, vocab_size: 8, seq_len: 8, num_train: 40, num_valid: 4}\n"
+                   "model: {d_model: 16, n_layers: 1, n_heads: 2, mlp_ratio: 1}\n"
+                   f"steps: 6\nwarmup: 1\nckpt_every: 2\neval_every: 3\nbatch_size: 4\nout: {tmp_path}\nname: r\n")
+    one_line(run("train", str(cfg), "--no-progress"), "no space left on the device", "ckpt-00000004")
+    assert [p.name for p in (tmp_path / "r").glob("ckpt-*")] == ["ckpt-00000002"]
