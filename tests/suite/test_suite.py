@@ -45,7 +45,16 @@ def test_suite_runs_a_user_mixer(user_mixer):
     assert res["contract"]["cache_equals_full"] is True  # the base class's default cache: mix never sees one
     assert set(res["mqar"]) == {"temp_softmax", "softmax"}
     assert 0 < res["mqar"]["temp_softmax"]["query_sparsity"] <= 1
-    assert all(r["vs_softmax"] > 0 for r in res["speed"].values())
+    for r in res["speed"].values():
+        lo, hi = r["ratio_range"]
+        assert 0 < lo <= r["vs_softmax"] <= hi and r["reps"] >= 5 and r["within_noise"] == (lo <= 1 <= hi)
+
+
+def test_the_same_mixer_against_itself_is_within_noise():
+    from attnlab.suite import speed
+
+    r = speed("softmax", {}, lengths=(64,), reps=15)["64"]
+    assert r["within_noise"], r  # softmax against softmax: the paired ratios straddle 1
 
 
 def test_contract_catches_a_leaky_mixer():

@@ -33,7 +33,10 @@ def suite_cmd(
         raise ValueError(f"--options must be a JSON object, got {options!r}")
     if steps < 1:
         raise ValueError("--steps must be >= 1")
-    res = run_suite(mixer, opts, steps)
+    from rich.console import Console
+
+    with Console(stderr=True).status("attnlab suite") as status:
+        res = run_suite(mixer, opts, steps, progress=lambda s: status.update(f"{mixer}: {s}"))
     if as_json:
         typer.echo(json.dumps(res))
         return
@@ -49,5 +52,8 @@ def suite_cmd(
     t.add_row("query-row sparsity S", f"{mine['query_sparsity']:.3f} (lower = more concentrated)")
     t.add_row("effective rank / t", f"{mine['effective_rank_frac']:.3f}")
     for T, r in res["speed"].items():
-        t.add_row(f"forward time, T={T}", f"{r['seconds'] * 1e3:.1f} ms ({r['vs_softmax']:.2f}× softmax)")
+        lo, hi = r["ratio_range"]
+        noise = "within noise" if r["within_noise"] else "outside noise"
+        t.add_row(f"forward time, T={T}", f"{r['seconds'] * 1e3:.1f} ms: {r['vs_softmax']:.2f}× softmax "
+                                          f"(paired range {lo:.2f}–{hi:.2f} over {r['reps']} reps, {noise})")
     Console().print(t)
