@@ -103,7 +103,8 @@ def speed(name: str, options: dict, lengths=(256, 1024), reps: int = SPEED_REPS)
                     times[mixer].append(time.perf_counter() - t0)
         ratios = sorted(a / b for a, b in zip(times[name], times["softmax"]))
         lo, hi = ratios[0], ratios[-1]
-        out[str(T)] = {"seconds": statistics.median(times[name]), "softmax_seconds": statistics.median(times["softmax"]),
+        out[str(T)] = {"seconds": statistics.median(times[name]),
+                       "softmax_seconds": statistics.median(times["softmax"]),
                        "vs_softmax": statistics.median(ratios), "ratio_range": [lo, hi], "reps": reps,
                        "within_noise": lo <= 1.0 <= hi}
     return out
