@@ -81,8 +81,9 @@ SPEED_REPS = 7
 def speed(name: str, options: dict, lengths=(256, 1024), reps: int = SPEED_REPS) -> dict:
     """Forward time of the mixer against softmax attention (d_model 256, 4 heads), measured as ratios in one
     run: after ``SPEED_WARMUP`` calls each, the two are timed alternately ``reps`` times (so a drift of the
-    machine hits both alike, and who goes first alternates), and each repetition gives one paired ratio. The median ratio is reported with the
-    range of the paired ratios; a range that contains 1 means the difference is within this machine's noise."""
+    machine hits both alike, and who goes first alternates), and each repetition gives one paired ratio. The
+    median ratio is reported with the range of the paired ratios; a range that contains 1 means the difference
+    is within this machine's noise."""
     out = {}
     for T in lengths:
         models = {}
