@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..train.memo import RunMemo
+from ..train.ownership import locked
 from .keys import claim_key
 from .provenance import environment, now_utc
 from .registry import REGISTRY, Budget, Claim, Evidence
@@ -143,7 +144,8 @@ def run_claims(ids: list[str], budget: Budget, out: Path, *, force: bool = False
     ``jobs``: how many independent trained runs may train at once, each in its own process.
     """
     out.mkdir(parents=True, exist_ok=True)
-    with RunMemo(out / "runs", jobs=jobs) as runs:  # trained models live beside the ledger, reused later
+    # one writer per results folder: a second reproduce into it fails at once, naming the first
+    with locked(out), RunMemo(out / "runs", jobs=jobs) as runs:  # trained models live beside the ledger
         return _run_all(ids, budget, out, runs, force, on_start, on_done)
 
 

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from .config import TrainConfig, make_config, to_dict
+from .ownership import locked
 
 COLUMNS = ("name", "status", "steps", "final_loss", "valid_loss", "valid_accuracy", "params", "seconds")
 
@@ -84,6 +85,12 @@ def run_on_ray(pending: list, address: str, echo) -> dict:
 def run_sweep(path: str | Path, jobs: int | None = None, out: Path | None = None, echo=print,
               ray_address: str | None = None) -> list[dict]:
     configs = load_sweep(path)
+    where = Path(out) if out else configs[0].run_dir.parent
+    with locked(where):  # one sweep writes a summary.csv at a time; each run folder has its own lock too
+        return _run_sweep(configs, jobs, where, echo, ray_address)
+
+
+def _run_sweep(configs, jobs, out, echo, ray_address) -> list[dict]:
     jobs = jobs or os.cpu_count() or 1
     threads = max(1, (os.cpu_count() or 1) // jobs)
     pending, running, rows = [], [], {}
@@ -126,7 +133,6 @@ def run_sweep(path: str | Path, jobs: int | None = None, out: Path | None = None
         table.append({"name": cfg.name, "status": r["status"], "steps": r.get("steps"),
                       "final_loss": r.get("final_loss"), "valid_loss": v.get("loss"),
                       "valid_accuracy": v.get("accuracy"), "params": r.get("params"), "seconds": r.get("seconds")})
-    out = Path(out) if out else configs[0].run_dir.parent
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "summary.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=COLUMNS)
