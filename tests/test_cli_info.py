@@ -29,5 +29,5 @@ def test_user_text_is_not_eaten_as_markup_and_docstrings_are_plain():
     from attnlab.cli import _summary
 
     r = CliRunner().invoke(app, ["reproduce", "--list"], env={"COLUMNS": "250"})
-    assert r.exit_code == 0 and "E[e^eps] cancels" in r.output
+    assert r.exit_code == 0 and "E[e^ε] cancels" in r.output
     assert _summary("Uses :func:`~attnlab.ops.attention` and ``x``:\n\nmore") == "Uses attnlab.ops.attention and x"

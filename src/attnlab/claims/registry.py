@@ -96,13 +96,13 @@ SOURCES = {
 }
 
 STATEMENTS = {
-    "R1": "Softmax attention is robust to i.i.d. score noise: the output error vanishes like n^(-1/2) "
-    "for Gaussian, uniform and Gumbel noise, because E[e^eps] cancels.",
+    "R1": "Softmax attention is robust to i.i.d. score noise: the output error vanishes like n^(−1/2) "
+    "for Gaussian, uniform and Gumbel noise, because E[e^ε] cancels.",
     "R2": "The cancellation is special to exp: with relu² or identity weights, noise leaves a bias that does "
     "not vanish as n grows.",
-    "R3": "With Laplace noise of scale b >= 1, E[e^eps] is infinite and the robustness argument breaks.",
-    "R4": "Softmax is 1-Lipschitz from l_inf to l_1: ||softmax(s+eps) - softmax(s)||_1 <= ||eps||_inf.",
-    "I1": "Scores initialised too large give near one-hot rows (H ~ 0), vanishing gradients and training that "
+    "R3": "With Laplace noise of scale b ≥ 1, E[e^ε] is infinite and the robustness argument breaks.",
+    "R4": "Softmax is 1-Lipschitz from ℓ∞ to ℓ1: ‖softmax(s + ε) − softmax(s)‖₁ ≤ ‖ε‖∞.",
+    "I1": "Scores initialised too large give near one-hot rows (H ≈ 0), vanishing gradients and training that "
     "does not start.",
     "I2": "For p ∝ exp(cos θ / τ) with τ = 1 the entropy cannot fall below log n − 0.4744746, reached with a "
     "fraction t* = 0.7944868 of the scores at −1 (half-and-half gives log n − 0.3278); the floor depends on τ.",
@@ -123,13 +123,13 @@ STATEMENTS = {
     "D3": "Mixed forward/backward attention over the input trains faster than plain bidirectional attention.",
     "D4": "The causal mask carries position information: a causal NoPE model can learn position-dependent tasks, a "
     "bidirectional one cannot; RoPE still beats NoPE on language modelling.",
-    "C1": "The sparsity S(x) = E|x| / sqrt(E x²) lies in (0, 1]; smaller is sparser.",
+    "C1": "The sparsity S(x) = E|x| / √(E x²) lies in (0, 1]; smaller is sparser.",
     "C2": "For f = exp and keys k ~ N(μ, σ²I): S = exp(−σ²‖q‖²/2), which can reach 0.",
     "C3": "For f = relu² the closed form in β = q·μ, γ = σ‖q‖ goes to 0 only when β < 0.",
     "C4": "For f = identity the closed form is even in β and bounded away from 0: linear attention cannot "
     "concentrate.",
-    "C5": "Non-negative linear attention: S = 1/sqrt(1 + q̃ᵀΣ̃q̃/(q̃ᵀμ̃)²), and its i.i.d. simplification.",
-    "C6": "A linear RNN with decay λ has S = sqrt((1−λⁿ)/(n(1−λ))·(1+λ)/(1+λⁿ)), which goes to 0 as n → ∞.",
+    "C5": "Non-negative linear attention: S = 1/√(1 + q̃ᵀΣ̃q̃/(q̃ᵀμ̃)²), and its i.i.d. simplification.",
+    "C6": "A linear RNN with decay λ has S = √((1−λⁿ)/(n(1−λ))·(1+λ)/(1+λⁿ)), which goes to 0 as n → ∞.",
     "C7": "Trained softmax attention concentrates (low S) where trained linear attention cannot, and this tracks the "
     "gap in associative recall.",
 }
