@@ -81,3 +81,12 @@ def test_a_full_disk_is_one_line_and_keeps_the_checkpoints_already_written(tmp_p
                    f"steps: 6\nwarmup: 1\nckpt_every: 2\neval_every: 3\nbatch_size: 4\nout: {tmp_path}\nname: r\n")
     one_line(run("train", str(cfg), "--no-progress"), "no space left on the device", "ckpt-00000004")
     assert [p.name for p in (tmp_path / "r").glob("ckpt-*")] == ["ckpt-00000002"]
+
+
+def test_analyze_on_a_folder_that_is_not_a_model_is_one_line(tmp_path):
+    empty, broken = tmp_path / "empty", tmp_path / "broken"
+    empty.mkdir()
+    broken.mkdir()
+    (broken / "config.json").write_text("{bad")
+    one_line(run("analyze", "--model", str(empty), "--corpus", "shakespeare"), "no config.json")
+    one_line(run("analyze", "--model", str(broken), "--corpus", "shakespeare"), "config.json")
