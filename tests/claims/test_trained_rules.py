@@ -168,3 +168,15 @@ def test_i1_decides_training_on_the_trained_arms_and_gradients_at_init(large_acc
     grad = ev.measured["decisions"][-1]
     assert grad["comparison"].startswith("q/k gradient") and grad["outcome"] == "contradicted"
     assert ev.measured["entropy_at_init"]["logits ×256"]["mean"] < 0.5
+
+
+def test_the_readout_probe_is_zero_for_the_true_chain_and_positive_for_a_uniform_guess():
+    import torch
+
+    from attnlab.claims import shortconv
+
+    x, _, P, _ = shortconv._valid(0)
+    rows = torch.arange(x.shape[0])
+    assert shortconv.readout_tv(lambda xi: P[rows, xi[:, -1]], x, P) == 0.0
+    uniform = shortconv.readout_tv(lambda xi: torch.full((x.shape[0], 16), 1 / 16, dtype=torch.float64), x, P)
+    assert 14 / 16 <= uniform < 1  # 2 successors per row: TV to uniform is 14/16, more when a weight is < 1/16

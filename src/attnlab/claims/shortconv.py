@@ -159,38 +159,32 @@ def _floors(budget: Budget) -> dict[int, dict[str, float]]:
     return out
 
 
-@torch.no_grad()
-def transition_probe(run: dict) -> float:
-    """How well a trained model's state, read out with each token, recovers its sequence's chain: the last input
-    token is replaced by each token i in turn and the prediction there compared with the true row P_i (total
-    variation, mean over the tokens that leave the context at least once). Returns the mean over the validation
-    sequences."""
-    model, data, _ = load_trained(run["run_dir"])
-    x, P = data.valid_inputs, data.transitions
-    n, T = x.shape
-    V = P.shape[-1]
+def readout_tv(predict_last: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, P: torch.Tensor) -> float:
+    """Replace the last input token of every sequence ``x`` by each token i in turn and compare the predicted
+    next-token distribution there (``predict_last``: sequences → ``[n, V]`` probabilities) with the sequence's
+    true row P_i (total variation), over the tokens i that left the context at least once; the mean."""
     tvs = []
-    for i in range(V):
+    for i in range(P.shape[-1]):
         xi = x.clone()
         xi[:, -1] = i
-        pred = model(xi)[:, -1].double().softmax(-1)
-        left = (x[:, :-1] == i).any(1)  # i was a source of a transition the model has read
-        tvs.append((0.5 * (pred - P[:, i]).abs().sum(-1))[left])
+        left = (x[:, :-1] == i).any(1)  # i was a source of a transition the predictor has read
+        tvs.append((0.5 * (predict_last(xi) - P[:, i]).abs().sum(-1))[left])
     return float(torch.cat(tvs).mean())
+
+
+@torch.no_grad()
+def transition_probe(run: dict) -> float:
+    """How well a trained model's state, read out with each token, recovers its sequence's chain
+    (:func:`readout_tv` on the run's validation sequences)."""
+    model, data, _ = load_trained(run["run_dir"])
+    return readout_tv(lambda xi: model(xi)[:, -1].double().softmax(-1), data.valid_inputs, data.transitions)
 
 
 def bayes_probe(budget: Budget) -> float:
     """The same read-out for the Bayes predictor (the best any in-context learner can do), on the first seed."""
     t = recipes.MARKOV_TASK
     x, _, P, _ = _valid(budget.seeds[0])
-    V = P.shape[-1]
-    tvs = []
-    for i in range(V):
-        xi = x.clone()
-        xi[:, -1] = i
-        pred = bayes_predictive(xi, V, t.branching, t.concentration)[:, -1]
-        tvs.append((0.5 * (pred - P[:, i]).abs().sum(-1))[(x[:, :-1] == i).any(1)])
-    return float(torch.cat(tvs).mean())
+    return readout_tv(lambda xi: bayes_predictive(xi, P.shape[-1], t.branching, t.concentration)[:, -1], x, P)
 
 
 WHY_S4 = (
