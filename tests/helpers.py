@@ -1,9 +1,12 @@
-"""Test helpers: a ratio-based closeness check and flash-linear-attention's naive references."""
+"""Test helpers: a ratio-based closeness check, flash-linear-attention's naive references, and a folder lock
+held by another process."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import pathlib
+import subprocess
 import sys
 
 import pytest
@@ -63,3 +66,19 @@ def delta_inputs(b, t, h, dk, dv=None, *, seed=0, gen=None, g_shift=2.0):
     beta = torch.rand(b, t, h, generator=gen)
     g = F.logsigmoid(torch.randn(b, t, h, generator=gen) + g_shift)
     return q, k, v, beta, g
+
+
+@contextlib.contextmanager
+def lock_held_elsewhere(folder: pathlib.Path):
+    """A second process holding ``folder``'s writer lock (``attnlab.train.ownership.locked``); yields its PID and
+    kills it on exit, so the lock dies with it as a killed writer's would."""
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import time; from pathlib import Path; from attnlab.train.ownership import locked\n"
+        f"with locked(Path({str(folder)!r})):\n    print('held', flush=True); time.sleep(30)")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        yield holder.pid
+    finally:
+        holder.kill()
+        holder.wait()

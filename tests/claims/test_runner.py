@@ -167,20 +167,11 @@ def test_git_commit_names_the_checkout_and_marks_local_edits(tmp_path):
 
 
 def test_a_second_reproduce_into_the_same_results_folder_fails_at_once(tmp_path, fake_claims):
-    import subprocess
-    import sys
+    from tests.helpers import lock_held_elsewhere
 
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import time; from pathlib import Path; from attnlab.train.ownership import locked\n"
-        f"with locked(Path({str(tmp_path)!r})):\n    print('held', flush=True); time.sleep(30)")],
-        stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
-        with pytest.raises(ValueError, match=f"being written by process {holder.pid}"):
+    with lock_held_elsewhere(tmp_path) as pid:
+        with pytest.raises(ValueError, match=f"being written by process {pid}"):
             run_claims(["Z1"], Budget.get("quick"), tmp_path)
         assert fake_claims["n"] == 0 and not (tmp_path / "claims.json").exists()
-    finally:
-        holder.kill()
-        holder.wait()
     run_claims(["Z1"], Budget.get("quick"), tmp_path)
     assert fake_claims["n"] == 1

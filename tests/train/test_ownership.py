@@ -1,8 +1,6 @@
 """Run folders have one writer and one config (issue: nothing silent, nothing lost)."""
 
 import json
-import subprocess
-import sys
 import time
 
 import pytest
@@ -10,6 +8,7 @@ import pytest
 from attnlab.train import make_config, train
 from attnlab.train.ownership import differences, locked
 from attnlab.train.sweep import finished
+from tests.helpers import lock_held_elsewhere
 
 
 def tiny(tmp_path, **kw):
@@ -26,20 +25,12 @@ def test_differences_name_nested_keys():
 
 def test_a_second_writer_fails_at_once_naming_the_first(tmp_path):
     run_dir = tmp_path / "tiny"
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from pathlib import Path; from attnlab.train.ownership import locked\n"
-        f"with locked(Path({str(run_dir)!r})):\n    print('held', flush=True); time.sleep(30)")],
-        stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with lock_held_elsewhere(run_dir) as pid:
         t0 = time.perf_counter()
-        with pytest.raises(ValueError, match=rf"being written by process {holder.pid}"):
+        with pytest.raises(ValueError, match=rf"being written by process {pid}"):
             train(tiny(tmp_path), progress=False)
         assert time.perf_counter() - t0 < 10, "the second writer must not wait"
         assert not (run_dir / "config.json").exists(), "nothing written by the refused writer"
-    finally:
-        holder.kill()
-        holder.wait()
     train(tiny(tmp_path), progress=False)  # the lock died with its holder
     with locked(run_dir):  # and was released by the finished run
         pass
