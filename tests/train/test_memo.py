@@ -55,3 +55,44 @@ def test_jobs_must_be_positive(tmp_path):
 
     with pytest.raises(ValueError, match="jobs must be a positive integer"):
         RunMemo(tmp_path, jobs=0)
+
+
+def test_worker_processes_end_when_the_process_that_started_them_is_killed(tmp_path):
+    """A killed reproduce must not leave its pool training for nobody (kill -9: no clean shutdown runs)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import time\n"
+        "from attnlab.train.memo import worker_pool\n"
+        "if __name__ == '__main__':\n"
+        "    pool = worker_pool(2)\n"
+        "    for f in [pool.submit(time.sleep, 0) for _ in range(4)]: f.result()\n"
+        "    print(*pool._processes, flush=True)\n"
+        "    time.sleep(120)\n")
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    workers = [int(p) for p in parent.stdout.readline().split()]
+    assert len(workers) == 2
+
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        with open(f"/proc/{pid}/stat") as f:  # a zombie has ended (its exit is not yet collected)
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+
+    assert all(alive(w) for w in workers)
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 15
+    while any(alive(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    survivors = [w for w in workers if alive(w)]
+    for w in survivors:  # never leave them behind, even when the test fails
+        os.kill(w, signal.SIGKILL)
+    assert not survivors, "a pool worker outlived the process that started it"

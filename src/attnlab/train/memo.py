@@ -60,6 +60,36 @@ def _train_resolved(cfg: TrainConfig) -> dict:
     return {**s, "run_dir": str(cfg.run_dir)}
 
 
+def _die_with_parent(parent: int) -> None:
+    """A worker's initializer: end this process within a second of ``parent`` (the process that started
+    the pool) ending, however it ends. A killed ``reproduce`` otherwise leaves its workers training for
+    nobody: the pool's own shutdown runs only when the parent exits cleanly. A daemon thread watches the
+    parent's PID (an orphan is adopted by another process), which works on every platform and, unlike
+    Linux's ``PR_SET_PDEATHSIG``, does not fire when merely the thread that started the pool ends."""
+    import os
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    if os.getppid() != parent:  # the parent died while this worker started
+        os._exit(1)
+    threading.Thread(target=watch, daemon=True, name="attnlab-parent-watch").start()
+
+
+def worker_pool(jobs: int):
+    """``jobs`` spawned worker processes that end with the process that started them."""
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_die_with_parent, initargs=(os.getpid(),))
+
+
 class RunMemo:
     """Trained runs under ``root``: :meth:`trained` trains a config once and then returns its summary;
     :meth:`trained_many` trains independent configs in up to ``jobs`` processes at once."""
@@ -101,9 +131,6 @@ class RunMemo:
         pending = {c.name: c for c in resolved if not finished(c)}  # one process per distinct run
         if self.jobs > 1 and len(pending) > 1:
             if self._pool is None:
-                import multiprocessing
-                from concurrent.futures import ProcessPoolExecutor
-
-                self._pool = ProcessPoolExecutor(self.jobs, mp_context=multiprocessing.get_context("spawn"))
+                self._pool = worker_pool(self.jobs)
             list(self._pool.map(_train_resolved, pending.values()))
         return [_train_resolved(c) for c in resolved]
