@@ -1,11 +1,14 @@
-"""Test helpers: a ratio-based closeness check, flash-linear-attention's naive references, and a folder lock
-held by another process."""
+"""Test helpers: a ratio-based closeness check, flash-linear-attention's naive references, a folder lock
+held by another process, and a page rendered by headless chromium."""
 
 from __future__ import annotations
 
 import contextlib
 import importlib.util
+import os
 import pathlib
+import re
+import shutil
 import subprocess
 import sys
 
@@ -82,3 +85,26 @@ def lock_held_elsewhere(folder: pathlib.Path):
     finally:
         holder.kill()
         holder.wait()
+
+
+def chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+needs_chromium = pytest.mark.skipif(not chromium() and not os.environ.get("ATTNLAB_REQUIRE_BROWSER"),
+                                    reason="Debian's chromium is not installed (make test installs it where it can)")
+
+
+def page_title_after_load(page: pathlib.Path, probe: str, profile: pathlib.Path) -> str:
+    """Load ``page`` in headless chromium with the script ``probe`` appended (it runs after the page's own
+    scripts and writes what it found into ``document.title``); the title after loading."""
+    assert chromium(), "ATTNLAB_REQUIRE_BROWSER is set but chromium is not installed (apt-get install chromium)"
+    probed = page.with_name(page.stem + "-probed.html")
+    probed.write_text(page.read_text().replace("</body>", f"<script>{probe}</script></body>"))
+    out = subprocess.run([chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                          "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                          f"--user-data-dir={profile}", "--dump-dom", probed.as_uri()],
+                         capture_output=True, text=True, timeout=120)
+    m = re.search(r"<title>(.*?)</title>", out.stdout, re.S)
+    assert m, out.stderr[-2000:]
+    return m.group(1)

@@ -1,17 +1,14 @@
 """The HTML report: self-contained, every claim in the verdict table, every image a real PNG."""
 
 import base64
-import os
 import re
-import shutil
-import subprocess
 
-import pytest
 from typer.testing import CliRunner
 
 from attnlab.cli import app
 from attnlab.report import render_report
 from attnlab.report.figures import figure_png
+from tests.helpers import needs_chromium, page_title_after_load
 
 CLAIMS = [
     {"id": "A1", "statement": "x < y", "source": "test", "verdict": "holds", "reason": "x = 1 < y = 2",
@@ -82,29 +79,19 @@ def test_reproduce_list_json_and_bad_only():
     assert r.exit_code == 2 and "unknown claim 'Q7'" in r.output
 
 
-def _chromium():
-    return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-@pytest.mark.skipif(not _chromium() and not os.environ.get("ATTNLAB_REQUIRE_BROWSER"),
-                    reason="Debian's chromium is not installed (make test installs it where it can)")
+@needs_chromium
 def test_report_renders_in_headless_chromium(tmp_path):
     """Chromium loads the page; every claim is in the rendered table and no image is broken."""
-    assert _chromium(), "ATTNLAB_REQUIRE_BROWSER is set but chromium is not installed (apt-get install chromium)"
     page = render_report(CLAIMS, "quick")
     # A probe script (added only for this test) records images that failed to decode.
-    probe = ("<script>window.onload=function(){var bad=[].filter.call(document.images,function(i){return "
+    probe = ("window.onload=function(){var bad=[].filter.call(document.images,function(i){return "
              "!i.complete||i.naturalWidth===0}).length;var ids=[].map.call(document.querySelectorAll('#verdicts "
              "tbody tr td:first-child'),function(t){return t.textContent});document.title='RESULT '+bad+' '+ids.join(',')"
-             "}</script>")
+             "}")
     f = tmp_path / "r.html"
-    f.write_text(page.replace("</body>", probe + "</body>"))
-    out = subprocess.run([_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                          "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                          f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", f.as_uri()],
-                         capture_output=True, text=True, timeout=120)
-    m = re.search(r"<title>RESULT (\d+) ([^<]*)</title>", out.stdout)
-    assert m, out.stderr[-2000:]
+    f.write_text(page)
+    m = re.fullmatch(r"RESULT (\d+) (.*)", page_title_after_load(f, probe, tmp_path / "profile"))
+    assert m
     assert m.group(1) == "0", "broken images"
     assert m.group(2).split(",") == ["A1", "A2"]
 

@@ -1,6 +1,7 @@
 """The two real pretrained models load offline and give row-stochastic attention maps; analyze --json works."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -80,7 +81,10 @@ def test_analyze_statistics_are_in_bounds(smollm2):
     assert res["causal_positive_diagonal"] is True
 
 
-def test_analyze_cli_json(tmp_path):
+def test_analyze_cli_json(tmp_path, monkeypatch):
+    for k in ("TQDM_DISABLE", "HF_HUB_DISABLE_PROGRESS_BARS", "TRANSFORMERS_VERBOSITY"):
+        monkeypatch.setenv(k, "")  # analyze sets them for its process; leave this one's as they were
+        monkeypatch.delenv(k)
     f = tmp_path / "t.txt"
     f.write_text(TEXT * 4)
     r = CliRunner().invoke(app, ["analyze", "--model", "minilm", "--text", str(f), "--max-tokens", "48", "--window",
@@ -89,7 +93,51 @@ def test_analyze_cli_json(tmp_path):
     data = json.loads(r.stdout.strip().splitlines()[-1])
     assert data["model"] == "minilm" and len(data["layers"]) == 6
     assert set(data["layers"][0]) >= {"entropy", "sparsity", "eff_rank_frac", "num_rank_frac"}
-    assert (tmp_path / "o" / "minilm-L0-H1.png").exists()
+    assert (tmp_path / "o" / "minilm-L0-H1.png").exists() and data["heatmaps"] == [str(tmp_path / "o" / "minilm-L0-H1.png")]
+    assert (tmp_path / "o" / "minilm-attention.html").exists()
+    assert data["heatmap_tokens"] == 64  # the pictures show the text's first 64 tokens, whatever --max-tokens
+    assert (data["window"], data["window_requested"], data["tokens"], data["windows"]) == (24, 24, 48, 2)
+
+
+def test_analyze_records_the_window_it_used_and_fits_80_columns(tmp_path, monkeypatch):
+    """Fewer tokens than --window: the window used (and its log t) is the one printed and recorded."""
+    for k in ("TQDM_DISABLE", "HF_HUB_DISABLE_PROGRESS_BARS", "TRANSFORMERS_VERBOSITY"):
+        monkeypatch.setenv(k, "")
+        monkeypatch.delenv(k)
+    monkeypatch.setenv("COLUMNS", "80")
+    f = tmp_path / "t.txt"
+    f.write_text(TEXT * 4)
+    r = CliRunner().invoke(app, ["analyze", "--model", "minilm", "--text", str(f), "--max-tokens", "40", "--out",
+                                 str(tmp_path / "o")])
+    assert r.exit_code == 0, r.output
+    data = json.loads((tmp_path / "o" / "analysis.json").read_text())
+    assert (data["window"], data["window_requested"], data["tokens"]) == (40, 128, 40)
+    assert data["log_window"] == pytest.approx(math.log(40))
+    assert "log 40 = 3.69" in r.stdout and "not the 128 of --window" in r.stdout
+    table = [line for line in r.stdout.splitlines() if line[:1] in "┏┃┡│└"]
+    assert len(table) > 6 and all(len(line) <= 80 for line in table)
+    assert "[" in table[-2]  # one model: each cell keeps its range over heads
+    r = CliRunner().invoke(app, ["analyze", "--model", "minilm", "--compare", "minilm", "--text", str(f),
+                                 "--max-tokens", "40", "--out", str(tmp_path / "c")])
+    assert r.exit_code == 0, r.output
+    table = [line for line in r.stdout.splitlines() if line[:1] in "┏┃┡│└"]
+    assert all(len(line) <= 80 for line in table) and "H nats A" in r.stdout and "H nats B" in r.stdout
+
+
+def test_analyze_prints_no_library_progress_bars(tmp_path):
+    """Loading SmolLM2 de-quantises its GGUF file; transformers draws a tqdm bar for it unless told not to."""
+    import subprocess
+    import sys
+
+    f = tmp_path / "t.txt"
+    f.write_text(TEXT)
+    r = subprocess.run([sys.executable, "-m", "attnlab.cli", "analyze", "--model", "smollm2", "--text", str(f),
+                        "--max-tokens", "8", "--out", str(tmp_path / "o")], capture_output=True, text=True,
+                       env={**__import__("os").environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "80"}, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "GGUF" not in r.stderr and "it/s" not in r.stderr, r.stderr
+
+
     r = CliRunner().invoke(app, ["analyze", "--model", "nope/not-here", "--text", str(f), "--out", str(tmp_path / "x")])
     assert r.exit_code != 0
     r = CliRunner().invoke(app, ["analyze", "--model", "minilm"])

@@ -74,3 +74,13 @@ def one_line_errors(fn):
             raise typer.Exit(1) from None
 
     return wrapper
+
+
+def quiet_libraries() -> None:
+    """Silence the progress bars and notices that transformers, the hub and tqdm print while a model
+    loads (GGUF de-quantisation draws one bar per tensor batch): the command shows its own status line.
+    Call before the libraries are imported (tqdm reads its setting on import); it changes this process (and those it
+    starts) and keeps any value the user set."""
+    os.environ.setdefault("TQDM_DISABLE", "1")  # read by tqdm when it is imported
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")

@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from ._common import one_line_errors
+from ._common import one_line_errors, quiet_libraries
 
 README_START = "<!-- verdicts:start -->"
 README_END = "<!-- verdicts:end -->"
@@ -102,6 +102,7 @@ def reproduce(
         return
     budget = Budget.get("full" if full else "quick")
     ids = parse_only(only)
+    quiet_libraries()  # D2 and the real-weight checks load SmolLM2: its GGUF loader draws bars of its own
 
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -117,7 +118,7 @@ def reproduce(
         def done(r):
             tag = "cached" if r.cached else f"{r.seconds:.1f}s"
             color = {"holds": "green", "caveat": "yellow", "refuted": "red", "undecided": "blue"}.get(r.verdict, "magenta")
-            prog.console.print(f"[bold]{r.id}[/] [{color}]{r.verdict}[/] ({tag}) {r.reason}")
+            prog.console.print(f"[bold]{r.id}[/] [{color}]{r.verdict}[/] ({tag}) {escape(r.reason)}")
             prog.advance(task)
 
         run_claims(ids, budget, out, force=force, jobs=jobs or os.cpu_count() or 1, on_start=start, on_done=done)

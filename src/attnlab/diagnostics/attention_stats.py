@@ -28,7 +28,11 @@ def text_windows(tokenizer, text: str, window: int, max_tokens: int) -> list[tor
 
 def analyze_model(hf, text: str, *, window: int = 128, max_tokens: int = 1024,
                   progress: Callable[[int, int], None] | None = None) -> dict:
-    """Per layer and head: mean and std over windows of entropy, normalised entropy, S and effective rank."""
+    """Per layer and head: mean and std over windows of entropy, normalised entropy, S and effective rank.
+
+    ``window`` is the longest window actually used (the text may give fewer tokens than asked for),
+    ``window_requested`` the one asked for, ``tokens`` the number analysed; ``log_window`` is the entropy
+    of uniform attention over the longest window, the bound every row's entropy stays under."""
     wins = text_windows(hf.tokenizer, text, window, max_tokens)
     acc: dict[str, list[list[torch.Tensor]]] = {}
     full_rank = []
@@ -58,9 +62,11 @@ def analyze_model(hf, text: str, *, window: int = 128, max_tokens: int = 1024,
             x = torch.stack(per_win[li])  # [windows, h]
             entry[key] = {"mean": x.mean(0).tolist(), "std": x.std(0, unbiased=False).tolist()}
         layers.append(entry)
-    out = {"model": hf.name, "causal": hf.causal, "windows": len(wins), "window": window, "layers": layers,
+    used = max(w.numel() for w in wins)  # the text may be shorter than one window
+    out = {"model": hf.name, "causal": hf.causal, "windows": len(wins), "window": used, "window_requested": window,
+           "tokens": sum(w.numel() for w in wins), "layers": layers,
            "summary": {k: float(torch.stack([torch.stack(w).mean() for w in v]).mean()) for k, v in acc.items()},
-           "rank_rtol": RANK_RTOL, "log_window": math.log(window)}
+           "rank_rtol": RANK_RTOL, "log_window": math.log(used)}
     if hf.causal:
         out["causal_positive_diagonal"] = all(full_rank)
     return out
