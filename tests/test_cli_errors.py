@@ -90,3 +90,27 @@ def test_analyze_on_a_folder_that_is_not_a_model_is_one_line(tmp_path):
     (broken / "config.json").write_text("{bad")
     one_line(run("analyze", "--model", str(empty), "--corpus", "shakespeare"), "no config.json")
     one_line(run("analyze", "--model", str(broken), "--corpus", "shakespeare"), "config.json")
+
+
+def _commands(group, path=()):
+    """Every command path of a click group, depth first."""
+    import click
+
+    for name, cmd in group.commands.items():
+        if isinstance(cmd, click.Group):
+            yield from _commands(cmd, (*path, name))
+        else:
+            yield (*path, name)
+
+
+def test_every_command_has_h_and_shows_flags_without_a_type():
+    """A flag takes no value: help shows it bare (typer would print `<bool>` beside it), on every command."""
+    import typer
+
+    cmds = list(_commands(typer.main.get_command(app)))
+    assert len(cmds) > 10
+    for path in [(), *cmds]:
+        r = run(*path, "-h")
+        assert r.exit_code == 0 and "Usage" in r.output, path
+        assert "<bool>" not in r.output, path
+    assert "--full  " in run("reproduce", "-h").output.replace("│", " ")  # the flag itself is still listed

@@ -14,6 +14,24 @@ from .reproduce import reproduce
 from .suite import suite_cmd
 from .train import sweep_cmd, train_cmd
 
+def _flags_without_a_type() -> None:
+    """Help shows a flag bare: typer (0.29) prints ``<bool>`` beside every flag, ``-h`` included, although
+    a flag takes no value. Patched on typer's option class because the help option is built by typer
+    itself; every other kind of option keeps its type."""
+    from typer.core import TyperOption
+
+    if getattr(TyperOption.display_type_rich, "_attnlab", False):
+        return
+    shown = TyperOption.display_type_rich
+
+    def display_type_rich(self, ctx):
+        return None if self.is_flag and not self.count else shown(self, ctx)
+
+    display_type_rich._attnlab = True
+    TyperOption.display_type_rich = display_type_rich
+
+
+_flags_without_a_type()
 app = typer.Typer(
     help="attnlab: a laboratory for attention mechanisms (ops, mixers, theory, claims).",
     no_args_is_help=True,
