@@ -14,6 +14,7 @@ from .reproduce import reproduce
 from .suite import suite_cmd
 from .train import sweep_cmd, train_cmd
 
+
 def _flags_without_a_type() -> None:
     """Help shows a flag bare: typer (0.29) prints ``<bool>`` beside every flag, ``-h`` included, although
     a flag takes no value. Patched on typer's option class because the help option is built by typer
