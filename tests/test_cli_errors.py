@@ -1,6 +1,8 @@
 """Every failure at the CLI is one line and a non-zero exit; --debug shows the traceback; an unexpected error says
 where its traceback was written."""
 
+import os
+
 import pytest
 from typer.testing import CliRunner
 
@@ -114,3 +116,19 @@ def test_every_command_has_h_and_shows_flags_without_a_type():
         assert r.exit_code == 0 and "Usage" in r.output, path
         assert "<bool>" not in r.output, path
     assert "--full  " in run("reproduce", "-h").output.replace("│", " ")  # the flag itself is still listed
+
+
+def test_tables_wrap_cells_instead_of_cutting_the_names_that_tell_rows_apart():
+    """At 80 columns rich shortened both run names of a sweep to "deltane…"; the CLI's tables fold instead."""
+    from rich.console import Console
+
+    t = _common.table("name", "status", "steps", "final_loss", "valid_loss", "valid_accuracy", "params", "seconds")
+    names = ["deltanet-shortconv-k-lr0.003-seed0", "deltanet-shortconv-k-lr0.010-seed0"]
+    for n in names:
+        t.add_row(n, "finished", "300", "1.2345", "1.3456", "0.9876", "123,456", "12.3")
+    console = Console(width=80, record=True, file=open(os.devnull, "w"))
+    console.print(t)
+    text = console.export_text()
+    assert "…" not in text and max(len(line) for line in text.splitlines()) <= 80
+    first = "".join(line.split("│")[1].strip() for line in text.splitlines() if line.startswith("│"))
+    assert all(n in first for n in names), first

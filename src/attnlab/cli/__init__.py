@@ -7,6 +7,7 @@ from rich.markup import escape
 
 from .. import __version__
 from . import bench, theory
+from ._common import table
 from .analyze import analyze_cmd
 from .info import info_cmd
 from .inspect_runs import compare_cmd, sample_cmd
@@ -91,11 +92,10 @@ def list_mixers() -> None:
     import inspect
 
     from rich.console import Console
-    from rich.table import Table
 
     from ..mixers import MIXERS
 
-    table = Table("name", "summary", "options (besides short_conv, conv_size, head_dim)")
+    t = table("name", "summary", "options (besides short_conv, conv_size, head_dim)")
     for name in sorted(MIXERS):
         cls = MIXERS[name]
         opts = []
@@ -107,5 +107,5 @@ def list_mixers() -> None:
                     opt = f"{p.name}={p.default!r}"
                     if opt not in opts:
                         opts.append(opt)
-        table.add_row(escape(name), escape(_summary(cls.__doc__)), escape(", ".join(opts)))
-    Console(width=160).print(table)
+        t.add_row(escape(name), escape(_summary(cls.__doc__)), escape(", ".join(opts)))
+    Console(width=160).print(t)

@@ -14,18 +14,25 @@ import typer
 from rich.markup import escape
 
 
+def table(*headers: str, **kw):
+    """A rich table whose cells wrap instead of being cut: at 80 columns rich shortens a word that does not
+    fit to "deltane…", which can make two rows (two run names) read the same."""
+    from rich.table import Column, Table
+
+    return Table(*(Column(h, overflow="fold") for h in headers), **kw)
+
+
 def emit(data: dict, as_json: bool, title: str = "") -> None:
     """Print ``data`` as JSON (machine-readable) or as a small table."""
     if as_json:
         typer.echo(json.dumps(data, indent=None, allow_nan=True))
         return
     from rich.console import Console
-    from rich.table import Table
 
-    table = Table("quantity", "value", title=title or None)
+    t = table("quantity", "value", title=title or None)
     for k, v in data.items():
-        table.add_row(escape(str(k)), escape(f"{v:.10g}" if isinstance(v, float) else str(v)))
-    Console().print(table)
+        t.add_row(escape(str(k)), escape(f"{v:.10g}" if isinstance(v, float) else str(v)))
+    Console().print(t)
 
 
 DEBUG_ENV = "ATTNLAB_DEBUG"

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from ._common import one_line_errors
+from ._common import one_line_errors, quiet_libraries, table
 
 
 def _text(text_file: Path | None, corpus: str | None, max_chars: int) -> str:
@@ -29,14 +29,13 @@ HEATMAP_TOKENS = 64  # the window the heatmaps and the HTML page show: enough to
 def _layer_table(results: list[dict], width: int):
     """Per layer: mean entropy, sparsity and effective rank over heads, with the range over heads where
     the table still fits ``width`` columns (else means only; the ranges stay in analysis.json)."""
-    from rich.table import Table
 
     keys = (("entropy", "H nats"), ("sparsity", "S"), ("eff_rank_frac", "rank/t"))
     tags = [""] if len(results) == 1 else [f" {chr(65 + i)}" for i in range(len(results))]
     ranges = 8 + len(results) * 3 * 21 <= width  # "2.696 [2.21, 3.11]" and its borders
     title = results[0]["model"] if len(results) == 1 else "; ".join(
         f"{tag.strip()} = {r['model']}" for tag, r in zip(tags, results))
-    t = Table("layer", *[f"{label}{tag}" for tag in tags for _, label in keys], title=escape(title),
+    t = table("layer", *[f"{label}{tag}" for tag in tags for _, label in keys], title=escape(title),
               caption="mean over heads" + (escape(" [lowest, highest head]") if ranges
                                            else "; per-head ranges in analysis.json"))
     for li in range(max(len(r["layers"]) for r in results)):
@@ -98,8 +97,6 @@ def analyze_cmd(
 ) -> None:
     """Entropy, ℓ1/ℓ2 sparsity and rank of every layer and head (claims D2, C7 and I-claims on real weights),
     and a page to browse every head's attention over the text's first tokens."""
-    from ._common import quiet_libraries
-
     quiet_libraries()
     from rich.console import Console
     from rich.progress import Progress

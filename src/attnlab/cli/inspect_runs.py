@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import html
 import json
 from pathlib import Path
 
 import typer
 from rich.markup import escape
 
-from ._common import one_line_errors
+from ._common import one_line_errors, table
 
 
 @one_line_errors
@@ -20,7 +21,6 @@ def compare_cmd(
 ) -> None:
     """Compare runs: validation and training curves, final metrics, and the settings that differ."""
     from rich.console import Console
-    from rich.table import Table
 
     from ..report.figures import figure_png
     from ..train.compare import compare, figure
@@ -32,8 +32,9 @@ def compare_cmd(
         elif out.suffix == ".html":
             from ..report.figures import figure_data_uri
 
-            rows = "".join(f"<tr><td>{r['name']}</td><td>{r['steps']}</td><td>{r['valid_loss']}</td>"
-                           f"<td>{r['valid_accuracy']}</td><td>{r['stop_reason']}</td></tr>" for r in res["runs"])
+            cell = lambda x: f"<td>{html.escape(str(x))}</td>"  # noqa: E731 (run names are the user's text)
+            rows = "".join("<tr>" + "".join(cell(r[k]) for k in ("name", "steps", "valid_loss", "valid_accuracy",
+                                                                  "stop_reason")) + "</tr>" for r in res["runs"])
             out.write_text(f"<!doctype html><meta charset=utf-8><title>attnlab compare</title><img src='"
                            f"{figure_data_uri(figure(res))}'><table border=1><tr><th>run</th><th>steps</th>"
                            f"<th>valid loss</th><th>valid accuracy</th><th>stop</th></tr>{rows}</table>",
@@ -43,7 +44,7 @@ def compare_cmd(
     if as_json:
         typer.echo(json.dumps(res, default=str))
         return
-    t = Table("run", "steps", "valid loss", "valid acc.", "stop", *res["differing"])
+    t = table("run", "steps", "valid loss", "valid acc.", "stop", *res["differing"])
     for r in res["runs"]:
         num = lambda x: "—" if x is None else f"{x:.4f}"  # noqa: E731
         t.add_row(escape(r["name"]), str(r["steps"]), num(r["valid_loss"]), num(r["valid_accuracy"]),

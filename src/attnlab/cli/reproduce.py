@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from ._common import one_line_errors, quiet_libraries
+from ._common import one_line_errors, quiet_libraries, table
 
 README_START = "<!-- verdicts:start -->"
 README_END = "<!-- verdicts:end -->"
@@ -88,9 +88,9 @@ def reproduce(
             typer.echo(json.dumps(rows, ensure_ascii=False))
         else:
             from rich.console import Console
-            from rich.table import Table
 
-            t = Table("id", "source", "statement", "experiment")
+
+            t = table("id", "source", "statement", "experiment")
             for r in rows:
                 t.add_row(r["id"], escape(r["source"]), escape(r["statement"]), "yes" if r["implemented"] else "pending")
             Console().print(t)

@@ -7,7 +7,7 @@ import json
 import typer
 from rich.markup import escape
 
-from ._common import one_line_errors
+from ._common import one_line_errors, table
 
 
 @one_line_errors
@@ -41,9 +41,9 @@ def suite_cmd(
         typer.echo(json.dumps(res))
         return
     from rich.console import Console
-    from rich.table import Table
 
-    t = Table("check", "result", title=f"attnlab suite: {mixer}")
+
+    t = table("check", "result", title=f"attnlab suite: {mixer}")
     for k, v in res["contract"].items():
         t.add_row(escape(str(k)), escape(str(v)))
     for m, r in res["mqar"].items():

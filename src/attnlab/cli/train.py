@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from ._common import one_line_errors
+from ._common import one_line_errors, table
 
 
 @one_line_errors
@@ -50,12 +50,11 @@ def sweep_cmd(
 ) -> None:
     """Run a sweep as parallel local processes; unfinished runs resume, finished ones are skipped."""
     from rich.console import Console
-    from rich.table import Table
 
     from ..train.sweep import COLUMNS, run_sweep
 
-    table = run_sweep(file, jobs, out, echo=lambda s: typer.echo(s, err=True), ray_address=ray)
-    t = Table(*COLUMNS)
-    for r in table:
+    rows = run_sweep(file, jobs, out, echo=lambda s: typer.echo(s, err=True), ray_address=ray)
+    t = table(*COLUMNS)
+    for r in rows:
         t.add_row(*[escape(f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c])) for c in COLUMNS])
     Console().print(t)
