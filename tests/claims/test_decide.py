@@ -125,3 +125,24 @@ def test_rank_correlation_matches_scipy_and_decides_against_delta():
     assert flat.outcome in (UNRESOLVED, CONTRADICTED) and flat.ci[0] < 0.3
     with pytest.raises(ValueError, match="at least 3 paired values"):
         rank_correlation("x", [1.0, 2.0], [1.0, 2.0], delta=0.3, claimed="negative")
+
+
+def test_alternatives_decide_a_capped_comparison_only_when_every_one_agrees():
+    a, b = arms(0.30, 0.02)
+    flat = paired("x", a, b, delta=0.05, claimed="a > b", capped=True, alternatives=[(a, b)])
+    assert flat.outcome == SUPPORTED and "robust" in flat.method
+    caught_up = [x - 0.30 for x in a]  # more training of b would close the gap entirely
+    d = paired("x", a, b, delta=0.05, claimed="a > b", capped=True, alternatives=[(a, b), (a, [x + 0.3 for x in b])])
+    assert d.outcome == UNRESOLVED
+    # reach is shorthand for the three mixes of final and reached values of the two arms
+    rb = [x + 0.3 for x in b]
+    assert paired("x", a, b, delta=0.05, claimed="a > b", capped=True, reach=(a, rb)) == paired(
+        "x", a, b, delta=0.05, claimed="a > b", capped=True, alternatives=[(a, rb), (a, b), (a, rb)])
+    bound = [0.25] * 5  # one arm against a fixed bound (S4's "closes less than 0.25")
+    assert paired("x", caught_up, bound, delta=0.05, claimed="a < b", capped=True,
+                  alternatives=[(caught_up, bound)]).outcome == paired("x", caught_up, bound, delta=0.05,
+                                                                         claimed="a < b").outcome
+    with pytest.raises(ValueError, match="not both"):
+        paired("x", a, b, delta=0.05, claimed="a > b", capped=True, reach=(a, b), alternatives=[(a, b)])
+    with pytest.raises(ValueError, match="one value per seed"):
+        paired("x", a, b, delta=0.05, claimed="a > b", capped=True, alternatives=[(a[:3], b)])

@@ -180,3 +180,24 @@ def test_the_readout_probe_is_zero_for_the_true_chain_and_positive_for_a_uniform
     assert shortconv.readout_tv(lambda xi: P[rows, xi[:, -1]], x, P) == 0.0
     uniform = shortconv.readout_tv(lambda xi: torch.full((x.shape[0], 16), 1 / 16, dtype=torch.float64), x, P)
     assert 14 / 16 <= uniform < 1  # 2 successors per row: TV to uniform is 14/16, more when a weight is < 1/16
+
+
+@pytest.mark.parametrize(("control_slope", "expected"), [(0.0, "supported"), (0.01, "unresolved")])
+def test_d4_stands_only_if_training_the_control_on_could_not_overturn_it(control_slope, expected):
+    """D4's measure is a ratio of two arms: the causal arm's gain over the control's. At the cap, causal NoPE
+    recovers 0.34 of a flat control's gain (> 0.25 + δ); a control still falling 0.01 nats per step would
+    reach 0 nats in 200 more steps, and the causal arm would then recover 0.19: the comparison cannot stand."""
+    def value(name, s):
+        if name.startswith("d4-position-decoder"):
+            return 2.8 + noise(s)
+        if name.startswith("d4-position-bidirectional-learned"):
+            return 1.5 + noise(s)
+        return 3.4657 if name.startswith("d4-position") else 1.5
+
+    def slope(name):
+        return control_slope if name.startswith("d4-position-bidirectional-learned") else 0.0
+
+    ev = REGISTRY["D4"].run(QUICK, CurvedRuns(value, slope))
+    d = ev.measured["decisions"][0]
+    assert d["comparison"].startswith("(a) causal NoPE recovers") and d["capped"]
+    assert d["outcome"] == expected, ev.reason

@@ -17,7 +17,9 @@ its final numbers understate it. Where the caller can say what the capped runs w
 on (``reach``: each arm's values with every capped run extrapolated, :meth:`~attnlab.claims.arms.Arm.reach`),
 the comparison is decided on every combination of reached and final values of the two arms, and an
 outcome stands only if all of them agree: more training of either arm, in either direction, cannot
-overturn it. Without ``reach``, a capped comparison is ``unresolved`` whatever its interval.
+overturn it. A measurement that is not one arm's own value (a ratio of two arms, an arm against a fixed
+bound) gives its combinations itself (``alternatives``: every pair of value lists more training could
+produce); the rule is the same. Without either, a capped comparison is ``unresolved`` whatever its interval.
 
 A claim of the form "at least as good" is a non-inferiority comparison (:func:`noninferior`): it is
 ``supported`` when the whole interval lies above ``−delta`` (any loss is smaller than the margin),
@@ -88,18 +90,35 @@ def outcome_of(effect: float, ci: tuple[float, float], delta: float) -> str:
     return UNRESOLVED
 
 
-def paired(comparison: str, a: list[float], b: list[float], *, delta: float, claimed: str,
-           capped: bool = False, reach: tuple[list[float], list[float]] | None = None) -> Decision:
+Values = list[float]
+
+
+def paired(comparison: str, a: Values, b: Values, *, delta: float, claimed: str, capped: bool = False,
+           reach: tuple[Values, Values] | None = None, alternatives: list[tuple[Values, Values]] | None = None
+           ) -> Decision:
     """Compare arm ``a`` with arm ``b`` seed by seed; ``claimed`` is ``"a > b"`` or ``"a < b"``.
 
     ``a[i]`` and ``b[i]`` must come from the same seed; ``delta > 0`` is the minimum effect in the
     measurement's units; ``capped``: an arm's runs reached their step cap before a plateau; ``reach``:
-    the two arms' values with their capped runs extrapolated (see the module's text).
+    the two arms' values with their capped runs extrapolated, or ``alternatives``: every ``(a, b)`` that
+    more training could give, for measurements that are not one arm's own values (see the module's text).
     """
-    return _decide(comparison, a, b, delta, claimed, capped, reach, outcome_of, METHOD)
+    return _decide(comparison, a, b, delta, claimed, capped, _combinations(a, b, reach, alternatives),
+                   outcome_of, METHOD)
 
 
-def _decide(comparison, a, b, delta, claimed, capped, reach, rule, method) -> Decision:
+def _combinations(a, b, reach, alternatives) -> list[tuple[Values, Values]] | None:
+    """What a capped comparison must also hold for: the given ``alternatives``, or every mix of final and
+    reached values of the two arms."""
+    if reach is not None and alternatives is not None:
+        raise ValueError("give reach (two arms' extrapolated values) or alternatives, not both")
+    if reach is None:
+        return None if alternatives is None else list(alternatives)
+    ra, rb = reach
+    return [(a, rb), (ra, b), (ra, rb)]
+
+
+def _decide(comparison, a, b, delta, claimed, capped, alternatives, rule, method) -> Decision:
     if claimed not in ("a > b", "a < b"):
         raise ValueError(f"claimed must be 'a > b' or 'a < b', got {claimed!r}")
     if len(a) != len(b) or not a:
@@ -114,13 +133,12 @@ def _decide(comparison, a, b, delta, claimed, capped, reach, rule, method) -> De
 
     effect, ci = effect_ci(a, b)
     outcome = rule(effect, ci, delta)
-    if capped and reach is None:
+    if capped and alternatives is None:
         outcome = UNRESOLVED
     elif capped:
-        ra, rb = reach
-        if len(ra) != len(a) or len(rb) != len(b):
-            raise ValueError("reach must give one value per seed for each arm")
-        combos = {rule(*effect_ci(xa, xb), delta) for xa in (a, ra) for xb in (b, rb)}
+        if not alternatives or any(len(xa) != len(a) or len(xb) != len(b) for xa, xb in alternatives):
+            raise ValueError("each alternative (or reach) must give one value per seed for each arm")
+        combos = {outcome, *(rule(*effect_ci(xa, xb), delta) for xa, xb in alternatives)}
         outcome = combos.pop() if len(combos) == 1 else UNRESOLVED
         method += ", robust to the capped runs' extrapolation"
     return Decision(comparison, effect, ci, delta, len(a), method, outcome, bool(capped))
@@ -131,12 +149,13 @@ def _noninferior_rule(effect: float, ci: tuple[float, float], delta: float) -> s
     return SUPPORTED if lo > -delta else (CONTRADICTED if hi < -delta else UNRESOLVED)
 
 
-def noninferior(comparison: str, a: list[float], b: list[float], *, delta: float, claimed: str,
-                capped: bool = False, reach: tuple[list[float], list[float]] | None = None) -> Decision:
+def noninferior(comparison: str, a: Values, b: Values, *, delta: float, claimed: str, capped: bool = False,
+                reach: tuple[Values, Values] | None = None, alternatives: list[tuple[Values, Values]] | None = None
+                ) -> Decision:
     """Arm ``a`` at least as good as ``b`` up to the margin ``delta`` (``claimed`` as in :func:`paired`:
     the direction in which ``a`` is better)."""
-    return _decide(comparison, a, b, delta, claimed, capped, reach, _noninferior_rule,
-                   f"{METHOD}, non-inferiority margin δ")
+    return _decide(comparison, a, b, delta, claimed, capped, _combinations(a, b, reach, alternatives),
+                   _noninferior_rule, f"{METHOD}, non-inferiority margin δ")
 
 
 def rank_correlation(comparison: str, x: list[float], y: list[float], *, delta: float, claimed: str,

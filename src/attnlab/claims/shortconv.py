@@ -237,7 +237,7 @@ def s4(budget: Budget, runs: RunMemo) -> Evidence:
                 reach=both(reach[1]["k"], reach[1]["none"]))
     d2 = paired(f"1 layer, no conv: closes less than {S4_CANNOT} of the gap", res[1]["none"]["values"],
                 [S4_CANNOT] * n, delta=S4_MARGIN, claimed="a < b", capped=any_capped(arms[1]["none"]),
-                reach=both(reach[1]["none"], [S4_CANNOT] * n))
+                alternatives=None if reach[1]["none"] is None else [(reach[1]["none"], [S4_CANNOT] * n)])
     decisions = [d1, d2]
     extra = ""
     if 2 in arms:
