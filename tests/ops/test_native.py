@@ -4,6 +4,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 
 import pytest
 import torch
@@ -132,7 +133,8 @@ def test_switch_off_and_missing_compiler_fall_back_with_a_reason(tmp_path):
     code = ("import torch; from attnlab.ops import native, delta_rule; from tests.helpers import delta_inputs;"
             "print(native.unavailable_reason()); q, k, v, b, g = delta_inputs(1, 9, 1, 4, 4);"
             "print(delta_rule(q, k, v, b).shape)")
-    base = {"PATH": "/nonexistent", "ATTNLAB_CACHE_DIR": str(tmp_path), "HOME": str(tmp_path)}
+    base = {"PATH": "/nonexistent", "ATTNLAB_CACHE_DIR": str(tmp_path), "HOME": str(tmp_path),
+            "TMPDIR": os.environ["TMPDIR"]}  # the fallback folder lands in the test's own temp folder
     (tmp_path / "a-file").write_text("")
     for env, expect in (({"ATTNLAB_NATIVE": "0"}, "turned off (ATTNLAB_NATIVE=0)"),
                         ({"CC": str(tmp_path / "no-such-cc")}, "could not build"),
@@ -147,7 +149,7 @@ def test_switch_off_and_missing_compiler_fall_back_with_a_reason(tmp_path):
 @pytest.mark.skipif(not BUILDABLE, reason="no C compiler on Linux here")
 def test_build_is_cached_by_source_flags_and_machine(tmp_path):
     code = "from attnlab.ops import native; print(native.unavailable_reason(), native.kernel_path())"
-    env = {"PATH": "/usr/bin:/bin", "ATTNLAB_CACHE_DIR": str(tmp_path), "HOME": str(tmp_path)}
+    env = {"PATH": "/usr/bin:/bin", "ATTNLAB_CACHE_DIR": str(tmp_path), "HOME": str(tmp_path), "TMPDIR": os.environ["TMPDIR"]}
     outs = [subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True).stdout.split()
             for _ in range(2)]
     assert outs[0] == outs[1] and outs[0][0] == "None"
@@ -165,6 +167,16 @@ def test_weak_to_crushing_decay(scale):
     assert_close("o", o3, o1, ratio=2e-6)
     assert_close("S", S3, S1, ratio=2e-6)
 
+
+
+@pytest.fixture(autouse=True)
+def private_temp(tmp_path, monkeypatch):
+    """The fallbacks these tests provoke make fresh ``attnlab-native-*`` folders in the temp folder: make
+    them inside the test's own folder (and its subprocesses'), not in the machine's /tmp."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    monkeypatch.setenv("TMPDIR", str(tmp))
 
 @pytest.mark.skipif(not BUILDABLE, reason="no C compiler on Linux here")
 def test_unwritable_home_cache_falls_back_to_a_temp_folder(tmp_path, monkeypatch):
