@@ -149,7 +149,8 @@ def test_switch_off_and_missing_compiler_fall_back_with_a_reason(tmp_path):
 @pytest.mark.skipif(not BUILDABLE, reason="no C compiler on Linux here")
 def test_build_is_cached_by_source_flags_and_machine(tmp_path):
     code = "from attnlab.ops import native; print(native.unavailable_reason(), native.kernel_path())"
-    env = {"PATH": "/usr/bin:/bin", "ATTNLAB_CACHE_DIR": str(tmp_path), "HOME": str(tmp_path), "TMPDIR": os.environ["TMPDIR"]}
+    env = {"PATH": "/usr/bin:/bin", "ATTNLAB_CACHE_DIR": str(tmp_path), "HOME": str(tmp_path),
+           "TMPDIR": os.environ["TMPDIR"]}
     outs = [subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True).stdout.split()
             for _ in range(2)]
     assert outs[0] == outs[1] and outs[0][0] == "None"
