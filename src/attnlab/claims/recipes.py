@@ -33,6 +33,14 @@ MQAR_TASK = SMALL_MQAR
 # Zoology's vocabulary is 8192, 256 here keeps a run within seconds on one core (keys and values still never
 # repeat within a sequence). The quick budget trains the first regime, the full one all of them.
 S5_REGIMES = ((64, 4), (128, 8), (256, 16))
+# every S5 step sees the same number of recall queries (and of tokens) in every regime: the batch shrinks as the
+# sequences and their pairs grow (32 sequences of 64 tokens with 4 pairs, 16 of 128 with 8, 8 of 256 with 16), so
+# a longer regime tests the state's capacity, not a larger compute budget per step
+S5_QUERIES_PER_STEP = 128
+
+
+def s5_batch(task: MQAR) -> int:
+    return max(1, S5_QUERIES_PER_STEP // task.num_kv_pairs)
 
 
 def s5_task(seq_len: int, pairs: int) -> MQAR:

@@ -48,7 +48,8 @@ def _over_regimes(per_regime: list[dict[str, Arm]], p: str, fn: Callable[[Arm], 
             method="Short-convolution placements {none, Q, K, V, QK, QV, KV, QKV} in one-layer attention-only DeltaNet "
             "(one head, d = 64 at every budget: the state is what is strained, not the width) on MQAR in Zoology's "
             "layout (vocabulary 256, (seq_len, pairs) = (64, 4) at the quick budget; (64, 4), (128, 8), (256, 16) at "
-            "the full one), summarised per placement as accuracy averaged over the regimes (the area under accuracy "
+            "the full one, batches of 32, 16 and 8 sequences so that every step sees 128 queries), summarised per "
+            "placement as accuracy averaged over the regimes (the area under accuracy "
             "against pairs); and a BPE language model on Shakespeare (1024 tokens, 2 layers with MLPs, d = 64, 128 at "
             "the full budget) with none and K (all four at the full budget), trained to a plateau. "
             "The full budget also trains the placements none/Q/K/V in layer 2 only of 2-layer models, and softmax "
@@ -69,7 +70,8 @@ def s5(budget: Budget, runs: RunMemo) -> Evidence:
     mq = dataclasses.replace(budget, model_scale=1)
 
     def one_layer(mixer, task, p):
-        return lambda s: recipes.mqar(mixer, s, mq, short_conv=p, task=task, n_layers=1, batch_size=32)
+        return lambda s: recipes.mqar(mixer, s, mq, short_conv=p, task=task, n_layers=1,
+                                      batch_size=recipes.s5_batch(task))
 
     per_regime = []
     for seq_len, pairs in regimes:
@@ -100,7 +102,7 @@ def s5(budget: Budget, runs: RunMemo) -> Evidence:
     if budget.wide:  # layer 2 only of a 2-layer model, and the other mixers in one layer, first regime
         task = recipes.s5_task(*regimes[0])
         two = train_arms(runs, {p: (lambda s, p=p: recipes.mqar("deltanet", s, mq, short_conv=["", p], task=task,
-                                                                batch_size=32)) for p in DECISIVE},
+                                                                batch_size=recipes.s5_batch(task))) for p in DECISIVE},
                          budget.seeds, family=["", "k"])
         reported["deltanet, layer 2 only"] = {name(p): stats(two[p].values(accuracy)) for p in DECISIVE}
         for m in ("softmax", "linear_attn"):
