@@ -175,3 +175,20 @@ def test_a_second_reproduce_into_the_same_results_folder_fails_at_once(tmp_path,
         assert fake_claims["n"] == 0 and not (tmp_path / "claims.json").exists()
     run_claims(["Z1"], Budget.get("quick"), tmp_path)
     assert fake_claims["n"] == 1
+
+
+def test_the_ledger_memo_says_what_it_trains_and_what_it_reuses(tmp_path):
+    from attnlab.claims.runner import ReportingMemo
+
+    def cfg(seed):
+        return {"name": "tiny", "seed": seed, "steps": 2, "batch_size": 4, "eval_every": 2, "warmup": 1,
+                "task": {"name": "markov", "vocab_size": 8, "seq_len": 16, "num_train": 64, "num_valid": 8},
+                "model": {"d_model": 8, "n_layers": 1, "n_heads": 1, "mlp_ratio": 0}}
+
+    said = []
+    memo = ReportingMemo(tmp_path, report=said.append)
+    memo.trained_many([cfg(0)])
+    memo.trained_many([cfg(0), cfg(1), cfg(1)])  # the same run twice is trained once
+    memo.trained_many([cfg(0)])  # all reused: nothing to say
+    assert said[0] == "training 1 run (0 reused, 1 at a time)" and said[1].startswith("trained 1 run in ")
+    assert said[2] == "training 1 run (1 reused, 1 at a time)" and len(said) == 4

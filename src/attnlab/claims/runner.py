@@ -135,18 +135,51 @@ def write_json_atomic(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
+class ReportingMemo(RunMemo):
+    """A :class:`RunMemo` that says, before each batch of runs, how many will train and how many it reuses,
+    and after it how long they took: a claim at the full budget trains for tens of minutes, and a
+    progress bar that only counts claims would sit still all that time."""
+
+    def __init__(self, root: str | Path, jobs: int = 1, report: Callable[[str], None] | None = None):
+        super().__init__(root, jobs)
+        self.report = report or (lambda msg: None)
+
+    def trained_many(self, cfgs: list) -> list[dict]:
+        from ..train.sweep import finished
+
+        names = {c.name: finished(c) is not None for c in map(self.resolve, cfgs)}
+        todo = sum(not done for done in names.values())
+        if todo:
+            self.report(f"training {todo} run{'s' * (todo > 1)} ({len(names) - todo} reused, "
+                        f"{min(self.jobs, todo)} at a time)")
+        t0 = time.perf_counter()
+        out = super().trained_many(cfgs)
+        if todo:
+            self.report(f"trained {todo} run{'s' * (todo > 1)} in {(time.perf_counter() - t0) / 60:.1f} min")
+        return out
+
+
 def run_claims(ids: list[str], budget: Budget, out: Path, *, force: bool = False, jobs: int = 1,
                on_start: Callable[[str], None] | None = None,
-               on_done: Callable[[ClaimResult], None] | None = None) -> list[ClaimResult]:
+               on_done: Callable[[ClaimResult], None] | None = None,
+               on_runs: Callable[[str, str], None] | None = None) -> list[ClaimResult]:
     """Run (or take from the cache) each claim in ``ids``; rewrite ``out/claims.json`` after every claim.
 
     The file always holds the whole ledger: claims not run this time keep their cached entries.
-    ``jobs``: how many independent trained runs may train at once, each in its own process.
+    ``jobs``: how many independent trained runs may train at once, each in its own process;
+    ``on_runs(claim id, message)``: what a trained claim is training (see :class:`ReportingMemo`).
     """
     out.mkdir(parents=True, exist_ok=True)
+    current = [""]
+    report = (lambda msg: on_runs(current[0], msg)) if on_runs else None
     # one writer per results folder: a second reproduce into it fails at once, naming the first
-    with locked(out), RunMemo(out / "runs", jobs=jobs) as runs:  # trained models live beside the ledger
-        return _run_all(ids, budget, out, runs, force, on_start, on_done)
+    with locked(out), ReportingMemo(out / "runs", jobs=jobs, report=report) as runs:  # models live beside the ledger
+        def started(cid: str) -> None:
+            current[0] = cid
+            if on_start:
+                on_start(cid)
+
+        return _run_all(ids, budget, out, runs, force, started, on_done)
 
 
 def _run_all(ids: list[str], budget: Budget, out: Path, runs: RunMemo, force: bool,

@@ -127,7 +127,11 @@ def reproduce(
             prog.console.print(f"[bold]{r.id}[/] [{color}]{r.verdict}[/] ({tag}) {escape(r.reason)}")
             prog.advance(task)
 
-        run_claims(ids, budget, out, force=force, jobs=jobs or os.cpu_count() or 1, on_start=start, on_done=done)
+        def runs(cid, msg):
+            prog.console.print(f"  [dim]{cid}: {escape(msg)}[/]")
+
+        run_claims(ids, budget, out, force=force, jobs=jobs or os.cpu_count() or 1, on_start=start, on_done=done,
+                   on_runs=runs)
     _write_outputs(out, readme, budget.name)
     if against is not None:
         _compare_budgets(out, against, readme)
