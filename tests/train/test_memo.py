@@ -1,5 +1,7 @@
 """The trained-run memo: one run per resolved config and training code, under an explicit root."""
 
+import pytest
+
 from attnlab.train import RunMemo, make_config
 
 
@@ -96,3 +98,24 @@ def test_worker_processes_end_when_the_process_that_started_them_is_killed(tmp_p
     for w in survivors:  # never leave them behind, even when the test fails
         os.kill(w, signal.SIGKILL)
     assert not survivors, "a pool worker outlived the process that started it"
+
+
+@pytest.mark.parametrize(("edited", "retrains"), [
+    ("ops/delta.py", True), ("ops/csrc/delta_chunk.c", True), ("mixers/delta.py", True), ("tasks/mqar.py", True),
+    ("train/loop.py", True), ("train/config.py", True), ("checks.py", True),
+    ("train/compare.py", False), ("train/memo.py", False), ("train/sweep.py", False), ("models/hf.py", False),
+    ("claims/recipes.py", False), ("cli/train.py", False), ("report/html.py", False)])
+def test_runs_are_retrained_exactly_when_code_the_trainer_reaches_changes(tmp_path, edited, retrains):
+    """The memo's code hash covers what the trainer imports: editing a sweep, a report or the memo itself
+    reuses every trained run; editing an op, a mixer, a task or the loop retrains."""
+    import shutil
+
+    from attnlab.sourcegraph import PACKAGE_ROOT, code_hash
+    from attnlab.train.memo import TRAINER
+
+    tree = tmp_path / "attnlab"
+    shutil.copytree(PACKAGE_ROOT, tree, ignore=shutil.ignore_patterns("__pycache__"))
+    before = code_hash(tree, TRAINER)
+    f = tree / edited
+    f.write_bytes(f.read_bytes() + (b"\n// edited\n" if f.suffix == ".c" else b"\n# edited\n"))
+    assert (code_hash(tree, TRAINER) != before) == retrains

@@ -1,7 +1,8 @@
 """Trained runs memoised on disk by config and code: train once, reuse while nothing that shapes it changed.
 
 A run's folder under the memo's root is named ``<config name>-<key>``, where the key hashes the
-resolved config and the source that shapes training (ops, mixers, models, tasks, train, checks).
+resolved config and the source that shapes training: every module the trainer reaches through imports
+(:mod:`attnlab.sourcegraph`), so editing a sweep, a report or this memo does not retrain anything.
 A rerun therefore reuses a finished run, resumes an unfinished one, and retrains exactly when the
 config or the training code changed. The root is explicit: whoever owns the results (the ledger's
 ``--out`` folder, the suite's temporary folder) makes its own :class:`RunMemo`.
@@ -13,35 +14,24 @@ import dataclasses
 import functools
 import hashlib
 import json
-from collections.abc import Callable
 from pathlib import Path
 
-import attnlab
-
+from ..sourcegraph import PACKAGE_ROOT
+from ..sourcegraph import code_hash as reach_hash
 from .config import TrainConfig, make_config, to_dict
 
-TRAINING_CODE = ("ops", "mixers", "models", "tasks", "train", "checks.py")
+# the trainer's entry point: a run's key covers every attnlab module it reaches (ops, mixers, models, tasks,
+# the loop, its config, checkpoints and metrics), and not the modules around it (this memo, sweeps, compare)
+TRAINER = "attnlab.train.loop"
 # a memoised run checkpoints once, at its end: a killed run is retrained, not resumed mid-way
 FINAL_CHECKPOINT_ONLY = 10**9
 
 
-def source_hash(keep: Callable[[Path], bool]) -> str:
-    """SHA-256 of attnlab's source files (``.py``, and the ``.c`` of compiled kernels) whose path
-    relative to the package passes ``keep``."""
-    root = Path(attnlab.__file__).resolve().parent
-    h = hashlib.sha256()
-    for f in sorted([*root.rglob("*.py"), *root.rglob("*.c")]):
-        rel = f.relative_to(root)
-        if keep(rel):
-            h.update(str(rel).encode())
-            h.update(f.read_bytes())
-    return h.hexdigest()
-
-
 @functools.cache
 def code_hash() -> str:
-    """The source that shapes training: a change here retrains, a change elsewhere reuses runs."""
-    return source_hash(lambda rel: rel.parts[0] in TRAINING_CODE)[:10]
+    """The source that shapes training, read once per process: a change there retrains, a change elsewhere
+    reuses runs."""
+    return reach_hash(PACKAGE_ROOT, TRAINER)[:10]
 
 
 def run_key(cfg: TrainConfig) -> str:
