@@ -119,3 +119,34 @@ def test_runs_are_retrained_exactly_when_code_the_trainer_reaches_changes(tmp_pa
     f = tree / edited
     f.write_bytes(f.read_bytes() + (b"\n// edited\n" if f.suffix == ".c" else b"\n# edited\n"))
     assert (code_hash(tree, TRAINER) != before) == retrains
+
+
+def test_runs_train_on_a_local_ray_instance_with_the_serial_results(tmp_path):
+    """reproduce --ray: the memo hands its pending runs to Ray (a local instance with this machine's 2 CPUs);
+    every run's numbers equal the same run trained here."""
+    pytest.importorskip("ray", reason="the optional ray extra is not installed")
+    import json
+    import subprocess
+    import sys
+
+    cfgs = [{**_tiny(s), "name": "ray"} for s in (0, 1)]
+    script = tmp_path / "on_ray.py"
+    script.write_text("import json, sys\nfrom attnlab.train import RunMemo\n"
+                      f"cfgs = json.loads({json.dumps(json.dumps(cfgs))})\n"
+                      f"out = RunMemo({str(tmp_path / 'ray')!r}, ray_address='local').trained_many(cfgs)\n"
+                      "print(json.dumps([r['valid']['loss'] for r in out]))\n")
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    on_ray = json.loads(r.stdout.strip().splitlines()[-1])
+    here = [x["valid"]["loss"] for x in RunMemo(tmp_path / "here").trained_many(cfgs)]
+    assert on_ray == here
+
+
+def test_reproduce_ray_without_the_extra_is_one_line(monkeypatch):
+    from typer.testing import CliRunner
+
+    from attnlab.cli import app
+
+    monkeypatch.setitem(__import__("sys").modules, "ray", None)  # as if not installed
+    r = CliRunner().invoke(app, ["reproduce", "--only", "C1", "--ray", "local"])
+    assert r.exit_code == 2 and "--ray needs the optional extra" in r.output

@@ -140,8 +140,9 @@ class ReportingMemo(RunMemo):
     and after it how long they took: a claim at the full budget trains for tens of minutes, and a
     progress bar that only counts claims would sit still all that time."""
 
-    def __init__(self, root: str | Path, jobs: int = 1, report: Callable[[str], None] | None = None):
-        super().__init__(root, jobs)
+    def __init__(self, root: str | Path, jobs: int = 1, report: Callable[[str], None] | None = None,
+                 ray_address: str | None = None):
+        super().__init__(root, jobs, ray_address)
         self.report = report or (lambda msg: None)
 
     def trained_many(self, cfgs: list) -> list[dict]:
@@ -150,8 +151,8 @@ class ReportingMemo(RunMemo):
         names = {c.name: finished(c) is not None for c in map(self.resolve, cfgs)}
         todo = sum(not done for done in names.values())
         if todo:
-            self.report(f"training {todo} run{'s' * (todo > 1)} ({len(names) - todo} reused, "
-                        f"{min(self.jobs, todo)} at a time)")
+            where = "on the Ray cluster" if self.ray_address is not None else f"{min(self.jobs, todo)} at a time"
+            self.report(f"training {todo} run{'s' * (todo > 1)} ({len(names) - todo} reused, {where})")
         t0 = time.perf_counter()
         out = super().trained_many(cfgs)
         if todo:
@@ -162,18 +163,21 @@ class ReportingMemo(RunMemo):
 def run_claims(ids: list[str], budget: Budget, out: Path, *, force: bool = False, jobs: int = 1,
                on_start: Callable[[str], None] | None = None,
                on_done: Callable[[ClaimResult], None] | None = None,
-               on_runs: Callable[[str, str], None] | None = None) -> list[ClaimResult]:
+               on_runs: Callable[[str, str], None] | None = None, ray_address: str | None = None
+               ) -> list[ClaimResult]:
     """Run (or take from the cache) each claim in ``ids``; rewrite ``out/claims.json`` after every claim.
 
     The file always holds the whole ledger: claims not run this time keep their cached entries.
     ``jobs``: how many independent trained runs may train at once, each in its own process;
-    ``on_runs(claim id, message)``: what a trained claim is training (see :class:`ReportingMemo`).
+    ``on_runs(claim id, message)``: what a trained claim is training (see :class:`ReportingMemo`);
+    ``ray_address``: train the runs as tasks of that Ray cluster (``"local"``: a local instance) instead.
     """
     out.mkdir(parents=True, exist_ok=True)
     current = [""]
     report = (lambda msg: on_runs(current[0], msg)) if on_runs else None
     # one writer per results folder: a second reproduce into it fails at once, naming the first
-    with locked(out), ReportingMemo(out / "runs", jobs=jobs, report=report) as runs:  # models live beside the ledger
+    memo = ReportingMemo(out / "runs", jobs=jobs, report=report, ray_address=ray_address)  # models beside the ledger
+    with locked(out), memo as runs:
         def started(cid: str) -> None:
             current[0] = cid
             if on_start:

@@ -64,6 +64,8 @@ def reproduce(
     readme: Path | None = typer.Option(None, "--readme", help="Also rewrite the verdict table in this README."),
     report_only: bool = typer.Option(False, "--report-only", help="Run nothing: rebuild report.html, verdicts.md "
                                      "(and --readme) from DIR/claims.json, e.g. one copied from another machine."),
+    ray: str | None = typer.Option(None, "--ray", help="Train the runs on this Ray cluster (an address, or 'local'); "
+                                   "--out must be a folder every node writes to. Needs the ray extra."),
     against: Path | None = typer.Option(None, "--against", help="Another budget's results folder: print which "
                                         "verdicts differ from it and how (and write that block into --readme)."),
 ) -> None:
@@ -99,6 +101,11 @@ def reproduce(
         return
     if jobs < 0:
         raise ValueError(f"--jobs must be 0 (one per CPU) or a positive number of processes, got {jobs}")
+    if ray is not None:
+        try:
+            import ray as _  # noqa: F401
+        except ImportError:
+            raise ValueError("--ray needs the optional extra: pip install 'attnlab[ray]'") from None
     if against is not None:
         _budget_of(against, "--against")  # refuse a folder that holds no ledger before running anything
     if report_only:
@@ -131,7 +138,7 @@ def reproduce(
             prog.console.print(f"  [dim]{cid}: {escape(msg)}[/]")
 
         run_claims(ids, budget, out, force=force, jobs=jobs or os.cpu_count() or 1, on_start=start, on_done=done,
-                   on_runs=runs)
+                   on_runs=runs, ray_address=ray)
     _write_outputs(out, readme, budget.name)
     if against is not None:
         _compare_budgets(out, against, readme)

@@ -84,10 +84,10 @@ class RunMemo:
     """Trained runs under ``root``: :meth:`trained` trains a config once and then returns its summary;
     :meth:`trained_many` trains independent configs in up to ``jobs`` processes at once."""
 
-    def __init__(self, root: str | Path, jobs: int = 1):
+    def __init__(self, root: str | Path, jobs: int = 1, ray_address: str | None = None):
         if not isinstance(jobs, int) or jobs < 1:
             raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
-        self.root, self.jobs = Path(root), jobs
+        self.root, self.jobs, self.ray_address = Path(root), jobs, ray_address
         self._pool = None  # worker processes, started on first need and reused (each costs an import of torch)
 
     def close(self) -> None:
@@ -113,13 +113,23 @@ class RunMemo:
 
     def trained_many(self, cfgs: list[TrainConfig | dict]) -> list[dict]:
         """:meth:`trained` for every config, in order; the unfinished ones in up to ``jobs`` spawned
-        processes. Each run's result depends on its config alone (its ``threads`` included), so it is
-        the same whichever process trains it."""
-        from .sweep import finished
+        processes, or as tasks of the Ray cluster at ``ray_address`` (one CPU each; the root must then be
+        a folder every node reaches). Each run's result depends on its config alone (its ``threads``
+        included), so it is the same whichever process or node trains it."""
+        from .sweep import finished, run_on_ray
 
         resolved = [self.resolve(c) for c in cfgs]
         pending = {c.name: c for c in resolved if not finished(c)}  # one process per distinct run
-        if self.jobs > 1 and len(pending) > 1:
+        if self.ray_address is not None and pending:
+            rows = run_on_ray(list(pending.values()), self.ray_address, echo=lambda _: None)
+            failed = [f"{name}: {row['status']}" for name, row in rows.items() if row.get("status") != "done"]
+            if failed:
+                raise RuntimeError(f"{len(failed)} run(s) failed on the Ray cluster: " + "; ".join(failed))
+            missing = [c.name for c in pending.values() if not finished(c)]
+            if missing:
+                raise RuntimeError(f"Ray trained {missing[0]} but its summary is not under {self.root}: give "
+                                   "--out a folder that every node of the cluster writes to")
+        elif self.jobs > 1 and len(pending) > 1:
             if self._pool is None:
                 self._pool = worker_pool(self.jobs)
             list(self._pool.map(_train_resolved, pending.values()))
