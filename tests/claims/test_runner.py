@@ -185,10 +185,15 @@ def test_the_ledger_memo_says_what_it_trains_and_what_it_reuses(tmp_path):
                 "task": {"name": "markov", "vocab_size": 8, "seq_len": 16, "num_train": 64, "num_valid": 8},
                 "model": {"d_model": 8, "n_layers": 1, "n_heads": 1, "mlp_ratio": 0}}
 
-    said = []
-    memo = ReportingMemo(tmp_path, report=said.append)
+    said, ticks = [], []
+    memo = ReportingMemo(tmp_path, report=said.append, tick=lambda done, total: ticks.append((done, total)))
     memo.trained_many([cfg(0)])
     memo.trained_many([cfg(0), cfg(1), cfg(1)])  # the same run twice is trained once
     memo.trained_many([cfg(0)])  # all reused: nothing to say
     assert said[0] == "training 1 run (0 reused, 1 at a time)" and said[1].startswith("trained 1 run in ")
     assert said[2] == "training 1 run (1 reused, 1 at a time)" and len(said) == 4
+    assert ticks == [(0, 1), (1, 1), (0, 1), (1, 1)]
+    ticks.clear()
+    with ReportingMemo(tmp_path / "par", jobs=2, tick=lambda done, total: ticks.append((done, total))) as par:
+        par.trained_many([cfg(2), cfg(3), cfg(4)])  # in two worker processes: one tick per finished run
+    assert ticks == [(0, 3), (1, 3), (2, 3), (3, 3)]

@@ -137,15 +137,16 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 class ReportingMemo(RunMemo):
     """A :class:`RunMemo` that says, before each batch of runs, how many will train and how many it reuses,
-    and after it how long they took: a claim at the full budget trains for tens of minutes, and a
-    progress bar that only counts claims would sit still all that time."""
+    ticks as each run finishes, and says after the batch how long it took: a claim at the full budget trains
+    for tens of minutes, and a progress bar that only counts claims would sit still all that time."""
 
     def __init__(self, root: str | Path, jobs: int = 1, report: Callable[[str], None] | None = None,
-                 ray_address: str | None = None):
+                 ray_address: str | None = None, tick: Callable[[int, int], None] | None = None):
         super().__init__(root, jobs, ray_address)
         self.report = report or (lambda msg: None)
+        self.tick = tick or (lambda done, total: None)
 
-    def trained_many(self, cfgs: list) -> list[dict]:
+    def trained_many(self, cfgs: list, on_run: Callable[[str], None] | None = None) -> list[dict]:
         from ..train.sweep import finished
 
         names = {c.name: finished(c) is not None for c in map(self.resolve, cfgs)}
@@ -153,8 +154,16 @@ class ReportingMemo(RunMemo):
         if todo:
             where = "on the Ray cluster" if self.ray_address is not None else f"{min(self.jobs, todo)} at a time"
             self.report(f"training {todo} run{'s' * (todo > 1)} ({len(names) - todo} reused, {where})")
-        t0 = time.perf_counter()
-        out = super().trained_many(cfgs)
+            self.tick(0, todo)
+        t0, done = time.perf_counter(), [0]
+
+        def finished_one(name: str) -> None:
+            done[0] += 1
+            self.tick(done[0], todo)
+            if on_run:
+                on_run(name)
+
+        out = super().trained_many(cfgs, on_run=finished_one)
         if todo:
             self.report(f"trained {todo} run{'s' * (todo > 1)} in {(time.perf_counter() - t0) / 60:.1f} min")
         return out
@@ -163,20 +172,22 @@ class ReportingMemo(RunMemo):
 def run_claims(ids: list[str], budget: Budget, out: Path, *, force: bool = False, jobs: int = 1,
                on_start: Callable[[str], None] | None = None,
                on_done: Callable[[ClaimResult], None] | None = None,
-               on_runs: Callable[[str, str], None] | None = None, ray_address: str | None = None
-               ) -> list[ClaimResult]:
+               on_runs: Callable[[str, str], None] | None = None, ray_address: str | None = None,
+               on_tick: Callable[[str, int, int], None] | None = None) -> list[ClaimResult]:
     """Run (or take from the cache) each claim in ``ids``; rewrite ``out/claims.json`` after every claim.
 
     The file always holds the whole ledger: claims not run this time keep their cached entries.
     ``jobs``: how many independent trained runs may train at once, each in its own process;
     ``on_runs(claim id, message)``: what a trained claim is training (see :class:`ReportingMemo`);
-    ``ray_address``: train the runs as tasks of that Ray cluster (``"local"``: a local instance) instead.
+    ``ray_address``: train the runs as tasks of that Ray cluster (``"local"``: a local instance) instead;
+    ``on_tick(claim id, runs done, runs to train)``: as each run of a batch finishes.
     """
     out.mkdir(parents=True, exist_ok=True)
     current = [""]
     report = (lambda msg: on_runs(current[0], msg)) if on_runs else None
+    tick = (lambda done, total: on_tick(current[0], done, total)) if on_tick else None
     # one writer per results folder: a second reproduce into it fails at once, naming the first
-    memo = ReportingMemo(out / "runs", jobs=jobs, report=report, ray_address=ray_address)  # models beside the ledger
+    memo = ReportingMemo(out / "runs", jobs=jobs, report=report, ray_address=ray_address, tick=tick)  # beside the ledger
     with locked(out), memo as runs:
         def started(cid: str) -> None:
             current[0] = cid

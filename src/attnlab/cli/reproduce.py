@@ -134,11 +134,17 @@ def reproduce(
             prog.console.print(f"[bold]{r.id}[/] [{color}]{r.verdict}[/] ({tag}) {escape(r.reason)}")
             prog.advance(task)
 
+        run_bar = prog.add_task("runs", total=None, visible=False)
+
         def runs(cid, msg):
             prog.console.print(f"  [dim]{cid}: {escape(msg)}[/]")
 
+        def tick(cid, done_runs, total):  # the current batch of trained runs, under the claims' bar
+            prog.update(run_bar, description=f"  {cid}: runs", completed=done_runs, total=total,
+                        visible=done_runs < total)
+
         run_claims(ids, budget, out, force=force, jobs=jobs or os.cpu_count() or 1, on_start=start, on_done=done,
-                   on_runs=runs, ray_address=ray)
+                   on_runs=runs, ray_address=ray, on_tick=tick)
     _write_outputs(out, readme, budget.name)
     if against is not None:
         _compare_budgets(out, against, readme)

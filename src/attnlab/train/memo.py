@@ -14,6 +14,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from ..sourcegraph import PACKAGE_ROOT
@@ -111,17 +112,22 @@ class RunMemo:
         """Train ``cfg`` (or reuse its finished run); the run's summary with ``run_dir`` added."""
         return _train_resolved(self.resolve(cfg))
 
-    def trained_many(self, cfgs: list[TrainConfig | dict]) -> list[dict]:
+    def trained_many(self, cfgs: list[TrainConfig | dict], on_run: Callable[[str], None] | None = None
+                     ) -> list[dict]:
         """:meth:`trained` for every config, in order; the unfinished ones in up to ``jobs`` spawned
         processes, or as tasks of the Ray cluster at ``ray_address`` (one CPU each; the root must then be
         a folder every node reaches). Each run's result depends on its config alone (its ``threads``
-        included), so it is the same whichever process or node trains it."""
+        included), so it is the same whichever process or node trains it. ``on_run(name)`` is called as
+        each run that had to be trained finishes (progress for the caller)."""
+        from concurrent.futures import as_completed
+
         from .sweep import finished, run_on_ray
 
+        notify = on_run or (lambda name: None)
         resolved = [self.resolve(c) for c in cfgs]
         pending = {c.name: c for c in resolved if not finished(c)}  # one process per distinct run
         if self.ray_address is not None and pending:
-            rows = run_on_ray(list(pending.values()), self.ray_address, echo=lambda _: None)
+            rows = run_on_ray(list(pending.values()), self.ray_address, echo=lambda line: notify(line.split(":")[0]))
             failed = [f"{name}: {row['status']}" for name, row in rows.items() if row.get("status") != "done"]
             if failed:
                 raise RuntimeError(f"{len(failed)} run(s) failed on the Ray cluster: " + "; ".join(failed))
@@ -132,5 +138,14 @@ class RunMemo:
         elif self.jobs > 1 and len(pending) > 1:
             if self._pool is None:
                 self._pool = worker_pool(self.jobs)
-            list(self._pool.map(_train_resolved, pending.values()))
-        return [_train_resolved(c) for c in resolved]
+            futures = {self._pool.submit(_train_resolved, c): name for name, c in pending.items()}
+            for f in as_completed(futures):
+                f.result()
+                notify(futures[f])
+        out = []
+        for c in resolved:
+            fresh = c.name in pending and not finished(c)  # trained just now, in this process
+            out.append(_train_resolved(c))
+            if fresh:
+                notify(c.name)
+        return out
