@@ -27,8 +27,8 @@ def test_auto_picks_native_for_no_grad_cpu_float32_and_says_why_not_fla():
 
 def test_auto_runs_pytorch_where_native_cannot_and_names_the_reason():
     t = delta_inputs(1, 20, 2, 4, 4)
-    c = _choose("auto", *t, needs_grad=True)
-    assert c.engine == "pytorch" and "no backward pass" in c.passed_over["native"]
+    c = _choose("auto", *(x.to(torch.bfloat16) for x in t), needs_grad=True)
+    assert c.engine == "pytorch" and "native backward computes in float32; bfloat16" in c.passed_over["native"]
     c64 = _choose("auto", *(x.double() for x in t))
     assert c64.engine == "pytorch" and "float64" in c64.passed_over["native"]
 

@@ -64,7 +64,7 @@ def test_native_at_benchmark_shape_to_float32_precision(gated):
 
 
 @needs_native
-def test_default_backend_uses_native_only_without_gradients(monkeypatch):
+def test_default_backend_uses_native_for_float32_with_and_without_gradients(monkeypatch):
     q, k, v, beta, g = delta_inputs(1, 20, 2, 4, 4)
     calls = []
     real = native.delta_chunk
@@ -72,13 +72,15 @@ def test_default_backend_uses_native_only_without_gradients(monkeypatch):
     with torch.no_grad():
         delta_rule(q, k, v, beta)
     assert calls == [1]
-    o = delta_rule(q.requires_grad_(True), k, v, beta)  # autograd: the PyTorch chunk form
-    assert calls == [1] and o.grad_fn is not None
+    o = delta_rule(q.requires_grad_(True), k, v, beta)  # autograd: the native forward, then its backward
+    assert calls == [1, 1] and type(o.grad_fn).__name__ == "NativeDeltaBackward"
+    o = delta_rule(*(x.to(torch.bfloat16) for x in (q, k, v, beta)))  # bfloat16 with gradients: PyTorch
+    assert calls == [1, 1] and o.grad_fn is not None
     with torch.no_grad():
         delta_rule(q.double(), k.double(), v.double(), beta.double())  # float64 stays in PyTorch
         delta_rule(q, k, v, beta, backend="pytorch")
         delta_rule(q, k, v, beta, mode="recurrent")
-    assert calls == [1]
+    assert calls == [1, 1]
 
 
 @needs_native
@@ -121,8 +123,8 @@ def test_native_backend_says_why_it_cannot_run():
     q, k, v, beta, g = delta_inputs(1, 8, 1, 4, 4)
     with pytest.raises(ValueError, match="backend='native': the native kernel runs the chunk form only"):
         delta_rule(q, k, v, beta, mode="recurrent", backend="native")
-    with pytest.raises(ValueError, match="backend='native': the native kernel has no backward pass"):
-        delta_rule(q.requires_grad_(True), k, v, beta, backend="native")
+    with pytest.raises(ValueError, match="backend='native': the native backward computes in float32; float64"):
+        delta_rule(q.double().requires_grad_(True), k.double(), v.double(), beta.double(), backend="native")
     with pytest.raises(ValueError, match="float64 inputs run in PyTorch"):
         with torch.no_grad():
             delta_rule(q.double(), k.double(), v.double(), beta.double(), backend="native")
@@ -224,3 +226,61 @@ def test_a_folder_or_library_planted_by_another_user_is_not_loaded(tmp_path, mon
     built = native._compile(cc)
     assert not isinstance(built, str) and built.parent != planted and native.untrusted(built) is None
     assert all(f.read_bytes() == b"not a library" for f in planted.glob("delta_chunk-*.so"))
+
+
+@needs_native
+@pytest.mark.parametrize(("b", "t", "h", "dk", "dv", "gate", "init", "chunk"), [
+    (2, 37, 3, 8, 12, True, True, 16), (1, 64, 1, 16, 16, False, False, 64), (2, 5, 2, 4, 4, True, False, 64),
+    (1, 100, 2, 32, 24, False, True, 32), (3, 1, 1, 4, 8, True, True, 64)])
+def test_native_backward_equals_autograd_of_the_recurrence(b, t, h, dk, dv, gate, init, chunk):
+    """Every gradient (q, k, v, β, g and the initial state), with the output's and the final state's gradients
+    both flowing, against autograd through the float64 token loop; lengths that do not divide the chunk."""
+    from attnlab.ops import delta_engines
+
+    gen = torch.Generator().manual_seed(b * 1000 + t)
+    q = torch.randn(b, t, h, dk, generator=gen, dtype=torch.float64)
+    k = F.normalize(torch.randn(b, t, h, dk, generator=gen, dtype=torch.float64), dim=-1)
+    v = torch.randn(b, t, h, dv, generator=gen, dtype=torch.float64)
+    beta = torch.rand(b, t, h, generator=gen, dtype=torch.float64) * 1.5
+    g = -torch.rand(b, t, h, generator=gen, dtype=torch.float64) * 0.5 if gate else None
+    S0 = torch.randn(b, h, dk, dv, generator=gen, dtype=torch.float64) if init else None
+    ins = (q, k, v, g, beta, S0)
+    ref = [None if x is None else x.clone().requires_grad_() for x in ins]
+    got = [None if x is None else x.float().requires_grad_() for x in ins]
+    o, S, _ = delta_engines.recurrent(ref[0], ref[1], ref[2], ref[3], ref[4], scale=0.7, chunk_size=chunk,
+                                      initial_state=ref[5])
+    do, dS = torch.randn(o.shape, generator=gen, dtype=torch.float64), torch.randn(S.shape, generator=gen,
+                                                                                     dtype=torch.float64)
+    ((o * do).sum() + (S * dS).sum()).backward()
+    o2, S2 = gated_delta_rule(got[0], got[1], got[2], got[3], got[4], scale=0.7, chunk_size=chunk,
+                              initial_state=got[5], output_final_state=True, backend="native")
+    ((o2 * do.float()).sum() + (S2 * dS.float()).sum()).backward()
+    assert_close("o", o.float(), o2, ratio=2e-6)
+    for name, r, x in zip(("dq", "dk", "dv", "dg", "dbeta", "dS0"), ref, got):
+        if r is not None:
+            assert_close(name, r.grad.float(), x.grad, ratio=2e-6)
+    # without the forward's chunk-start states the backward recomputes them by one sweep: the same gradients
+    f = [None if x is None else x.detach() for x in got]
+    again = native.delta_backward(f[0], f[1], f[2], f[3], f[4], f[5], do.float(), dS.float(), scale=0.7,
+                                  chunk_size=chunk)
+    for name, r, x in zip(("dq", "dk", "dv", "dg", "dbeta", "dS0"), ref, again):
+        if r is not None:
+            assert_close(name + " (no starts)", r.grad.float(), x, ratio=2e-6)
+
+
+@needs_native
+def test_auto_trains_through_the_native_backward_and_matches_pytorch():
+    """A training call (gradients needed, float32, CPU) runs on the native engine by default; its gradients
+    equal the PyTorch chunk form's to float32 precision."""
+    from attnlab.ops import delta_engines
+
+    q, k, v, beta, g = delta_inputs(2, 70, 2, 16, 16)
+    c = delta_engines.choose("auto", q, k, v, g, beta, None, mode="chunk", chunk_size=64, needs_grad=True)
+    assert c.engine == "native"
+    grads = {}
+    for backend in ("native", "pytorch"):
+        xs = [x.clone().requires_grad_() for x in (q, k, v, g, beta)]
+        gated_delta_rule(*xs, backend=backend).pow(2).sum().backward()
+        grads[backend] = [x.grad for x in xs]
+    for name, a, b_ in zip(("dq", "dk", "dv", "dg", "dbeta"), grads["pytorch"], grads["native"]):
+        assert_close(name, a, b_, ratio=1e-5)

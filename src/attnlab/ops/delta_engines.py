@@ -8,7 +8,7 @@ Every engine computes the same recurrence (:mod:`attnlab.ops.delta`) from alread
 ``recurrent``   the token loop in PyTorch: the reference (``mode="recurrent"``)
 ``pytorch``     the chunkwise WY/UT form in PyTorch ops: any device and dtype, autograd
 ``native``      the same chunk form as a compiled CPU kernel (:mod:`attnlab.ops.native`): float32
-                or bfloat16 on the CPU, no gradient
+                or bfloat16 on the CPU; with gradients (float32), a compiled backward by the recurrence
 ``fla``         flash-linear-attention's Triton chunk kernels (:mod:`attnlab.ops.fla_kernels`): CUDA
 ==============  ===============================================================================
 
@@ -180,7 +180,11 @@ def chunk_pytorch(q, k, v, g, beta, *, scale, chunk_size, initial_state):
 
 
 def chunk_native(q, k, v, g, beta, *, scale, chunk_size, initial_state):
-    """The chunk form in the compiled CPU kernel (:func:`attnlab.ops.native.delta_chunk`)."""
+    """The chunk form in the compiled CPU kernel (:func:`attnlab.ops.native.delta_chunk`); where a gradient
+    is needed, with the compiled backward (:class:`attnlab.ops.native.NativeDelta`)."""
+    if torch.is_grad_enabled() and any(x is not None and x.requires_grad for x in (q, k, v, g, beta, initial_state)):
+        o, S, worst = native.NativeDelta.apply(q, k, v, g, beta, initial_state, scale, chunk_size)
+        return o, S, float(worst)
     return native.delta_chunk(q, k, v, g, beta, scale=scale, chunk_size=chunk_size, initial_state=initial_state)
 
 
@@ -206,9 +210,10 @@ class Choice:
 
 
 def _native_why_not(tensors, needs_grad: bool) -> str | None:
-    if needs_grad:
-        return "the native kernel has no backward pass; a call that needs gradients runs in PyTorch"
     for x in tensors:
+        if needs_grad and x is not None and x.dtype != torch.float32:
+            return (f"the native backward computes in float32; {str(x.dtype).removeprefix('torch.')} inputs that "
+                    "need gradients run in PyTorch")
         if x is not None and x.device.type != "cpu":
             return f"the native kernel runs on the CPU, got a tensor on {x.device}"
         if x is not None and x.dtype == torch.float64:

@@ -153,9 +153,12 @@ def _load() -> dict:
     except (OSError, AttributeError) as e:  # an unwritable cache, a library that does not load
         return {"why": f"the native kernel could not be built or loaded ({type(e).__name__}: {e})"}
     p, i = ctypes.c_void_p, ctypes.c_int
-    fn.argtypes = [p] * 7 + [i] * 6 + [ctypes.c_float, i, p, ctypes.POINTER(ctypes.c_float)]
+    fn.argtypes = [p] * 8 + [i] * 6 + [ctypes.c_float, i, p, ctypes.POINTER(ctypes.c_float)]
     fn.restype = i
-    return {"fn": fn, "sgemm": sgemm, "path": path}
+    bwd = ctypes.CDLL(str(path)).attnlab_delta_rec_bwd
+    bwd.argtypes = [p] * 15 + [i] * 6 + [ctypes.c_float, i]
+    bwd.restype = i
+    return {"fn": fn, "bwd": bwd, "sgemm": sgemm, "path": path}
 
 
 def _kernel() -> dict:
@@ -188,8 +191,9 @@ def _f32(x: torch.Tensor) -> torch.Tensor:
     return x.detach().to(torch.float32).contiguous()
 
 
-def delta_chunk(q, k, v, g, beta, *, scale: float, chunk_size: int, initial_state=None):
-    """``(o [b, t, h, d_v] float32, S [b, h, d_k, d_v] float32, max β‖k‖²)`` — the chunk form in C.
+def delta_chunk(q, k, v, g, beta, *, scale: float, chunk_size: int, initial_state=None, keep_starts: bool = False):
+    """``(o [b, t, h, d_v] float32, S [b, h, d_k, d_v] float32, max β‖k‖²)`` — the chunk form in C; with
+    ``keep_starts``, a fourth item: the state entering every chunk ``[b·h, n, d_k, d_v]`` (for the backward).
 
     Inputs as for :func:`attnlab.ops.gated_delta_rule` (already checked); call only where
     :func:`attnlab.ops.delta_engines.choose` picked the native engine.
@@ -204,9 +208,60 @@ def delta_chunk(q, k, v, g, beta, *, scale: float, chunk_size: int, initial_stat
     S = torch.zeros(b * h, dk, dv) if initial_state is None else _f32(initial_state).reshape(b * h, dk, dv).clone()
     worst = ctypes.c_float(0.0)
     threads = max(1, min(torch.get_num_threads(), b * h))
+    starts = torch.empty(b * h, -(-t // chunk_size), dk, dv) if keep_starts else None
     rc = kern["fn"](q.data_ptr(), k.data_ptr(), v.data_ptr(), beta.data_ptr(), None if g is None else g.data_ptr(),
-                    o.data_ptr(), S.data_ptr(), b, t, h, dk, dv, chunk_size, scale, threads, kern["sgemm"],
-                    ctypes.byref(worst))
+                    o.data_ptr(), S.data_ptr(), None if starts is None else starts.data_ptr(), b, t, h, dk, dv,
+                    chunk_size, scale, threads, kern["sgemm"], ctypes.byref(worst))
     if rc:
         raise MemoryError("native delta-rule kernel: a thread could not allocate its chunk workspace")
-    return o, S.reshape(b, h, dk, dv), worst.value
+    out = o, S.reshape(b, h, dk, dv), worst.value
+    return (*out, starts) if keep_starts else out
+
+
+def delta_backward(q, k, v, g, beta, initial_state, do, dS, *, scale: float, chunk_size: int, starts=None):
+    """Gradients of the (gated) delta rule, ``(dq, dk, dv, dg, dβ, dS₀)`` (``dg`` None without a gate), by the
+    token recurrence in C from the forward's inputs (float32, CPU; see ``csrc/delta_chunk.c``). ``do`` is
+    the output's gradient, ``dS`` the final state's (None: unused); ``starts``, the forward's chunk-start
+    states (:func:`delta_chunk` with ``keep_starts``), saves one pass over the sequence."""
+    kern = _kernel()
+    b, t, h, dk = q.shape
+    dv = v.shape[-1]
+    chunk_size = chunk_length(chunk_size, t)
+    q, k, v, beta, do = (_f32(x) for x in (q, k, v, beta, do))
+    g = None if g is None else _f32(g)
+    S0 = None if initial_state is None else _f32(initial_state)
+    dSf = None if dS is None else _f32(dS)
+    dq, dk_, dv_ = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
+    dbeta = torch.empty_like(beta)
+    dg = None if g is None else torch.empty_like(g)
+    dS0 = torch.empty(b, h, dk, dv)
+    ptr = lambda x: None if x is None else x.data_ptr()  # noqa: E731
+    threads = max(1, min(torch.get_num_threads(), b * h))
+    rc = kern["bwd"](ptr(q), ptr(k), ptr(v), ptr(beta), ptr(g), ptr(S0), ptr(starts), ptr(do), ptr(dSf), ptr(dq),
+                     ptr(dk_),
+                     ptr(dv_), ptr(dbeta), ptr(dg), ptr(dS0), b, t, h, dk, dv, chunk_size, scale, threads)
+    if rc:
+        raise MemoryError("native delta-rule backward: a thread could not allocate its workspace")
+    return dq, dk_, dv_, dg, dbeta, dS0
+
+
+class NativeDelta(torch.autograd.Function):
+    """The native forward (:func:`delta_chunk`) with the native backward (:func:`delta_backward`):
+    float32 CPU training through the compiled kernels. Returns ``(o, S, max β‖k‖²)``."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, g, beta, initial_state, scale, chunk_size):
+        o, S, worst, starts = delta_chunk(q, k, v, g, beta, scale=scale, chunk_size=chunk_size,
+                                          initial_state=initial_state, keep_starts=True)
+        ctx.save_for_backward(q, k, v, g, beta, initial_state, starts)
+        ctx.scale, ctx.chunk_size = scale, chunk_size
+        worst = torch.tensor(worst)
+        ctx.mark_non_differentiable(worst)
+        return o, S, worst
+
+    @staticmethod
+    def backward(ctx, do, dS, _dworst):
+        q, k, v, g, beta, initial_state, starts = ctx.saved_tensors
+        dq, dk, dv, dg, dbeta, dS0 = delta_backward(q, k, v, g, beta, initial_state, do, dS, scale=ctx.scale,
+                                                    chunk_size=ctx.chunk_size, starts=starts)
+        return (dq, dk, dv, dg, dbeta, dS0 if initial_state is not None else None, None, None)

@@ -54,6 +54,7 @@ static inline float exp_le0(float x) {
 typedef struct {
     const float *q, *k, *v, *beta, *g; /* [b, t, h, d] and [b, t, h], contiguous */
     float *o, *S;                       /* o [b, t, h, dv]; S [b*h, dk, dv], read and written */
+    float *starts;                      /* NULL, or [b*h, n chunks, dk, dv]: the state entering each chunk */
     int b, t, h, dk, dv, C;
     float scale;
     sgemm_t sgemm;
@@ -72,6 +73,8 @@ static float head(const job_t *J, int bh, float *ws) {
     float *A = ws, *P = A + C * C, *X = P + C * C, *Vn = X + C * lx, *G = Vn + C * dv, *E = G + C;
     for (int c0 = 0; c0 < t; c0 += C) {
         const int c = t - c0 < C ? t - c0 : C;
+        if (J->starts) /* kept for the backward pass, which replays each chunk from its start */
+            memcpy(J->starts + ((size_t)bh * ((t + C - 1) / C) + c0 / C) * dk * dv, S, sizeof(float) * dk * dv);
         const float *qc = q + (size_t)c0 * lk, *kc = k + (size_t)c0 * lk, *vc = v + (size_t)c0 * lv;
         const float *bc = be + (size_t)c0 * h;
         float *oc = o + (size_t)c0 * lv;
@@ -163,9 +166,9 @@ static float head(const job_t *J, int bh, float *ws) {
 
 /* returns 0, or 1 when a thread could not allocate its workspace */
 int attnlab_delta_chunk_fwd(const float *q, const float *k, const float *v, const float *beta, const float *g,
-                            float *o, float *S, int b, int t, int h, int dk, int dv, int C, float scale,
+                            float *o, float *S, float *starts, int b, int t, int h, int dk, int dv, int C, float scale,
                             int nthreads, void *sgemm, float *worst_out) {
-    const job_t J = {q, k, v, beta, g, o, S, b, t, h, dk, dv, C, scale, (sgemm_t)sgemm};
+    const job_t J = {q, k, v, beta, g, o, S, starts, b, t, h, dk, dv, C, scale, (sgemm_t)sgemm};
     const size_t wsz = (size_t)2 * C * C + (size_t)C * (dk + dv) + (size_t)C * dv + 2 * (size_t)C;
     int fail = 0;
     float worst = 0.f;
@@ -183,5 +186,166 @@ int attnlab_delta_chunk_fwd(const float *q, const float *k, const float *v, cons
         free(ws);
     }
     *worst_out = worst;
+    return fail;
+}
+
+
+/* ---- the backward pass, by the token recurrence ------------------------------------------------------
+
+   S_t = a_t S_{t-1} + k_t u_t^T,  u_t = beta_t e_t,  e_t = v_t - a_t S_{t-1}^T k_t,  o_t = scale S_t^T q_t,
+   with a_t = exp(g_t) (1 without a gate) and S [dk, dv]. Going back in time with dS = dL/dS_t:
+
+     dS += scale q_t do_t^T;  dq_t = scale S_t do_t;  du = dS^T k_t
+     dk_t = dS u_t - a_t beta_t S_{t-1} du;  dv_t = beta_t du;  dbeta_t = du . e_t
+     dg_t = a_t (<dS, S_{t-1}> - beta_t du . (S_{t-1}^T k_t));  dS <- a_t (dS - beta_t k_t du^T)
+
+   and dS is dL/dS_0 at the end. The states are recomputed: S at the start of every chunk of C tokens
+   (kept by the chunk forward, or else by one forward sweep), then each chunk, last first, is replayed
+   from its start (C + 1 states) and walked back. Every step is a few passes over one dk x dv state, which stays in cache: at the
+   ledger's sizes (t <= 256, d <= 64) this is cheaper than the chunk form's many small products. */
+
+typedef struct {
+    const float *q, *k, *v, *beta, *g, *S0, *dO, *dSf; /* g, S0, dSf may be NULL */
+    const float *starts;                                /* NULL, or the forward's chunk-start states */
+    float *dq, *dk, *dv, *dbeta, *dg, *dS0;            /* dg NULL without a gate */
+    int b, t, h, dk_, dv_, C;
+    float scale;
+} bjob_t;
+
+/* S_new = a S + k (beta (v - a S^T k))^T; kS (dv) receives S^T k of the old state */
+static inline void rec_step(const float *restrict S, float *restrict Sn, const float *restrict k,
+                            const float *restrict v, float beta, float a, int dk, int dv, float *restrict kS) {
+    for (int j = 0; j < dv; j++) kS[j] = 0.f;
+    for (int i = 0; i < dk; i++) {
+        const float ki = k[i], *restrict Si = S + (size_t)i * dv;
+        #pragma omp simd
+        for (int j = 0; j < dv; j++) kS[j] += ki * Si[j];
+    }
+    for (int i = 0; i < dk; i++) {
+        const float ki = beta * k[i], *restrict Si = S + (size_t)i * dv;
+        float *restrict Ni = Sn + (size_t)i * dv;
+        #pragma omp simd
+        for (int j = 0; j < dv; j++) Ni[j] = a * Si[j] + ki * (v[j] - a * kS[j]);
+    }
+}
+
+static void head_bwd(const bjob_t *J, int bh, float *ws) {
+    const int t = J->t, h = J->h, dk = J->dk_, dv = J->dv_, C = J->C, bi = bh / h, hi = bh % h;
+    const int n = (t + C - 1) / C;
+    const size_t sz = (size_t)dk * dv;
+    float *ck = ws, *St = ck + (size_t)n * sz, *dS = St + (size_t)(C + 1) * sz, *kS = dS + sz, *du = kS + dv;
+    float *e = du + dv;
+    const size_t rk = (size_t)h * dk, rv = (size_t)h * dv; /* strides of one time step in [b, t, h, d] */
+    const float *q = J->q + ((size_t)bi * t * h + hi) * dk, *k = J->k + ((size_t)bi * t * h + hi) * dk;
+    const float *v = J->v + ((size_t)bi * t * h + hi) * dv, *dO = J->dO + ((size_t)bi * t * h + hi) * dv;
+    const float *be = J->beta + (size_t)bi * t * h + hi, *g = J->g ? J->g + (size_t)bi * t * h + hi : NULL;
+    float *dq = J->dq + ((size_t)bi * t * h + hi) * dk, *dk_out = J->dk + ((size_t)bi * t * h + hi) * dk;
+    float *dvo = J->dv + ((size_t)bi * t * h + hi) * dv, *db = J->dbeta + (size_t)bi * t * h + hi;
+    float *dg = J->dg ? J->dg + (size_t)bi * t * h + hi : NULL;
+    /* the state entering every chunk: kept by the forward pass, or one forward sweep from S0 */
+    if (J->starts) {
+        memcpy(ck, J->starts + (size_t)bh * n * sz, sizeof(float) * n * sz);
+    } else {
+        if (J->S0) memcpy(ck, J->S0 + (size_t)bh * sz, sizeof(float) * sz);
+        else memset(ck, 0, sizeof(float) * sz);
+        for (int c = 0; c + 1 < n; c++) {
+            memcpy(St, ck + (size_t)c * sz, sizeof(float) * sz);
+            for (int i = c * C; i < (c + 1) * C; i++) {
+                float *cur = St + (size_t)((i - c * C) & 1) * sz, *nxt = St + (size_t)((i - c * C + 1) & 1) * sz;
+                rec_step(cur, nxt, k + (size_t)i * rk, v + (size_t)i * rv, be[(size_t)i * h],
+                         g ? expf(g[(size_t)i * h]) : 1.f, dk, dv, kS);
+            }
+            memcpy(ck + (size_t)(c + 1) * sz, St + (size_t)(C & 1) * sz, sizeof(float) * sz);
+        }
+    }
+    if (J->dSf) memcpy(dS, J->dSf + (size_t)bh * sz, sizeof(float) * sz);
+    else memset(dS, 0, sizeof(float) * sz);
+    for (int c = n - 1; c >= 0; c--) {
+        const int c0 = c * C, len = t - c0 < C ? t - c0 : C;
+        memcpy(St, ck + (size_t)c * sz, sizeof(float) * sz);
+        for (int i = 0; i < len; i++) {
+            const int ti = c0 + i;
+            rec_step(St + (size_t)i * sz, St + (size_t)(i + 1) * sz, k + (size_t)ti * rk, v + (size_t)ti * rv,
+                     be[(size_t)ti * h], g ? expf(g[(size_t)ti * h]) : 1.f, dk, dv, kS);
+        }
+        for (int i = len - 1; i >= 0; i--) {
+            const int ti = c0 + i;
+            const float *Sp = St + (size_t)i * sz, *Sc = St + (size_t)(i + 1) * sz;
+            const float *qt = q + (size_t)ti * rk, *kt = k + (size_t)ti * rk, *vt = v + (size_t)ti * rv;
+            const float *dot = dO + (size_t)ti * rv, beta = be[(size_t)ti * h];
+            const float a = g ? expf(g[(size_t)ti * h]) : 1.f, sc = J->scale;
+            float *dqt = dq + (size_t)ti * rk, *dkt = dk_out + (size_t)ti * rk, *dvt = dvo + (size_t)ti * rv;
+            /* kS = S_{t-1}^T k, e = v - a kS; dS += scale q do^T; du = dS^T k */
+            for (int j = 0; j < dv; j++) { kS[j] = 0.f; du[j] = 0.f; }
+            for (int r = 0; r < dk; r++) {
+                const float kr = kt[r], qr = sc * qt[r], *restrict Spr = Sp + (size_t)r * dv;
+                float *restrict dSr = dS + (size_t)r * dv;
+                #pragma omp simd
+                for (int j = 0; j < dv; j++) {
+                    kS[j] += kr * Spr[j];
+                    dSr[j] += qr * dot[j];
+                    du[j] += kr * dSr[j];
+                }
+            }
+            float dbeta = 0.f, dukS = 0.f;
+            #pragma omp simd reduction(+ : dbeta, dukS)
+            for (int j = 0; j < dv; j++) {
+                e[j] = vt[j] - a * kS[j];
+                dbeta += du[j] * e[j];
+                dukS += du[j] * kS[j];
+            }
+            db[(size_t)ti * h] = dbeta;
+            #pragma omp simd
+            for (int j = 0; j < dv; j++) dvt[j] = beta * du[j];
+            /* dq = scale S_t do; dk = dS (beta e) - a beta S_{t-1} du; <dS, S_{t-1}> */
+            float inner = 0.f;
+            for (int r = 0; r < dk; r++) {
+                const float *restrict Scr = Sc + (size_t)r * dv, *restrict Spr = Sp + (size_t)r * dv;
+                const float *restrict dSr = dS + (size_t)r * dv;
+                float aq = 0.f, ak = 0.f, ap = 0.f, ai = 0.f;
+                #pragma omp simd reduction(+ : aq, ak, ap, ai)
+                for (int j = 0; j < dv; j++) {
+                    aq += Scr[j] * dot[j];
+                    ak += dSr[j] * e[j];
+                    ap += Spr[j] * du[j];
+                    ai += dSr[j] * Spr[j];
+                }
+                dqt[r] = sc * aq;
+                dkt[r] = beta * ak - a * beta * ap;
+                inner += ai;
+            }
+            if (dg) dg[(size_t)ti * h] = a * (inner - beta * dukS);
+            /* dS <- a (dS - beta k du^T) */
+            for (int r = 0; r < dk; r++) {
+                const float bk = beta * kt[r];
+                float *restrict dSr = dS + (size_t)r * dv;
+                #pragma omp simd
+                for (int j = 0; j < dv; j++) dSr[j] = a * (dSr[j] - bk * du[j]);
+            }
+        }
+    }
+    memcpy(J->dS0 + (size_t)bh * sz, dS, sizeof(float) * sz);
+}
+
+/* returns 0, or 1 when a thread could not allocate its workspace */
+int attnlab_delta_rec_bwd(const float *q, const float *k, const float *v, const float *beta, const float *g,
+                          const float *S0, const float *starts, const float *dO, const float *dSf, float *dq,
+                          float *dk, float *dv,
+                          float *dbeta, float *dg, float *dS0, int b, int t, int h, int dk_, int dv_, int C,
+                          float scale, int nthreads) {
+    const bjob_t J = {q, k, v, beta, g, S0, dO, dSf, starts, dq, dk, dv, dbeta, dg, dS0, b, t, h, dk_, dv_, C, scale};
+    const int n = (t + C - 1) / C;
+    const size_t sz = (size_t)dk_ * dv_;
+    const size_t wsz = (size_t)(n > 0 ? n : 1) * sz + (size_t)(C + 1) * sz + sz + 3 * (size_t)dv_;
+    int fail = 0;
+    #pragma omp parallel num_threads(nthreads) reduction(| : fail)
+    {
+        float *ws = malloc(sizeof(float) * wsz);
+        if (!ws) fail = 1;
+        #pragma omp for schedule(static)
+        for (int bh = 0; bh < b * h; bh++)
+            if (ws) head_bwd(&J, bh, ws);
+        free(ws);
+    }
     return fail;
 }
