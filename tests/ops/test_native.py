@@ -64,7 +64,7 @@ def test_native_at_benchmark_shape_to_float32_precision(gated):
 
 
 @needs_native
-def test_default_backend_uses_native_for_float32_with_and_without_gradients(monkeypatch):
+def test_default_backend_uses_native_for_float32_without_gradients_only(monkeypatch):
     q, k, v, beta, g = delta_inputs(1, 20, 2, 4, 4)
     calls = []
     real = native.delta_chunk
@@ -72,7 +72,9 @@ def test_default_backend_uses_native_for_float32_with_and_without_gradients(monk
     with torch.no_grad():
         delta_rule(q, k, v, beta)
     assert calls == [1]
-    o = delta_rule(q.requires_grad_(True), k, v, beta)  # autograd: the native forward, then its backward
+    o = delta_rule(q.requires_grad_(True), k, v, beta)  # training: the PyTorch chunk form's autograd
+    assert calls == [1] and type(o.grad_fn).__name__ != "NativeDeltaBackward"
+    o = delta_rule(q, k, v, beta, backend="native")  # asked for: the native forward, then its backward
     assert calls == [1, 1] and type(o.grad_fn).__name__ == "NativeDeltaBackward"
     o = delta_rule(*(x.to(torch.bfloat16) for x in (q, k, v, beta)))  # bfloat16 with gradients: PyTorch
     assert calls == [1, 1] and o.grad_fn is not None
@@ -269,14 +271,17 @@ def test_native_backward_equals_autograd_of_the_recurrence(b, t, h, dk, dv, gate
 
 
 @needs_native
-def test_auto_trains_through_the_native_backward_and_matches_pytorch():
-    """A training call (gradients needed, float32, CPU) runs on the native engine by default; its gradients
-    equal the PyTorch chunk form's to float32 precision."""
+def test_the_native_backward_is_opt_in_and_matches_pytorch():
+    """A training call (gradients needed, float32, CPU) runs the PyTorch chunk form unless the native
+    backward is asked for (it is no faster at the ledger's sizes); asked for, its gradients equal the
+    PyTorch chunk form's to float32 precision."""
     from attnlab.ops import delta_engines
 
     q, k, v, beta, g = delta_inputs(2, 70, 2, 16, 16)
     c = delta_engines.choose("auto", q, k, v, g, beta, None, mode="chunk", chunk_size=64, needs_grad=True)
-    assert c.engine == "native"
+    assert c.engine == "pytorch" and c.passed_over["native"] == delta_engines.NATIVE_BACKWARD_OPT_IN
+    assert delta_engines.choose("native", q, k, v, g, beta, None, mode="chunk", chunk_size=64,
+                                needs_grad=True).engine == "native"
     grads = {}
     for backend in ("native", "pytorch"):
         xs = [x.clone().requires_grad_() for x in (q, k, v, g, beta)]

@@ -209,6 +209,12 @@ class Choice:
     passed_over: dict[str, str] = field(default_factory=dict)
 
 
+# measured on one thread (docs/benchmarks.md): the compiled backward walks the tokens back one by one and
+# is 0.7-1.1x the PyTorch chunk form's autograd, so training keeps the chunk form unless asked
+NATIVE_BACKWARD_OPT_IN = ("the native backward is opt-in (backend='native'): it is no faster than the PyTorch "
+                          "chunk form's autograd at the ledger's sizes")
+
+
 def _native_why_not(tensors, needs_grad: bool) -> str | None:
     for x in tensors:
         if needs_grad and x is not None and x.dtype != torch.float32:
@@ -244,6 +250,8 @@ def choose(backend: str, q, k, v, g, beta, initial_state, *, mode: str, chunk_si
     why = {"fla": fla_unavailable_reason(q, mode, needs_grad, chunk_size),
            "native": _native_why_not(tensors, needs_grad),
            "pytorch": None}
+    if backend == "auto" and needs_grad and why["native"] is None:
+        why["native"] = NATIVE_BACKWARD_OPT_IN
     if backend != "auto":
         if why[backend] is not None:
             reason = why[backend]
