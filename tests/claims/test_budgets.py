@@ -65,3 +65,17 @@ def test_reproduce_against_prints_and_writes_the_differences(tmp_path):
     assert r.exit_code == 2 and "compares a quick and a full ledger" in r.output
     r = CliRunner().invoke(app, ["reproduce", "--report-only", "--out", str(f), "--against", str(tmp_path / "none")])
     assert r.exit_code == 2 and "--against:" in r.output and "does not exist" in r.output
+
+
+def test_the_checked_in_quick_and_full_ledgers_are_never_opposite():
+    """The README's two tables come from docs/results-quick and docs/results-full: no claim may hold at one
+    budget and be refuted at the other (undecided at quick where full decides is allowed and reported)."""
+    import json
+    from pathlib import Path
+
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    quick = json.loads((docs / "results-quick" / "claims.json").read_text())
+    full = json.loads((docs / "results-full" / "claims.json").read_text())
+    assert (quick["budget"], full["budget"]) == ("quick", "full")
+    assert len({c["id"] for c in quick["claims"]} & {c["id"] for c in full["claims"]}) == 26
+    assert opposite(quick["claims"], full["claims"]) == []
