@@ -17,6 +17,9 @@ class FakeRuns:
     def trained_many(self, cfgs):
         return [self.trained(c) for c in cfgs]
 
+    def heldout_loss(self, run):
+        return run["valid"]["loss"]
+
     def trained(self, cfg):
         self.configs.append(cfg)
         v = self.value(cfg.name, cfg.seed)

@@ -1,18 +1,19 @@
 """Trained arms: a learning rate chosen from a grid, every seed trained to its plateau, curves kept.
 
 An arm is one setting of a comparison (a mixer, a convolution placement, a mask), trained once per
-seed of the budget. Its learning rate comes from :data:`LR_GRID`: a pilot trains the first seed at
-every rate and keeps the one with the lowest validation loss at its plateau. Arms of one model
-family may share a pilot: the pilot runs on the family's representative arms, and where they agree
-on the best rate every arm of the family uses it (the pilot's numbers are kept as the evidence);
-where they disagree, every arm runs its own. The chosen run of the pilot is the first seed's run,
-so a pilot costs ``len(LR_GRID) − 1`` extra runs per piloted arm; that run was picked on the same
-validation batches it is then measured on, which flatters the first seed of every arm alike (a
-paired comparison sees the same selection on both sides; a held-out selection split would remove it).
-The runs of one phase (the pilots, then every other run) are independent and go to the memo
-together, which trains them in parallel processes when it has ``jobs``. Runs stop at a validation plateau
-(``TrainConfig.plateau``) with the recipe's steps as a cap; an arm whose runs reach the cap before
-their plateau is reported as capped.
+seed of the budget. Its learning rate comes from a pilot on the first seed: :data:`LR_GRID` first, and
+where the best rate lies at an end of the rates tried, the next rate of :data:`LR_LADDER` beyond it,
+until the best is inside the rates tried or the ladder ends (the edge is then named). The pilot
+chooses on each run's **held-out** loss (:mod:`attnlab.train.heldout`: a fresh draw of a synthetic
+task's validation set, other windows of a text's), not on the validation batches every arm is then
+measured on, so the batches' noise does not pick the first seed's run. Arms of one model family may
+share a pilot: the pilot runs on the family's representative arms, and where they agree on the best
+rate every arm of the family uses it (the pilot's numbers are kept as the evidence); where they
+disagree, every arm runs its own. The chosen run of the pilot is the first seed's run, so a pilot costs
+the rates tried minus one extra runs per piloted arm. The runs of one phase (each round of the pilots,
+then every other run) are independent and go to the memo together, which trains them in parallel
+processes when it has ``jobs``. Runs stop at a validation plateau (``TrainConfig.plateau``) with the
+recipe's steps as a cap; an arm whose runs reach the cap before their plateau is reported as capped.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from .registry import Figure
 from .seeds import stats
 
 LR_GRID = (1e-3, 3e-3, 1e-2)
+# the rates a pilot may extend to, one step at a time, when its best rate is at an end of those tried
+LR_LADDER = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
 # a run at its step cap is credited, for claims.decide's robustness check, with the rate of improvement of
 # its last EXTRAPOLATE_EVALS validation evaluations, for EXTEND times as many steps again as it ran. Loss
 # curves flatten, so the straight line overstates what more training gives: the check is conservative.
@@ -58,8 +61,9 @@ def extrapolated(run: dict) -> dict | None:
 class Arm:
     name: str  # as the reason and the figures show it ("" reads "none": the arm without the option)
     lr: float
-    pilot: dict[str, float]  # learning rate → the first seed's validation loss (empty: the family's pilot chose)
+    pilot: dict[str, float]  # learning rate → the first seed's held-out loss (empty: the family's pilot chose)
     runs: list[dict] = field(default_factory=list)  # one summary per seed, in the budget's seed order
+    pilot_valid: dict[str, float] = field(default_factory=dict)  # learning rate → its validation loss
 
     @property
     def label(self) -> str:
@@ -79,8 +83,19 @@ class Arm:
         """How many of the arm's runs reached their step cap before a validation plateau."""
         return sum(r.get("stop_reason") == "step_cap" for r in self.runs)
 
+    @property
+    def at_ladder_end(self) -> bool:
+        """The pilot's best rate is the ladder's end: a better rate may lie beyond every rate it may try."""
+        return bool(self.pilot) and self.lr in (LR_LADDER[0], LR_LADDER[-1])
+
+    @property
+    def extended(self) -> list[float]:
+        """The rates the pilot tried beyond :data:`LR_GRID`."""
+        return sorted(float(x) for x in self.pilot if float(x) not in LR_GRID)
+
     def record(self) -> dict:
-        return {"lr": self.lr, "pilot_valid_loss": self.pilot, "capped": self.capped, "runs": len(self.runs),
+        return {"lr": self.lr, "pilot_heldout_loss": self.pilot, "pilot_valid_loss": self.pilot_valid,
+                "capped": self.capped, "runs": len(self.runs),
                 "steps": stats([float(r["steps"]) for r in self.runs])}
 
 
@@ -96,17 +111,37 @@ def robust(a: Arm, b: Arm, measure: Callable[[dict], float]) -> dict:
     return {"capped": any_capped(a, b), "reach": None if ra is None or rb is None else (ra, rb)}
 
 
+def _beyond(tried: list[float], best: float) -> float | None:
+    """The next rate of the ladder past ``best`` when ``best`` is an end of ``tried``; else None."""
+    i = LR_LADDER.index(best)
+    if best == min(tried) and i > 0:
+        return LR_LADDER[i - 1]
+    if best == max(tried) and i < len(LR_LADDER) - 1:
+        return LR_LADDER[i + 1]
+    return None
+
+
 def _pilots(runs: RunMemo, makers: dict[str, Callable[[int], TrainConfig]], names: list[str],
-            seed: int) -> dict[str, tuple[float, dict[str, float], dict]]:
-    """For each arm in ``names``: the grid's best rate on ``seed``, every rate's validation loss, and the
-    best run's summary (all pilot runs trained at once, in parallel where the memo has jobs)."""
-    cfgs = [replace(makers[a](seed), lr=lr) for a in names for lr in LR_GRID]
-    done = iter(runs.trained_many(cfgs))
+            seed: int) -> dict[str, tuple[float, dict[str, float], dict, dict[str, float]]]:
+    """For each arm in ``names``: the best rate on ``seed`` by held-out loss, every tried rate's held-out
+    loss, the best run's summary and every tried rate's validation loss. The grid's runs train at once
+    (in parallel where the memo has jobs); each extension round trains the arms still at an edge together."""
+    trained: dict[str, dict[float, dict]] = {a: {} for a in names}
+    heldout: dict[str, dict[float, float]] = {a: {} for a in names}
+    todo = [(a, lr) for a in names for lr in LR_GRID]
+    while todo:
+        for (a, lr), run in zip(todo, runs.trained_many([replace(makers[a](seed), lr=lr) for a, lr in todo])):
+            trained[a][lr], heldout[a][lr] = run, runs.heldout_loss(run)
+        todo = []
+        for a in names:
+            nxt = _beyond(list(heldout[a]), min(heldout[a], key=heldout[a].get))
+            if nxt is not None:
+                todo.append((a, nxt))
     out = {}
     for a in names:
-        trained = {lr: next(done) for lr in LR_GRID}
-        best = min(LR_GRID, key=lambda lr: trained[lr]["valid"]["loss"])
-        out[a] = (best, {f"{lr:g}": trained[lr]["valid"]["loss"] for lr in LR_GRID}, trained[best])
+        best = min(heldout[a], key=heldout[a].get)
+        out[a] = (best, {f"{lr:g}": heldout[a][lr] for lr in sorted(heldout[a])}, trained[a][best],
+                  {f"{lr:g}": trained[a][lr]["valid"]["loss"] for lr in sorted(trained[a])})
     return out
 
 
@@ -125,7 +160,8 @@ def train_arms(runs: RunMemo, makers: dict[str, Callable[[int], TrainConfig]], s
     todo = [(a, s) for a in makers for s in seeds if not (s == seeds[0] and a in pilots)]
     done = dict(zip(todo, runs.trained_many([replace(makers[a](s), lr=lr[a]) for a, s in todo])))
     return {a: Arm(a, lr[a], pilots[a][1] if a in pilots else {},
-                   [pilots[a][2] if (s == seeds[0] and a in pilots) else done[(a, s)] for s in seeds])
+                   [pilots[a][2] if (s == seeds[0] and a in pilots) else done[(a, s)] for s in seeds],
+                   pilots[a][3] if a in pilots else {})
             for a in makers}
 
 
@@ -139,16 +175,22 @@ def mean_curve_loss(run: dict, until: int) -> float:
 
 
 def training_note(arms: dict[str, Arm]) -> str:
-    """The clause a reason quotes about training: the chosen rates, and every arm that hit its step cap."""
+    """The clause a reason quotes about training: the chosen rates, how the pilot chose them, and every arm
+    that hit its step cap."""
     grid = "{" + ", ".join(f"{x:g}" for x in LR_GRID) + "}"
     rates = {a.lr for a in arms.values()}
     if len(rates) == 1:
         note = f"learning rate {rates.pop():g} (from {grid}) for every arm"
     else:
         note = f"learning rates from {grid}: " + ", ".join(f"{a.label} {a.lr:g}" for a in arms.values())
-    edge = [a.label for a in arms.values() if a.pilot and a.lr in (min(LR_GRID), max(LR_GRID))]
-    if edge:  # the best rate may lie outside the grid
-        note += "; the pilot's best rate is at the grid's edge for " + ", ".join(edge)
+    if any(a.pilot for a in arms.values()):
+        note += ", chosen on held-out batches"
+    wider = [f"{a.label} to " + ", ".join(f"{x:g}" for x in a.extended) for a in arms.values() if a.extended]
+    if wider:
+        note += "; the pilot went past the grid's edge for " + "; ".join(wider)
+    edge = [a.label for a in arms.values() if a.at_ladder_end]
+    if edge:  # the best rate may lie beyond every rate the pilot may try
+        note += "; the pilot's best rate is the last it may try for " + ", ".join(edge)
     capped = [f"{a.label} {a.capped}/{len(a.runs)}" for a in arms.values() if a.capped]
     return note + ("; at the step cap before a plateau: " + ", ".join(capped) if capped
                    else "; every run stopped at its plateau")

@@ -108,6 +108,13 @@ class RunMemo:
         cfg = dataclasses.replace(make_config(cfg), ckpt_every=FINAL_CHECKPOINT_ONLY)
         return dataclasses.replace(cfg, name=f"{cfg.name}-{run_key(cfg)}", out=str(self.root))
 
+    def heldout_loss(self, run: dict) -> float:
+        """A finished run's validation loss on held-out batches (:func:`attnlab.train.heldout.heldout_loss`):
+        what a learning-rate pilot chooses on, so the chosen run is not measured on its own selection data."""
+        from .heldout import heldout_loss
+
+        return heldout_loss(run)
+
     def trained(self, cfg: TrainConfig | dict) -> dict:
         """Train ``cfg`` (or reuse its finished run); the run's summary with ``run_dir`` added."""
         return _train_resolved(self.resolve(cfg))
