@@ -136,6 +136,21 @@ def test_decisions_are_tabled_and_undecided_has_its_badge():
     assert "unresolved (step cap)" in section and "undecided" in section.split("</h2>")[0]
 
 
+def test_every_arms_pilot_is_tabled_with_its_winner_however_the_claim_nests_its_arms():
+    from attnlab.claims.arms import Arm
+
+    k = Arm("k", 3e-2, {"0.001": 2.5, "0.003": 2.0, "0.01": 1.5, "0.03": 1.2, "0.1": 1.4}, [{"steps": 9}],
+            {"0.001": 2.4, "0.003": 2.1, "0.01": 1.5, "0.03": 1.25, "0.1": 1.3})
+    v = Arm("v", 3e-2, {}, [{"steps": 9, "stop_reason": "step_cap"}])
+    training = {"mqar": [{"K": k.record(), "V": v.record()}], "text": {"none": k.record()}}
+    page = render_report([{**CLAIMS[0], "id": "A4", "measured": {"training": training}}], "quick")
+    pilots = page.split('<section id="A4">')[1].split("learning-rate pilots")[1]
+    assert "mqar · #1 · K" in pilots and "text · none" in pilots and "mqar · #1 · V" in pilots
+    assert "<b>0.03: 1.2000 / 1.2500</b>" in pilots and "0.1: 1.4000 / 1.3000" in pilots  # held-out chose
+    assert "the family's pilot" in pilots and "<td>1/1</td>" in pilots
+    assert "learning-rate pilots" not in render_report([CLAIMS[0]], "quick")
+
+
 def test_docs_claims_md_is_the_registrys_own_text():
     """docs/claims.md is generated (`attnlab reproduce --list --markdown`): it cannot drift from the code."""
     from pathlib import Path

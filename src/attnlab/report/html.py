@@ -87,6 +87,39 @@ def _decisions(c: dict) -> str:
             f"<th>seeds</th><th>outcome</th></tr></thead><tbody>{rows}</tbody></table>")
 
 
+def _arm_records(x, path: tuple[str, ...] = ()):
+    """``(path, record)`` for every trained arm's record (``claims.arms.Arm.record``) under ``x``, however the
+    claim nests them (by arm, by regime, by layer count)."""
+    if isinstance(x, dict) and "lr" in x and "pilot_valid_loss" in x:
+        yield path, x
+    elif isinstance(x, dict):
+        for k, v in x.items():
+            yield from _arm_records(v, (*path, str(k)))
+    elif isinstance(x, list):
+        for i, v in enumerate(x):
+            yield from _arm_records(v, (*path, f"#{i + 1}"))
+
+
+def _pilots(c: dict) -> str:
+    """The learning-rate pilots (``measured.training``): per arm, the rate that won and the losses of every rate
+    it tried, held-out (what chose) and validation; empty when the claim trains nothing."""
+    recs = list(_arm_records((c.get("measured") or {}).get("training") or {}))
+    if not recs:
+        return ""
+    rows = []
+    for path, r in recs:
+        held, valid = r.get("pilot_heldout_loss") or {}, r.get("pilot_valid_loss") or {}
+        cells = {lr: f"{html.escape(lr)}: {held[lr]:.4f}" + (f" / {valid[lr]:.4f}" if lr in valid else "")
+                 for lr in held}
+        tried = ", ".join(f"<b>{x}</b>" if float(lr) == r["lr"] else x for lr, x in cells.items())
+        tried = tried or "the family's pilot"
+        rows.append(f"<tr><td>{html.escape(' · '.join(path))}</td><td>{r['lr']:g}</td><td>{tried}</td>"
+                    f"<td>{r.get('capped', 0)}/{r.get('runs', 0)}</td></tr>")
+    return ("<details><summary>learning-rate pilots</summary><table><thead><tr><th>arm</th><th>rate</th><th>rates "
+            "tried: held-out / validation loss of the first seed (the winner in bold)</th><th>at step cap</th></tr>"
+            f"</thead><tbody>{''.join(rows)}</tbody></table></details>")
+
+
 def render_report(claims: list[dict], budget: str = "") -> str:
     counts = {}
     for c in claims:
@@ -116,7 +149,7 @@ def render_report(claims: list[dict], budget: str = "") -> str:
             f'</span></p><p><b>Method.</b> {html.escape(c.get("method") or "—")}</p>'
             f'<p><b>Decision rule (fixed before the run).</b> {html.escape(c.get("tolerance") or "—")}</p>'
             + (f'<p><b>Why this design.</b> {html.escape(c["why"])}</p>' if c.get("why") else "") +
-            f'{_decisions(c)}{figs}<p><b>Verdict.</b> {_badge(c["verdict"])} {html.escape(c["reason"])}</p>'
+            f'{_decisions(c)}{figs}{_pilots(c)}<p><b>Verdict.</b> {_badge(c["verdict"])} {html.escape(c["reason"])}</p>'
             f'<p class="muted">seeds {c.get("seeds") or "—"} · {c.get("seconds", 0):.1f} s'
             f'{" · " + where if where else ""}</p>'
             f"<details><summary>numbers</summary><pre>{html.escape(numbers)}</pre></details></section>")
