@@ -107,6 +107,25 @@ def test_s5(k_acc, text_gain, expected):
     assert len(ev.measured["decisions"]) == 4 and all(d["outcome"] in ev.reason for d in ev.measured["decisions"])
 
 
+def test_s5_at_the_full_budget_reports_every_placement_for_layer_two_and_the_other_mixers():
+    from attnlab.claims.shortconv import PLACEMENTS
+
+    def value(name, s):
+        place = name.split("-")[2].split("+")[-1]
+        return (0.95 if "k" in place else 0.3) + noise(s) if name.startswith("mqar-") else 1.5
+
+    runs = FakeRuns(value)
+    ev = REGISTRY["S5"].run(Budget.get("full"), runs)
+    names = {c.name for c in runs.configs}
+    for mixer in ("softmax", "linear_attn"):
+        assert {f"mqar-{mixer}-{p or 'none'}" for p in PLACEMENTS} <= names
+    assert {f"mqar-deltanet-none+{p or 'none'}" for p in PLACEMENTS} <= names
+    reported = ev.measured["reported"]
+    assert set(reported) == {"deltanet, layer 2 only", "softmax, one layer", "linear_attn, one layer"}
+    assert all(set(r) == {p.upper() or "none" for p in PLACEMENTS} for r in reported.values())
+    assert "softmax, one layer: none 0.30" in ev.reason and "QKV 0.95" in ev.reason
+
+
 class CurvelessRuns(FakeRuns):
     def trained(self, cfg):
         return {**super().trained(cfg), "valid_curve": {"step": [], "loss": [], "accuracy": []}}

@@ -52,8 +52,8 @@ def _over_regimes(per_regime: list[dict[str, Arm]], p: str, fn: Callable[[Arm], 
             "placement as accuracy averaged over the regimes (the area under accuracy "
             "against pairs); and a BPE language model on Shakespeare (1024 tokens, 2 layers with MLPs, d = 64, 128 at "
             "the full budget) with none and K (all four at the full budget), trained to a plateau. "
-            "The full budget also trains the placements none/Q/K/V in layer 2 only of 2-layer models, and softmax "
-            "and linear attention with none and K in one layer (reported beside the verdict). Learning rates: none, Q, "
+            "The full budget also trains every placement in layer 2 only of 2-layer models, and softmax and linear "
+            "attention in every placement in one layer (reported beside the verdict). Learning rates: none, Q, "
             "K and V each from their own pilot; the mixed placements use K's.",
             tolerance=f"paired over seeds (t, 95%), one layer: K conv beats none by ≥ {S5_GAIN} accuracy and beats Q "
                       f"conv and V conv by ≥ {S5_OVER} each; on BPE text, K conv's loss is ≥ {S5_TEXT} nats/token "
@@ -102,12 +102,12 @@ def s5(budget: Budget, runs: RunMemo) -> Evidence:
     if budget.wide:  # layer 2 only of a 2-layer model, and the other mixers in one layer, first regime
         task = recipes.s5_task(*regimes[0])
         two = train_arms(runs, {p: (lambda s, p=p: recipes.mqar("deltanet", s, mq, short_conv=["", p], task=task,
-                                                                batch_size=recipes.s5_batch(task))) for p in DECISIVE},
+                                                                batch_size=recipes.s5_batch(task))) for p in PLACEMENTS},
                          budget.seeds, family=["", "k"])
-        reported["deltanet, layer 2 only"] = {name(p): stats(two[p].values(accuracy)) for p in DECISIVE}
+        reported["deltanet, layer 2 only"] = {name(p): stats(two[p].values(accuracy)) for p in PLACEMENTS}
         for m in ("softmax", "linear_attn"):
-            o = train_arms(runs, {p: one_layer(m, task, p) for p in ["", "k"]}, budget.seeds, family=["", "k"])
-            reported[f"{m}, one layer"] = {name(p): stats(o[p].values(accuracy)) for p in ["", "k"]}
+            o = train_arms(runs, {p: one_layer(m, task, p) for p in PLACEMENTS}, budget.seeds, family=["", "k"])
+            reported[f"{m}, one layer"] = {name(p): stats(o[p].values(accuracy)) for p in PLACEMENTS}
     first = per_regime[0]
     reason = ("; ".join(d.text() for d in decisions) + ". MQAR accuracy, one layer, mean over "
               + ", ".join(f"({t}, {p})" for t, p in regimes) + ": "
