@@ -1,5 +1,7 @@
 """The trained-run memo: one run per resolved config and training code, under an explicit root."""
 
+from pathlib import Path
+
 import pytest
 
 from attnlab.train import RunMemo, make_config
@@ -140,6 +142,25 @@ def test_runs_train_on_a_local_ray_instance_with_the_serial_results(tmp_path):
     on_ray = json.loads(r.stdout.strip().splitlines()[-1])
     here = [x["valid"]["loss"] for x in RunMemo(tmp_path / "here").trained_many(cfgs)]
     assert on_ray == here
+
+
+def test_runs_go_to_ray_with_the_roots_absolute_path(tmp_path, monkeypatch):
+    """A Ray worker's working folder is its node's, not this process's: a relative root would scatter the runs
+    over the nodes and leave the memo without them."""
+    from attnlab.train import sweep
+    from attnlab.train.memo import _train_resolved
+
+    seen = []
+
+    def fake_ray(pending, address, echo):
+        seen.extend(pending)
+        return {c.name: {"status": "done", **_train_resolved(c)} for c in pending}
+
+    monkeypatch.setattr(sweep, "run_on_ray", fake_ray)
+    monkeypatch.chdir(tmp_path)
+    out = RunMemo("relative/runs", ray_address="somewhere:6379").trained_many([_tiny(0)])
+    assert seen and all(Path(c.out) == tmp_path / "relative" / "runs" for c in seen)
+    assert out[0]["run_dir"].startswith("relative/runs/") and (tmp_path / out[0]["run_dir"] / "summary.json").exists()
 
 
 def test_reproduce_ray_without_the_extra_is_one_line(monkeypatch):

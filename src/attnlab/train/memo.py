@@ -134,7 +134,10 @@ class RunMemo:
         resolved = [self.resolve(c) for c in cfgs]
         pending = {c.name: c for c in resolved if not finished(c)}  # one process per distinct run
         if self.ray_address is not None and pending:
-            rows = run_on_ray(list(pending.values()), self.ray_address, echo=lambda line: notify(line.split(":")[0]))
+            # a Ray worker runs in its node's own folder: the runs go to the root's absolute path, which every node
+            # must see (a shared filesystem); ``out`` may differ between a folder's runs, their key ignores it
+            absolute = [dataclasses.replace(c, out=str(Path(c.out).resolve())) for c in pending.values()]
+            rows = run_on_ray(absolute, self.ray_address, echo=lambda line: notify(line.split(":")[0]))
             failed = [f"{name}: {row['status']}" for name, row in rows.items() if row.get("status") != "done"]
             if failed:
                 raise RuntimeError(f"{len(failed)} run(s) failed on the Ray cluster: " + "; ".join(failed))
