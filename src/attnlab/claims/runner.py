@@ -25,6 +25,7 @@ from .provenance import environment, now_utc
 from .registry import REGISTRY, Budget, Claim, Evidence
 
 PENDING = "pending"
+PHASES = "phases.jsonl"  # beside claims.json: every batch of trained runs, by claim (claims.cost reads it)
 ERROR = "error"
 
 
@@ -141,10 +142,14 @@ class ReportingMemo(RunMemo):
     for tens of minutes, and a progress bar that only counts claims would sit still all that time."""
 
     def __init__(self, root: str | Path, jobs: int = 1, report: Callable[[str], None] | None = None,
-                 ray_address: str | None = None, tick: Callable[[int, int], None] | None = None):
+                 ray_address: str | None = None, tick: Callable[[int, int], None] | None = None,
+                 phases: Path | None = None):
         super().__init__(root, jobs, ray_address)
         self.report = report or (lambda msg: None)
         self.tick = tick or (lambda done, total: None)
+        # each batch of runs is a phase: its runs are independent, the next batch waits for it. Recorded (one
+        # JSON line per batch, ``claims.cost``) so that what the ledger would take on c CPUs can be computed
+        self.phases, self.claim, self.session = phases, "", f"{time.time():.0f}-{os.getpid()}"
 
     def trained_many(self, cfgs: list, on_run: Callable[[str], None] | None = None) -> list[dict]:
         from ..train.sweep import finished
@@ -164,8 +169,13 @@ class ReportingMemo(RunMemo):
                 on_run(name)
 
         out = super().trained_many(cfgs, on_run=finished_one)
+        seconds = time.perf_counter() - t0
         if todo:
-            self.report(f"trained {todo} run{'s' * (todo > 1)} in {(time.perf_counter() - t0) / 60:.1f} min")
+            self.report(f"trained {todo} run{'s' * (todo > 1)} in {seconds / 60:.1f} min")
+        if self.phases is not None:
+            with open(self.phases, "a") as f:
+                f.write(json.dumps({"session": self.session, "claim": self.claim, "runs": list(names), "trained": todo,
+                                    "seconds": seconds}) + "\n")
         return out
 
 
@@ -187,10 +197,11 @@ def run_claims(ids: list[str], budget: Budget, out: Path, *, force: bool = False
     report = (lambda msg: on_runs(current[0], msg)) if on_runs else None
     tick = (lambda done, total: on_tick(current[0], done, total)) if on_tick else None
     # one writer per results folder: a second reproduce into it fails at once, naming the first
-    memo = ReportingMemo(out / "runs", jobs=jobs, report=report, ray_address=ray_address, tick=tick)  # beside the ledger
+    memo = ReportingMemo(out / "runs", jobs=jobs, report=report, ray_address=ray_address, tick=tick,
+                         phases=out / PHASES)  # beside the ledger
     with locked(out), memo as runs:
         def started(cid: str) -> None:
-            current[0] = cid
+            current[0] = memo.claim = cid
             if on_start:
                 on_start(cid)
 

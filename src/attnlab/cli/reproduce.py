@@ -73,6 +73,8 @@ def reproduce(
                                    "--out must be a folder every node writes to. Needs the ray extra."),
     against: Path | None = typer.Option(None, "--against", help="Another budget's results folder: print which "
                                         "verdicts differ from it and how (and write that block into --readme)."),
+    cost: bool = typer.Option(False, "--cost", help="Run nothing: print what the ledger in --out cost (CPU time of "
+                              "its trained runs) and how long it would take on 1 to 128 CPUs (with --json: JSON)."),
 ) -> None:
     """Run every claim of the ledger (or --only some) and write DIR/claims.json and DIR/report.html."""
     from ..claims import REGISTRY, Budget, run_claims
@@ -113,6 +115,13 @@ def reproduce(
             raise ValueError("--ray needs the optional extra: pip install 'attnlab[ray]'") from None
     if against is not None:
         _budget_of(against, "--against")  # refuse a folder that holds no ledger before running anything
+    if cost:
+        from ..claims.cost import cost_markdown, ledger_cost
+
+        held = _budget_of(out, "--cost")
+        c = ledger_cost(out)
+        typer.echo(json.dumps(c) if as_json else cost_markdown(c, held))
+        return
     if report_only:
         _write_outputs(out, readme, _budget_of(out))
         if against is not None:

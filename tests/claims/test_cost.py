@@ -1,0 +1,87 @@
+"""What a ledger costs: batches of runs recorded as they train, scheduled onto c CPUs."""
+
+import itertools
+import json
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from attnlab.claims.cost import cost_markdown, ledger_cost, schedule
+from attnlab.claims.runner import PHASES, ReportingMemo
+from attnlab.cli import app
+
+
+def best_schedule(seconds, cpus):
+    """The optimum by brute force: every assignment of jobs to workers."""
+    return min(max(sum(s for s, w in zip(seconds, ws) if w == k) for k in range(cpus))
+               for ws in itertools.product(range(cpus), repeat=len(seconds)))
+
+
+def test_schedule_on_one_cpu_is_the_sum_and_on_many_the_longest_job():
+    assert schedule([3.0, 1.0, 2.0], 1) == 6.0 and schedule([3.0, 1.0, 2.0], 8) == 3.0 and schedule([], 4) == 0.0
+    assert schedule([3, 3, 2, 2, 2], 2) == 7  # longest first is not always best (6): the 4/3 bound below
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(0.1, 10.0), min_size=1, max_size=7), st.integers(1, 3))
+def test_schedule_is_within_four_thirds_of_the_best(seconds, cpus):
+    best = best_schedule(seconds, cpus)
+    assert best - 1e-9 <= schedule(seconds, cpus) <= 4 / 3 * best + 1e-9
+
+
+def _ledger(tmp_path, phases):
+    out = tmp_path / "results"
+    claims = [{"id": "A1", "verdict": "holds", "seconds": 100.0}, {"id": "B1", "verdict": "holds", "seconds": 2.0},
+              {"id": "C1", "verdict": "caveat", "seconds": 50.0}]
+    (out / "runs").mkdir(parents=True)
+    (out / "claims.json").write_text(json.dumps({"budget": "quick", "claims": claims}))
+    for name, sec in {"a": 40.0, "b": 30.0, "c": 20.0, "d": 10.0, "e": 5.0}.items():
+        (out / "runs" / name).mkdir()
+        (out / "runs" / name / "summary.json").write_text(json.dumps({"seconds": sec}))
+    (out / PHASES).write_text("".join(json.dumps(p) + "\n" for p in phases))
+    return out
+
+
+def test_a_ledgers_cost_by_hand(tmp_path):
+    out = _ledger(tmp_path, [
+        {"session": "old", "claim": "A1", "runs": ["e"], "trained": 1, "seconds": 5.0},  # superseded by "new"
+        {"session": "new", "claim": "A1", "runs": ["a", "b", "c"], "trained": 3, "seconds": 50.0},
+        {"session": "new", "claim": "A1", "runs": ["d"], "trained": 1, "seconds": 10.0},
+        {"session": "new", "claim": "C1", "runs": ["c", "e"], "trained": 1, "seconds": 5.0},  # c: A1 trained it
+    ])
+    cost = ledger_cost(out, cpus=(1, 2))
+    a1, b1, c1 = cost["claims"]
+    assert (a1["runs"], a1["batches"], a1["cpu_seconds"], a1["own_seconds"]) == (4, 2, 100.0, 40.0)
+    assert a1["wall_seconds"] == {1: 140.0, 2: 40.0 + 50.0 + 10.0}  # {a | b, c} then {d}
+    assert (b1["runs"], b1["own_seconds"], b1["wall_seconds"][2]) == (0, 2.0, 2.0)  # untrained: its own time
+    assert (c1["runs"], c1["cpu_seconds"], c1["own_seconds"], c1["wall_seconds"][2]) == (1, 5.0, 45.0, 50.0)
+    assert cost["total"]["wall_seconds"] == {1: 140.0 + 2.0 + 50.0, 2: 100.0 + 2.0 + 50.0}
+    md = cost_markdown(cost, "quick")
+    assert "5 trained runs in 3 batches" in md and "| A1 | 4 | 2 | 1.7 | 0.7 | 2.3 | 1.7 |" in md and "| B1 |" not in md
+
+
+def test_cost_is_one_line_where_the_batches_were_not_recorded(tmp_path):
+    out = _ledger(tmp_path, [])
+    (out / PHASES).unlink()
+    r = CliRunner().invoke(app, ["reproduce", "--cost", "--out", str(out)])
+    assert r.exit_code != 0 and "phases.jsonl does not exist" in r.output and "Traceback" not in r.output
+    out.joinpath(PHASES).write_text(json.dumps({"session": "s", "claim": "A1", "runs": ["a"], "trained": 1,
+                                                "seconds": 40.0}) + "\n")
+    r = CliRunner().invoke(app, ["reproduce", "--cost", "--out", str(out)])
+    assert r.exit_code == 0 and "min on 128 CPUs" in r.output
+    r = CliRunner().invoke(app, ["reproduce", "--cost", "--json", "--out", str(out)])
+    assert json.loads(r.output)["total"]["cpu_seconds"] == 40.0
+
+
+def test_the_memo_records_each_batch_of_runs_by_claim(tmp_path):
+    from tests.train.test_memo import _tiny
+
+    memo = ReportingMemo(tmp_path / "runs", phases=tmp_path / PHASES)
+    memo.claim = "X1"
+    memo.trained_many([_tiny(0), _tiny(1)])
+    memo.claim = "X2"
+    memo.trained_many([_tiny(1)])  # reused
+    rows = [json.loads(x) for x in (tmp_path / PHASES).read_text().splitlines()]
+    assert [(r["claim"], len(r["runs"]), r["trained"]) for r in rows] == [("X1", 2, 2), ("X2", 1, 0)]
+    assert rows[1]["runs"][0] == rows[0]["runs"][1] and (tmp_path / "runs" / rows[0]["runs"][0]).is_dir()
