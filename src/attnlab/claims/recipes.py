@@ -29,13 +29,15 @@ MQAR_SOLVED = 0.99  # validation accuracy at which an MQAR run has solved the ta
 EVAL_EVERY = 25  # steps between validation evaluations: the curves and the plateau test
 # MQAR in Zoology's layout, small enough that a 2-layer model learns it in minutes on 2 cores
 MQAR_TASK = SMALL_MQAR
-# Zoology's MQAR layout where one layer's state must hold the pairs (S5): (seq_len, pairs) grow together;
-# Zoology's vocabulary is 8192, 256 here keeps a run within seconds on one core (keys and values still never
-# repeat within a sequence). The quick budget trains the first regime, the full one all of them.
-S5_REGIMES = ((64, 4), (128, 8), (256, 16))
-# every S5 step sees the same number of recall queries (and of tokens) in every regime: the batch shrinks as the
-# sequences and their pairs grow (32 sequences of 64 tokens with 4 pairs, 16 of 128 with 8, 8 of 256 with 16), so
-# a longer regime tests the state's capacity, not a larger compute budget per step
+# Zoology's MQAR layout where one layer's state must hold the pairs (S5): (seq_len, pairs) grow together, up to
+# Zoology's (512, 64), where 64 pairs fill a 64-dimensional state; Zoology's vocabulary is 8192, max(256, 2 ×
+# seq_len) here keeps a run within seconds on one core (keys and values still never repeat within a sequence).
+# The quick budget trains the first regime, the full one all of them.
+S5_REGIMES = ((64, 4), (128, 8), (256, 16), (512, 64))
+# every S5 step sees the same number of recall queries in every regime: the batch shrinks as the sequences and
+# their pairs grow (32 sequences of 64 tokens with 4 pairs, 16 of 128 with 8, 8 of 256 with 16, 2 of 512 with
+# 64; 2048 tokens a step, 1024 in the last), so a longer regime tests the state's capacity, not a larger compute
+# budget per step
 S5_QUERIES_PER_STEP = 128
 
 

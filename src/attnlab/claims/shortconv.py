@@ -47,8 +47,9 @@ def _over_regimes(per_regime: list[dict[str, Arm]], p: str, fn: Callable[[Arm], 
 @experiment("S5", why=WHY_S5,
             method="Short-convolution placements {none, Q, K, V, QK, QV, KV, QKV} in one-layer attention-only DeltaNet "
             "(one head, d = 64 at every budget: the state is what is strained, not the width) on MQAR in Zoology's "
-            "layout (vocabulary 256, (seq_len, pairs) = (64, 4) at the quick budget; (64, 4), (128, 8), (256, 16) at "
-            "the full one, batches of 32, 16 and 8 sequences so that every step sees 128 queries), summarised per "
+            "layout (vocabulary max(256, 2 × seq_len), (seq_len, pairs) = (64, 4) at the quick budget; (64, 4), (128, "
+            "8), (256, 16), (512, 64) at the full one, batches of 32, 16, 8 and 2 sequences so that every step sees "
+            "128 queries), summarised per "
             "placement as accuracy averaged over the regimes (the area under accuracy "
             "against pairs); and a BPE language model on Shakespeare (1024 tokens, 2 layers with MLPs, d = 64, 128 at "
             "the full budget) with none and K (all four at the full budget), trained to a plateau. "
