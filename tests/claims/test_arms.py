@@ -52,13 +52,14 @@ def test_a_best_rate_at_the_grids_edge_extends_the_pilot_until_it_is_inside():
     a = train_arms(runs, {"k": makers()["k"]}, QUICK.seeds)["k"]
     assert a.lr == 3e-2 and a.extended == [3e-2, 1e-1]  # 1e-2 at the edge → 3e-2, still at the edge → 1e-1
     assert [c[2] for c in runs.calls[:5]] == [*LR_GRID, 3e-2, 1e-1]
-    assert "the pilot went past the grid's edge for k to 0.03, 0.1" in training_note({"k": a})
-    assert "last it may try" not in training_note({"k": a})
+    assert ("learning rate 0.03 for every arm (pilot over {0.001, 0.003, 0.01}; extended past its edge for k to "
+            "0.03, 0.1; chosen on held-out batches)") in training_note({"k": a})
+    assert "last rate it may try" not in training_note({"k": a})
     low = train_arms(Runs(2e-4), {"k": makers()["k"]}, QUICK.seeds)["k"]
     assert low.lr == 3e-4 and low.extended == [1e-4, 3e-4]
     end = train_arms(Runs(1.0), {"k": makers()["k"]}, QUICK.seeds)["k"]
     assert end.lr == LR_LADDER[-1] and end.at_ladder_end
-    assert "the pilot's best rate is the last it may try for k" in training_note({"k": end})
+    assert "the last rate it may try won for k" in training_note({"k": end})
 
 
 def test_a_family_that_agrees_shares_its_pilot_and_one_that_disagrees_does_not():
@@ -75,8 +76,9 @@ def test_capped_arms_are_counted_and_named_in_the_note():
     arms = train_arms(Runs(3e-3, capped=("markov-tied-k",)), makers(), QUICK.seeds, family=["", "k"])
     assert arms["k"].capped == len(QUICK.seeds) and arms[""].capped == 0
     note = training_note(arms)
-    assert "learning rate 0.003" in note and f"at the step cap before a plateau: k {len(QUICK.seeds)}/3" in note
+    assert "learning rate 0.003 for every arm (pilot over" in note
+    assert f"at the step cap before a plateau: k {len(QUICK.seeds)}/3" in note
     assert "every run stopped at its plateau" in training_note({"": arms[""]})
-    assert "grid's edge" not in note
+    assert "past its edge" not in note
     fig = curve_figure("curves", arms)
     assert len(fig.series) == 3 * len(QUICK.seeds) and fig.series[0]["label"].startswith("(lr") is False

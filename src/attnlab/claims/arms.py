@@ -177,20 +177,19 @@ def mean_curve_loss(run: dict, until: int) -> float:
 def training_note(arms: dict[str, Arm]) -> str:
     """The clause a reason quotes about training: the chosen rates, how the pilot chose them, and every arm
     that hit its step cap."""
-    grid = "{" + ", ".join(f"{x:g}" for x in LR_GRID) + "}"
     rates = {a.lr for a in arms.values()}
-    if len(rates) == 1:
-        note = f"learning rate {rates.pop():g} (from {grid}) for every arm"
-    else:
-        note = f"learning rates from {grid}: " + ", ".join(f"{a.label} {a.lr:g}" for a in arms.values())
-    if any(a.pilot for a in arms.values()):
-        note += ", chosen on held-out batches"
+    note = (f"learning rate {rates.pop():g} for every arm" if len(rates) == 1 else
+            "learning rates " + ", ".join(f"{a.label} {a.lr:g}" for a in arms.values()))
+    how = ["pilot over {" + ", ".join(f"{x:g}" for x in LR_GRID) + "}"]
     wider = [f"{a.label} to " + ", ".join(f"{x:g}" for x in a.extended) for a in arms.values() if a.extended]
     if wider:
-        note += "; the pilot went past the grid's edge for " + "; ".join(wider)
+        how.append("extended past its edge for " + "; ".join(wider))
     edge = [a.label for a in arms.values() if a.at_ladder_end]
     if edge:  # the best rate may lie beyond every rate the pilot may try
-        note += "; the pilot's best rate is the last it may try for " + ", ".join(edge)
+        how.append("the last rate it may try won for " + ", ".join(edge))
+    if any(a.pilot for a in arms.values()):
+        how.append("chosen on held-out batches")
+    note += " (" + "; ".join(how) + ")"
     capped = [f"{a.label} {a.capped}/{len(a.runs)}" for a in arms.values() if a.capped]
     return note + ("; at the step cap before a plateau: " + ", ".join(capped) if capped
                    else "; every run stopped at its plateau")
