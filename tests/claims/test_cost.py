@@ -32,8 +32,10 @@ def test_schedule_is_within_four_thirds_of_the_best(seconds, cpus):
 
 def _ledger(tmp_path, phases):
     out = tmp_path / "results"
-    claims = [{"id": "A1", "verdict": "holds", "seconds": 100.0}, {"id": "B1", "verdict": "holds", "seconds": 2.0},
-              {"id": "C1", "verdict": "caveat", "seconds": 50.0}]
+    base = {"statement": "s", "source": "t", "reason": "r", "measured": {}, "tolerance": "", "seeds": [0]}
+    claims = [{**base, "id": "A1", "verdict": "holds", "seconds": 100.0},
+              {**base, "id": "B1", "verdict": "holds", "seconds": 2.0},
+              {**base, "id": "C1", "verdict": "caveat", "seconds": 50.0}]
     (out / "runs").mkdir(parents=True)
     (out / "claims.json").write_text(json.dumps({"budget": "quick", "claims": claims}))
     for name, sec in {"a": 40.0, "b": 30.0, "c": 20.0, "d": 10.0, "e": 5.0}.items():
@@ -85,3 +87,13 @@ def test_the_memo_records_each_batch_of_runs_by_claim(tmp_path):
     rows = [json.loads(x) for x in (tmp_path / PHASES).read_text().splitlines()]
     assert [(r["claim"], len(r["runs"]), r["trained"]) for r in rows] == [("X1", 2, 2), ("X2", 1, 0)]
     assert rows[1]["runs"][0] == rows[0]["runs"][1] and (tmp_path / "runs" / rows[0]["runs"][0]).is_dir()
+
+
+def test_the_ledgers_outputs_include_its_cost_where_its_runs_are_kept(tmp_path):
+    out = _ledger(tmp_path, [{"session": "s", "claim": "A1", "runs": ["a", "b"], "trained": 2, "seconds": 40.0}])
+    r = CliRunner().invoke(app, ["reproduce", "--report-only", "--out", str(out)])
+    assert r.exit_code == 0 and "| A1 | 2 | 1 | 1.2 |" in (out / "cost.md").read_text()
+    (out / "cost.md").unlink()
+    (out / "runs" / "b" / "summary.json").unlink()
+    r = CliRunner().invoke(app, ["reproduce", "--report-only", "--out", str(out)])
+    assert r.exit_code == 0 and "no cost.md" in r.output and not (out / "cost.md").exists()
