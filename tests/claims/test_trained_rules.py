@@ -14,7 +14,7 @@ class FakeRuns:
     def __init__(self, value, stop_reason="plateau"):
         self.value, self.configs, self.stop_reason = value, [], stop_reason
 
-    def trained_many(self, cfgs):
+    def trained_many(self, cfgs, heldout=False):
         return [self.trained(c) for c in cfgs]
 
     def heldout_loss(self, run):

@@ -53,3 +53,18 @@ def test_text_is_judged_on_other_windows_of_its_validation_split(tmp_path):
     measured = next(data.eval_batches(4, 1, seed=0))[0]
     other = next(data.eval_batches(4, 1, seed=heldout.HELDOUT_SEED))[0]
     assert not torch.equal(measured, other)
+
+
+def test_a_pilots_runs_are_evaluated_by_the_workers_that_train_them(tmp_path, monkeypatch):
+    """trained_many(heldout=True) with worker processes: every run comes back with its held-out loss kept in its
+    folder (trained now, or finished before and not yet evaluated), so the caller evaluates nothing itself."""
+    runs = RunMemo(tmp_path, jobs=2)
+    try:
+        first = runs.trained_many([{**MQAR, "seed": 0}])  # finished, never evaluated
+        assert heldout.cached(first[0]["run_dir"]) is None
+        out = runs.trained_many([{**MQAR, "seed": s} for s in (0, 1, 2)], heldout=True)
+    finally:
+        runs.close()
+    assert all(heldout.cached(r["run_dir"]) is not None for r in out)
+    monkeypatch.setattr("attnlab.train.loop.load_trained", lambda d: pytest.fail("evaluated again"))
+    assert [runs.heldout_loss(r) for r in out] == [heldout.cached(r["run_dir"]) for r in out]

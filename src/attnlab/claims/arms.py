@@ -3,7 +3,8 @@
 An arm is one setting of a comparison (a mixer, a convolution placement, a mask), trained once per
 seed of the budget. Its learning rate comes from a pilot on the first seed: :data:`LR_GRID` first, and
 where the best rate lies at an end of the rates tried, the next rate of :data:`LR_LADDER` beyond it,
-until the best is inside the rates tried or the ladder ends (the edge is then named). The pilot
+until the best is inside the rates tried or the budget's reach ends (``Budget.lr_beyond`` rates past
+each edge: one at the quick budget, two at the full one; the edge is then named). The pilot
 chooses on each run's **held-out** loss (:mod:`attnlab.train.heldout`: a fresh draw of a synthetic
 task's validation set, other windows of a text's), not on the validation batches every arm is then
 measured on, so the batches' noise does not pick the first seed's run. Arms of one model family may
@@ -22,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from ..train import RunMemo, TrainConfig
-from .registry import Figure
+from .registry import Budget, Figure
 from .seeds import stats
 
 LR_GRID = (1e-3, 3e-3, 1e-2)
@@ -64,6 +65,7 @@ class Arm:
     pilot: dict[str, float]  # learning rate → the first seed's held-out loss (empty: the family's pilot chose)
     runs: list[dict] = field(default_factory=list)  # one summary per seed, in the budget's seed order
     pilot_valid: dict[str, float] = field(default_factory=dict)  # learning rate → its validation loss
+    ladder: tuple[float, ...] = LR_LADDER  # the rates its pilot could try (the budget's reach past the grid)
 
     @property
     def label(self) -> str:
@@ -86,7 +88,7 @@ class Arm:
     @property
     def at_ladder_end(self) -> bool:
         """The pilot's best rate is the ladder's end: a better rate may lie beyond every rate it may try."""
-        return bool(self.pilot) and self.lr in (LR_LADDER[0], LR_LADDER[-1])
+        return bool(self.pilot) and self.lr in (self.ladder[0], self.ladder[-1])
 
     @property
     def extended(self) -> list[float]:
@@ -111,18 +113,24 @@ def robust(a: Arm, b: Arm, measure: Callable[[dict], float]) -> dict:
     return {"capped": any_capped(a, b), "reach": None if ra is None or rb is None else (ra, rb)}
 
 
-def _beyond(tried: list[float], best: float) -> float | None:
+def _ladder(beyond: int) -> tuple[float, ...]:
+    """The rates a pilot may try: the grid and up to ``beyond`` rates of :data:`LR_LADDER` past each edge."""
+    lo, hi = LR_LADDER.index(LR_GRID[0]), LR_LADDER.index(LR_GRID[-1])
+    return LR_LADDER[max(0, lo - beyond): hi + beyond + 1]
+
+
+def _beyond(tried: list[float], best: float, ladder: tuple[float, ...]) -> float | None:
     """The next rate of the ladder past ``best`` when ``best`` is an end of ``tried``; else None."""
-    i = LR_LADDER.index(best)
+    i = ladder.index(best)
     if best == min(tried) and i > 0:
-        return LR_LADDER[i - 1]
-    if best == max(tried) and i < len(LR_LADDER) - 1:
-        return LR_LADDER[i + 1]
+        return ladder[i - 1]
+    if best == max(tried) and i < len(ladder) - 1:
+        return ladder[i + 1]
     return None
 
 
 def _pilots(runs: RunMemo, makers: dict[str, Callable[[int], TrainConfig]], names: list[str],
-            seed: int) -> dict[str, tuple[float, dict[str, float], dict, dict[str, float]]]:
+            seed: int, ladder: tuple[float, ...]) -> dict[str, tuple[float, dict[str, float], dict, dict[str, float]]]:
     """For each arm in ``names``: the best rate on ``seed`` by held-out loss, every tried rate's held-out
     loss, the best run's summary and every tried rate's validation loss. The grid's runs train at once
     (in parallel where the memo has jobs); each extension round trains the arms still at an edge together."""
@@ -130,11 +138,12 @@ def _pilots(runs: RunMemo, makers: dict[str, Callable[[int], TrainConfig]], name
     heldout: dict[str, dict[float, float]] = {a: {} for a in names}
     todo = [(a, lr) for a in names for lr in LR_GRID]
     while todo:
-        for (a, lr), run in zip(todo, runs.trained_many([replace(makers[a](seed), lr=lr) for a, lr in todo])):
+        cfgs = [replace(makers[a](seed), lr=lr) for a, lr in todo]
+        for (a, lr), run in zip(todo, runs.trained_many(cfgs, heldout=True)):
             trained[a][lr], heldout[a][lr] = run, runs.heldout_loss(run)
         todo = []
         for a in names:
-            nxt = _beyond(list(heldout[a]), min(heldout[a], key=heldout[a].get))
+            nxt = _beyond(list(heldout[a]), min(heldout[a], key=heldout[a].get), ladder)
             if nxt is not None:
                 todo.append((a, nxt))
     out = {}
@@ -145,15 +154,16 @@ def _pilots(runs: RunMemo, makers: dict[str, Callable[[int], TrainConfig]], name
     return out
 
 
-def train_arms(runs: RunMemo, makers: dict[str, Callable[[int], TrainConfig]], seeds: tuple[int, ...] | list[int],
+def train_arms(runs: RunMemo, makers: dict[str, Callable[[int], TrainConfig]], budget: Budget,
                family: list[str] | None = None) -> dict[str, Arm]:
-    """Train every arm (``name → seed → config``) over ``seeds``; ``family`` names the arms whose pilot
-    may decide the rate of all (None: every arm runs its own pilot)."""
-    seeds = list(seeds)
-    pilots = _pilots(runs, makers, list(family or makers), seeds[0])
+    """Train every arm (``name → seed → config``) over the budget's seeds, its pilot trying up to
+    ``budget.lr_beyond`` rates past the grid's edges; ``family`` names the arms whose pilot may decide the
+    rate of all (None: every arm runs its own pilot)."""
+    seeds, ladder = list(budget.seeds), _ladder(budget.lr_beyond)
+    pilots = _pilots(runs, makers, list(family or makers), seeds[0], ladder)
     rates = {p[0] for p in pilots.values()}
     if family and len(rates) > 1:  # the family disagrees: every arm finds its own rate
-        pilots.update(_pilots(runs, makers, [a for a in makers if a not in pilots], seeds[0]))
+        pilots.update(_pilots(runs, makers, [a for a in makers if a not in pilots], seeds[0], ladder))
     shared = rates.pop() if len(rates) == 1 else None
     lr = {a: pilots[a][0] if a in pilots else shared for a in makers}
     # every run still to train, in one batch: the first seed of arms without a pilot, then the other seeds
@@ -161,7 +171,7 @@ def train_arms(runs: RunMemo, makers: dict[str, Callable[[int], TrainConfig]], s
     done = dict(zip(todo, runs.trained_many([replace(makers[a](s), lr=lr[a]) for a, s in todo])))
     return {a: Arm(a, lr[a], pilots[a][1] if a in pilots else {},
                    [pilots[a][2] if (s == seeds[0] and a in pilots) else done[(a, s)] for s in seeds],
-                   pilots[a][3] if a in pilots else {})
+                   pilots[a][3] if a in pilots else {}, ladder)
             for a in makers}
 
 

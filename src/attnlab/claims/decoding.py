@@ -32,7 +32,7 @@ def loss(r: dict) -> float:
 def _text_arms(runs: RunMemo, budget: Budget, arms: dict[str, tuple[str, dict]]) -> dict[str, Arm]:
     """``{arm: (run name, recipe keywords)}`` → trained arms sharing one family pilot."""
     makers = {a: (lambda s, n=n, kw=kw: recipes.text(n, s, budget, **kw)) for a, (n, kw) in arms.items()}
-    return train_arms(runs, makers, budget.seeds, family=list(arms))
+    return train_arms(runs, makers, budget, family=list(arms))
 
 
 WHY_D1 = (
@@ -140,7 +140,7 @@ def d4(budget: Budget, runs: RunMemo) -> Evidence:
               "bidirectional NoPE": lambda s: recipes.position("bidirectional", s, budget),
               "bidirectional, learned positions": lambda s: recipes.position("bidirectional", s, budget,
                                                                              positions=recipes.POSITION_TASK.seq_len)}
-    pa = train_arms(runs, makers, budget.seeds)
+    pa = train_arms(runs, makers, budget)
     pos = {m: stats(pa[m].values(loss)) for m in pa}
     chance = math.log(recipes.POSITION_TASK.seq_len)
 

@@ -246,7 +246,7 @@ def i1(budget: Budget, runs: RunMemo) -> Evidence:
         return lambda s: replace(recipes.mqar("softmax", s, budget, steps=I1_STEPS, qk_init_scale=w, **opts), name=name)
 
     makers = {label: maker(label, w, c) for label, w, c in chosen}
-    arms = train_arms(runs, makers, budget.seeds)
+    arms = train_arms(runs, makers, budget)
     accuracy = lambda r: r["valid"]["accuracy"]  # noqa: E731
     acc = {a: stats(arms[a].values(accuracy)) for a in makers}
     init = {a: [_at_init(makers[a](s)) for s in budget.seeds] for a in makers}

@@ -36,7 +36,7 @@ WHY_C7 = (
                       "if all three are supported, caveat if the S comparison is and another is not, refuted if the "
                       "S comparison is contradicted, undecided otherwise")
 def c7(budget: Budget, runs: RunMemo) -> Evidence:
-    arms = train_arms(runs, {m: (lambda s, m=m: recipes.mqar(m, s, budget, steps=STEPS)) for m in MIXERS}, budget.seeds)
+    arms = train_arms(runs, {m: (lambda s, m=m: recipes.mqar(m, s, budget, steps=STEPS)) for m in MIXERS}, budget)
     S, acc = {}, {}
     for m in MIXERS:
         acc[m] = stats(arms[m].values(lambda r: r["valid"]["accuracy"]))

@@ -31,6 +31,7 @@ class Budget:
     train_scale: int = 1  # a multiplier for training steps
     model_scale: int = 1  # a multiplier for the width of trained models
     wide: bool = False  # the whole breadth of each sweep; otherwise the arms the decision reads
+    lr_beyond: int = 2  # how many rates past the grid's edge a learning-rate pilot may try (claims.arms)
 
     @staticmethod
     def get(name: str) -> Budget:
@@ -40,7 +41,7 @@ class Budget:
 
 
 BUDGETS = {
-    "quick": Budget("quick", seeds=(0, 1, 2), mc_samples=100_000, trials=100, scale=1),
+    "quick": Budget("quick", seeds=(0, 1, 2), mc_samples=100_000, trials=100, scale=1, lr_beyond=1),
     "full": Budget("full", seeds=(0, 1, 2, 3, 4), mc_samples=1_000_000, trials=400, scale=4, train_scale=3,
                    model_scale=2, wide=True),
 }

@@ -151,7 +151,8 @@ class ReportingMemo(RunMemo):
         # JSON line per batch, ``claims.cost``) so that what the ledger would take on c CPUs can be computed
         self.phases, self.claim, self.session = phases, "", f"{time.time():.0f}-{os.getpid()}"
 
-    def trained_many(self, cfgs: list, on_run: Callable[[str], None] | None = None) -> list[dict]:
+    def trained_many(self, cfgs: list, on_run: Callable[[str], None] | None = None, heldout: bool = False
+                     ) -> list[dict]:
         from ..train.sweep import finished
 
         names = {c.name: finished(c) is not None for c in map(self.resolve, cfgs)}
@@ -168,7 +169,7 @@ class ReportingMemo(RunMemo):
             if on_run:
                 on_run(name)
 
-        out = super().trained_many(cfgs, on_run=finished_one)
+        out = super().trained_many(cfgs, on_run=finished_one, heldout=heldout)
         seconds = time.perf_counter() - t0
         if todo:
             self.report(f"trained {todo} run{'s' * (todo > 1)} in {seconds / 60:.1f} min")

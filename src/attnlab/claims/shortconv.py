@@ -77,9 +77,9 @@ def s5(budget: Budget, runs: RunMemo) -> Evidence:
     per_regime = []
     for seq_len, pairs in regimes:
         task = recipes.s5_task(seq_len, pairs)
-        arms = train_arms(runs, {p: one_layer("deltanet", task, p) for p in DECISIVE}, budget.seeds)
+        arms = train_arms(runs, {p: one_layer("deltanet", task, p) for p in DECISIVE}, budget)
         arms.update(train_arms(runs, {p: one_layer("deltanet", task, p) for p in ["k", "qk", "qv", "kv", "qkv"]},
-                               budget.seeds, family=["k"]))
+                               budget, family=["k"]))
         per_regime.append(arms)
     mean_acc = {p: stats(_over_regimes(per_regime, p, lambda a: a.values(accuracy))) for p in PLACEMENTS}
     reach = {p: _over_regimes(per_regime, p, lambda a: a.reach(accuracy)) for p in PLACEMENTS}
@@ -92,7 +92,7 @@ def s5(budget: Budget, runs: RunMemo) -> Evidence:
     text_places = ["", "q", "k", "v"] if budget.wide else ["", "k"]
     tx = train_arms(runs, {p: (lambda s, p=p: recipes.text(f"s5-bpe-deltanet-{p or 'none'}", s, budget,
                                                           task=recipes.BPE_TASK, mixer="deltanet", short_conv=p))
-                           for p in text_places}, budget.seeds, family=["", "k"])
+                           for p in text_places}, budget, family=["", "k"])
     lm = {p: stats(tx[p].values(loss)) for p in tx}
     text = paired("BPE text: K conv lowers loss vs none", lm["k"]["values"], lm[""]["values"], delta=S5_TEXT,
                   claimed="a < b", **robust(tx["k"], tx[""], loss))
@@ -104,10 +104,10 @@ def s5(budget: Budget, runs: RunMemo) -> Evidence:
         task = recipes.s5_task(*regimes[0])
         two = train_arms(runs, {p: (lambda s, p=p: recipes.mqar("deltanet", s, mq, short_conv=["", p], task=task,
                                                                 batch_size=recipes.s5_batch(task))) for p in PLACEMENTS},
-                         budget.seeds, family=["", "k"])
+                         budget, family=["", "k"])
         reported["deltanet, layer 2 only"] = {name(p): stats(two[p].values(accuracy)) for p in PLACEMENTS}
         for m in ("softmax", "linear_attn"):
-            o = train_arms(runs, {p: one_layer(m, task, p) for p in PLACEMENTS}, budget.seeds, family=["", "k"])
+            o = train_arms(runs, {p: one_layer(m, task, p) for p in PLACEMENTS}, budget, family=["", "k"])
             reported[f"{m}, one layer"] = {name(p): stats(o[p].values(accuracy)) for p in PLACEMENTS}
     first = per_regime[0]
     reason = ("; ".join(d.text() for d in decisions) + ". MQAR accuracy, one layer, mean over "
@@ -228,7 +228,7 @@ def s4(budget: Budget, runs: RunMemo) -> Evidence:
     mb = dataclasses.replace(budget, model_scale=1)
     arms = {L: train_arms(runs, {"none": lambda s, L=L: recipes.markov(s, mb, layers=L),
                                  "k": lambda s, L=L: recipes.markov(s, mb, short_conv="k", layers=L)},
-                          budget.seeds) for L in layer_counts}
+                          budget) for L in layer_counts}
 
     def closed(r: dict, s: int) -> float:
         f = floors[s]

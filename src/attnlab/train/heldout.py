@@ -25,6 +25,15 @@ from pathlib import Path
 HELDOUT_SEED = 50_021
 
 
+def cached(run_dir: str | Path) -> float | None:
+    """The held-out loss already kept in the run folder, None if there is none for :data:`HELDOUT_SEED`."""
+    p = Path(run_dir) / "heldout.json"
+    if not p.exists():
+        return None
+    saved = json.loads(p.read_text())
+    return float(saved["loss"]) if saved.get("heldout_seed") == HELDOUT_SEED else None
+
+
 def heldout_loss(run: dict) -> float:
     """Validation loss of a finished run's final model (``run["run_dir"]``, as the memo returns it) on
     held-out batches: a fresh draw of a synthetic task's validation set, or other windows of the text's
@@ -35,15 +44,14 @@ def heldout_loss(run: dict) -> float:
     from .loop import evaluate, load_trained
 
     run_dir = Path(run["run_dir"])
-    cache = run_dir / "heldout.json"
-    if cache.exists():
-        saved = json.loads(cache.read_text())
-        if saved.get("heldout_seed") == HELDOUT_SEED:
-            return float(saved["loss"])
+    known = cached(run_dir)
+    if known is not None:
+        return known
     cfg = make_config(json.loads((run_dir / "config.json").read_text()))
-    model, _, _ = load_trained(run_dir)
+    model, data, _ = load_trained(run_dir)
     shifted = dataclasses.replace(cfg, seed=cfg.seed + HELDOUT_SEED)
-    data = cfg.task.build(shifted.seed)
+    if data.valid_labels is not None:  # a synthetic validation set drawn from the seed: draw a fresh one
+        data = cfg.task.build(shifted.seed)  # (text's split is the seed's too: only its windows move)
     threads = torch.get_num_threads()
     torch.set_num_threads(cfg.threads or threads)
     try:
@@ -51,5 +59,5 @@ def heldout_loss(run: dict) -> float:
             loss = evaluate(model, data, shifted)["loss"]
     finally:
         torch.set_num_threads(threads)
-    cache.write_text(json.dumps({"heldout_seed": HELDOUT_SEED, "loss": loss}))
+    (run_dir / "heldout.json").write_text(json.dumps({"heldout_seed": HELDOUT_SEED, "loss": loss}))
     return float(loss)

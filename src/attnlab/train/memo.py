@@ -42,13 +42,18 @@ def run_key(cfg: TrainConfig) -> str:
     return hashlib.sha256((json.dumps(d, sort_keys=True) + code_hash()).encode()).hexdigest()[:12]
 
 
-def _train_resolved(cfg: TrainConfig) -> dict:
-    """Train a resolved config (or read its finished run); in a worker process or this one."""
+def _train_resolved(cfg: TrainConfig, heldout: bool = False) -> dict:
+    """Train a resolved config (or read its finished run); in a worker process or this one. With ``heldout``,
+    also evaluate it on held-out batches (kept in the run folder), where the run's data is at hand."""
     from .loop import train
     from .sweep import finished
 
-    s = finished(cfg) or train(cfg, resume=True, progress=False)
-    return {**s, "run_dir": str(cfg.run_dir)}
+    s = {**(finished(cfg) or train(cfg, resume=True, progress=False)), "run_dir": str(cfg.run_dir)}
+    if heldout:
+        from .heldout import heldout_loss
+
+        heldout_loss(s)
+    return s
 
 
 def _die_with_parent(parent: int) -> None:
@@ -119,15 +124,18 @@ class RunMemo:
         """Train ``cfg`` (or reuse its finished run); the run's summary with ``run_dir`` added."""
         return _train_resolved(self.resolve(cfg))
 
-    def trained_many(self, cfgs: list[TrainConfig | dict], on_run: Callable[[str], None] | None = None
-                     ) -> list[dict]:
+    def trained_many(self, cfgs: list[TrainConfig | dict], on_run: Callable[[str], None] | None = None,
+                     heldout: bool = False) -> list[dict]:
         """:meth:`trained` for every config, in order; the unfinished ones in up to ``jobs`` spawned
         processes, or as tasks of the Ray cluster at ``ray_address`` (one CPU each; the root must then be
         a folder every node reaches). Each run's result depends on its config alone (its ``threads``
         included), so it is the same whichever process or node trains it. ``on_run(name)`` is called as
-        each run that had to be trained finishes (progress for the caller)."""
+        each run that had to be trained finishes (progress for the caller). ``heldout``: the runs are a
+        pilot's, which :meth:`heldout_loss` will read; the worker that trains a run evaluates it too (in
+        parallel, not one by one here afterwards), and finished runs not yet evaluated go to the workers."""
         from concurrent.futures import as_completed
 
+        from .heldout import cached
         from .sweep import finished, run_on_ray
 
         notify = on_run or (lambda name: None)
@@ -145,13 +153,16 @@ class RunMemo:
             if missing:
                 raise RuntimeError(f"Ray trained {missing[0]} but its summary is not under {self.root}: give "
                                    "--out a folder that every node of the cluster writes to")
-        elif self.jobs > 1 and len(pending) > 1:
+        unevaluated = {c.name: c for c in resolved if heldout and c.name not in pending and cached(c.run_dir) is None}
+        if self.ray_address is None and self.jobs > 1 and len(pending) + len(unevaluated) > 1:
             if self._pool is None:
                 self._pool = worker_pool(self.jobs)
-            futures = {self._pool.submit(_train_resolved, c): name for name, c in pending.items()}
+            futures = {self._pool.submit(_train_resolved, c, heldout): name
+                       for name, c in {**pending, **unevaluated}.items()}
             for f in as_completed(futures):
                 f.result()
-                notify(futures[f])
+                if futures[f] in pending:
+                    notify(futures[f])
         out = []
         for c in resolved:
             fresh = c.name in pending and not finished(c)  # trained just now, in this process
