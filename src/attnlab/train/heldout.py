@@ -40,18 +40,16 @@ def heldout_loss(run: dict) -> float:
     validation split. Cached in the run folder (``heldout.json``), keyed by the seed offset."""
     import torch
 
-    from .config import make_config
     from .loop import evaluate, load_trained
 
     run_dir = Path(run["run_dir"])
     known = cached(run_dir)
     if known is not None:
         return known
-    cfg = make_config(json.loads((run_dir / "config.json").read_text()))
-    model, data, _ = load_trained(run_dir)
+    model, data, cfg = load_trained(run_dir)
     shifted = dataclasses.replace(cfg, seed=cfg.seed + HELDOUT_SEED)
     if data.valid_labels is not None:  # a synthetic validation set drawn from the seed: draw a fresh one
-        data = cfg.task.build(shifted.seed)  # (text's split is the seed's too: only its windows move)
+        data = cfg.task.build(shifted.seed)  # (text's split does not depend on the seed: its windows move)
     threads = torch.get_num_threads()
     torch.set_num_threads(cfg.threads or threads)
     try:
