@@ -44,3 +44,23 @@ def test_short_conv_per_layer():
     assert [blk.mixer.short_conv for blk in m.blocks] == ["", "k"]
     with pytest.raises(ValueError, match="model.short_conv lists 1 placements for n_layers=2"):
         LM(LMConfig(vocab_size=10, n_layers=2, short_conv=["k"]))
+
+
+@pytest.mark.parametrize("mixer", ["softmax", "deltanet"])
+def test_logits_at_a_mask_are_the_full_logits_there(mixer):
+    torch.manual_seed(0)
+    m = LM(LMConfig(vocab_size=12, d_model=16, n_heads=2, mixer=mixer))
+    x = torch.randint(0, 12, (3, 9))
+    at = torch.rand(3, 9) < 0.3
+    at[0] = False  # a row with nothing to score
+    full = m(x)
+    assert torch.allclose(m(x, at=at), full[at], atol=1e-6)
+    assert m(x, at=torch.zeros_like(at)).shape == (0, 12)
+
+
+def test_logits_at_refuse_a_mask_of_the_wrong_kind():
+    m = LM(LMConfig(vocab_size=12, d_model=16, n_heads=2))
+    x = torch.randint(0, 12, (2, 5))
+    for bad in (torch.ones(2, 5, dtype=torch.long), torch.ones(2, 4, dtype=torch.bool), [True] * 5):
+        with pytest.raises(ValueError, match="at must be a bool mask shaped like tokens"):
+            m(x, at=bad)

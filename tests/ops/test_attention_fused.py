@@ -41,3 +41,29 @@ def test_relu2_rows_survive_huge_scores_and_a_nan_scale_is_refused():
     for fn in (attention_probs, lambda q, k, **kw: attention(q, k, k, **kw)):
         with pytest.raises(ValueError, match="scale must be a finite number, got nan"):
             fn(q, k, scale=float("nan"))
+
+
+@pytest.mark.parametrize("which", ["q", "k"])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_the_fused_path_turns_a_nan_or_inf_in_q_or_k_into_nan(which, bad):
+    from attnlab.checks import finite_checks
+
+    g = torch.Generator().manual_seed(1)
+    q, k, v = (torch.randn(2, 6, 2, 4, generator=g) for _ in range(3))
+    (q if which == "q" else k)[1, 5, 1, 3] = bad  # the last key: the causal rows before it never see it
+    with finite_checks(False):
+        assert torch.isnan(attention(q, k, v)).all()
+
+
+def test_the_fused_path_leaves_huge_finite_q_and_k_alone_and_adds_nothing_to_their_gradients():
+    g = torch.Generator().manual_seed(2)
+    q, k, v = (torch.randn(2, 16, 4, 64, generator=g) for _ in range(3))
+    big = (q * 1e37).requires_grad_()  # its float32 sum overflows; the scores do not (scale undoes the factor)
+    o = attention(big, k, v, scale=1e-37 * 64**-0.5)
+    ref = attention(q, k, v)
+    assert torch.isfinite(o).all() and torch.allclose(o, ref, atol=1e-5)
+    qq, kk = q.clone().requires_grad_(), k.clone().requires_grad_()
+    gw = torch.randn_like(o)
+    fused = torch.autograd.grad(attention(qq, kk, v), (qq, kk), gw)
+    explicit = torch.autograd.grad(torch.einsum("bhqk,bkhd->bqhd", attention_probs(qq, kk), v), (qq, kk), gw)
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(fused, explicit))

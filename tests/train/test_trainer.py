@@ -201,3 +201,24 @@ def test_a_resumed_run_reports_the_time_of_every_segment(tmp_path):
     assert meta["extra"]["history"]["seconds"] == pytest.approx(first["seconds"], rel=0.5)
     more = train(make_config(tiny(tmp_path, steps=14)), resume=True, progress=False)  # two more steps
     assert more["seconds"] > meta["extra"]["history"]["seconds"]
+
+
+@pytest.mark.parametrize("task", [{"name": "mqar", "vocab_size": 32, "seq_len": 24, "num_kv_pairs": 3},
+                                  {"name": "markov", "vocab_size": 16, "seq_len": 24}])
+def test_the_loss_on_labelled_positions_only_equals_the_loss_over_full_logits(task):
+    from attnlab.train.loop import build_model, labelled_loss_and_accuracy, loss_and_accuracy
+
+    cfg = make_config({"task": {**task, "num_train": 64, "num_valid": 16},
+                       "model": {"d_model": 16, "n_layers": 1, "n_heads": 2, "mlp_ratio": 1}, "steps": 2, "warmup": 1,
+                       "batch_size": 16})
+    model, data = build_model(cfg)
+    x, y = data.batch(0, 16, 0)
+    y = y.clone()
+    y[3] = -100  # a sequence with no label at all
+    full = loss_and_accuracy(model(x), y)
+    part = labelled_loss_and_accuracy(model, x, y)
+    assert torch.allclose(part[0], full[0], atol=1e-6) and torch.allclose(part[1], full[1], atol=1e-12)
+    assert part[2] == full[2]
+    ga = torch.autograd.grad(full[0], model.head.weight)[0]
+    gb = torch.autograd.grad(labelled_loss_and_accuracy(model, x, y)[0], model.head.weight)[0]
+    assert torch.allclose(ga, gb, atol=1e-6)

@@ -109,10 +109,9 @@ def reproduce(
     if jobs < 0:
         raise ValueError(f"--jobs must be 0 (one per CPU) or a positive number of processes, got {jobs}")
     if ray is not None:
-        try:
-            import ray as _  # noqa: F401
-        except ImportError:
-            raise ValueError("--ray needs the optional extra: pip install 'attnlab[ray]'") from None
+        from ..train.sweep import require_ray
+
+        require_ray()
     if against is not None:
         _budget_of(against, "--against")  # refuse a folder that holds no ledger before running anything
     if cost:

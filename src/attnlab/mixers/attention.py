@@ -57,8 +57,7 @@ class _QuadraticAttention(Mixer):
         f = self.project(x, cache)
         if self.use_rope:
             start = 0 if cache is None else cache.get("offset", 0)
-            pos = torch.arange(start, start + x.shape[1], device=x.device)
-            f["q"], f["k"] = rope(f["q"], pos, self.rope_base), rope(f["k"], pos, self.rope_base)
+            f["q"], f["k"] = rope(f["q"], base=self.rope_base, start=start), rope(f["k"], base=self.rope_base, start=start)
         if self.score_scale != 1.0:  # scores are linear in q: scaling q scales every score
             f["q"] = f["q"] * self.score_scale
         return f

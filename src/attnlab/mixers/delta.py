@@ -18,6 +18,7 @@ from ..checks import check_choice, check_positive_int
 from ..ops.delta import gated_delta_rule, implicit_matrix
 from ..ops.delta_engines import BACKENDS, DEPRECATED_BACKENDS, resolve_backend_name
 from ..ops.mesa import SOLVERS, mesa_net
+from ..ops.norm import RMSNorm
 from ..ops.ttt import OPTIMIZERS, ttt
 from .base import Cache, Mixer, register_mixer
 
@@ -62,7 +63,7 @@ class _DeltaFamily(Mixer):
             del self.v_proj  # values come from k_proj
         self.b_proj = nn.Linear(d_model, n_heads)
         self.output_gate = self.gated if output_gate is None else bool(output_gate)
-        self.o_norm = nn.RMSNorm(self.head_dim, eps=1e-5) if output_norm else None
+        self.o_norm = RMSNorm(self.head_dim, eps=1e-5) if output_norm else None
         if self.output_gate:
             self.gate_proj = nn.Linear(d_model, n_heads * self.head_dim, bias=False)
 

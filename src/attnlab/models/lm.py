@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from ..checks import check_choice, check_positive_int
 from ..mixers import MIXERS, build_mixer
+from ..ops.norm import RMSNorm
 
 MODES = ("decoder", "prefix", "fwd_bwd", "bidirectional")
 MODE_MASK = {"decoder": "causal", "prefix": "prefix", "fwd_bwd": "fwd_bwd", "bidirectional": "bidirectional"}
@@ -76,11 +77,11 @@ class Block(nn.Module):
         elif cfg.mode != "decoder":
             raise ValueError(f"model.mode={cfg.mode!r} needs a mixer that can look ahead (softmax, relu2_attn, "
                              f"identity_attn); {mixer_name!r} is recurrent and causal")
-        self.norm1 = nn.RMSNorm(cfg.d_model)
+        self.norm1 = RMSNorm(cfg.d_model)
         self.mixer = build_mixer(mixer_name, cfg.d_model, cfg.n_heads, short_conv=short_conv,
                                  conv_size=cfg.conv_size, **opts)
         self.mlp = MLP(cfg.d_model, cfg.mlp_ratio) if cfg.mlp_ratio > 0 else None
-        self.norm2 = nn.RMSNorm(cfg.d_model) if self.mlp is not None else None
+        self.norm2 = RMSNorm(cfg.d_model) if self.mlp is not None else None
 
     def forward(self, x, prefix_len=None, capture=None):
         h = self.norm1(x)
@@ -108,7 +109,7 @@ class LM(nn.Module):
             self.pos = nn.Embedding(cfg.positions, cfg.d_model)
             nn.init.normal_(self.pos.weight, std=0.02)
         self.blocks = nn.ModuleList(Block(cfg, m, c) for m, c in zip(cfg.mixers(), cfg.convs()))
-        self.norm = nn.RMSNorm(cfg.d_model)
+        self.norm = RMSNorm(cfg.d_model)
         self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         if cfg.tie_embeddings:
             self.head.weight = self.embed.weight
@@ -122,9 +123,16 @@ class LM(nn.Module):
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    def forward(self, tokens: torch.Tensor, prefix_len=None, capture: list | None = None) -> torch.Tensor:
+    def forward(self, tokens: torch.Tensor, prefix_len=None, capture: list | None = None,
+                at: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits ``[batch, seq, vocab]``; with ``at`` (a bool mask ``[batch, seq]``) the logits of those positions
+        only, ``[n, vocab]`` in row-major order. A task that scores a few positions of each sequence (MQAR's
+        queries) then pays the head and its softmax for those alone: the rest of the network is unchanged."""
         if not isinstance(tokens, torch.Tensor) or tokens.dtype != torch.long or tokens.ndim != 2:
             raise TypeError("tokens must be a LongTensor [batch, seq]")
+        if at is not None and not (isinstance(at, torch.Tensor) and at.dtype == torch.bool and at.shape == tokens.shape):
+            raise ValueError(f"at must be a bool mask shaped like tokens {tuple(tokens.shape)}, got "
+                             f"{getattr(at, 'dtype', type(at).__name__)} {tuple(getattr(at, 'shape', ()))}")
         if self.cfg.mode in ("prefix", "fwd_bwd") and prefix_len is None:
             raise ValueError(f"model.mode={self.cfg.mode!r} needs prefix_len (the task's prefix length)")
         x = self.embed(tokens)
@@ -135,6 +143,8 @@ class LM(nn.Module):
             x = x + self.pos.weight[: tokens.shape[1]]
         for blk in self.blocks:
             x = blk(x, prefix_len=prefix_len if self.cfg.mode in ("prefix", "fwd_bwd") else None, capture=capture)
+        if at is not None:
+            x = x[at]  # the final norm and the head act per position
         return self.head(self.norm(x))
 
     @torch.no_grad()

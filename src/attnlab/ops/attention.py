@@ -108,8 +108,14 @@ def attention(
         qa, ka, va = (acc(x).transpose(1, 2) for x in (q, k, v))
         o = F.scaled_dot_product_attention(qa, ka, va.to(qa.dtype), is_causal=mask == "causal", scale=sc)
         # the fused kernel turns a NaN score row into zeros; the explicit path (and the trainer's loss check)
-        # relies on NaN propagating, so a NaN anywhere in q or k makes the output NaN (two O(n) sums, no sync)
-        o = o + (qa.mul(0).sum() + ka.mul(0).sum())  # 0 · x is 0 for every finite x, however large
+        # relies on NaN propagating, so a NaN or Inf anywhere in q or k makes the output NaN: two O(n) sums, no
+        # sync, no backward. In float64 no sum of float32 values overflows, so the term is 0 for finite q, k.
+        with torch.no_grad():
+            if qa.dtype == torch.float64:  # 0 · x is 0 for every finite x, however large
+                poison = qa.mul(0).sum() + ka.mul(0).sum()
+            else:
+                poison = ((qa.sum(dtype=torch.float64) + ka.sum(dtype=torch.float64)) * 0).to(o.dtype)
+        o = o + poison
         return o.transpose(1, 2).to(v.dtype)
     p = attention_probs(q, k, kernel=kernel, mask=mask, prefix_len=prefix_len, scale=scale, normalize=normalize)
     o = torch.einsum("bhqk,bkhd->bqhd", p, acc(v)).to(v.dtype)

@@ -58,15 +58,21 @@ def _ray_train(cfg: dict) -> dict:
     return {"status": "done", **train(tc, resume=True, progress=False)}
 
 
+def require_ray():
+    """The ``ray`` module, or one line saying how to install it (checked before any run starts)."""
+    try:
+        import ray
+    except ImportError:
+        raise ValueError("--ray needs the optional extra: pip install 'attnlab[ray]'") from None
+    return ray
+
+
 def run_on_ray(pending: list, address: str, echo) -> dict:
     """Run the pending configs as Ray tasks (one CPU each); ``address="local"`` starts a local instance.
 
     Run folders are written where each task runs: on a multi-node cluster give ``out`` a shared path.
     """
-    try:
-        import ray
-    except ImportError:
-        raise ValueError("--ray needs the optional extra: pip install 'attnlab[ray]'") from None
+    ray = require_ray()
     ray.init(address=None if address == "local" else address, ignore_reinit_error=True, include_dashboard=False,
              log_to_driver=False)
     task = ray.remote(num_cpus=1)(_ray_train)
