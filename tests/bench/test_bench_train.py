@@ -43,3 +43,25 @@ def test_a_small_run_prints_a_table_and_json():
 def test_bad_sizes_are_refused_in_one_line(args, message):
     r = CliRunner().invoke(app, ["bench", "train", *args])
     assert r.exit_code != 0 and message in r.output and "Traceback" not in r.output
+
+
+def test_labels_for_marks_every_kth_position_from_the_end():
+    import torch
+
+    x = torch.arange(11)[None].repeat(2, 1)
+    lab = bt.labels_for(x, 0.25)
+    assert (lab[:, [9, 5, 1]] == x[:, [10, 6, 2]]).all() and int((lab != -100).sum()) == 6
+    assert torch.equal(bt.labels_for(x, 1.0), x[:, 1:])
+
+
+def test_a_partly_labelled_run_also_times_the_head_everywhere():
+    r = CliRunner().invoke(app, ["bench", "train", "--mixer", "softmax", "--d-model", "32", "--T", "16",
+                                 "--reps", "1", "--labelled", "0.25", "--threads", "1", "--json"])
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout.strip().splitlines()[-1])
+    ours = [row for row in data["rows"] if row["model"] == "softmax"]
+    assert ours and all(row["head_everywhere_s"] > 0 for row in ours)
+    assert data["setting"]["labelled"] == 0.25 and data["setting"]["threads"] == 1
+    assert "head everywhere" in bt.markdown(data)
+    bad = CliRunner().invoke(app, ["bench", "train", "--labelled", "0"])
+    assert bad.exit_code != 0 and "--labelled must be a fraction in (0, 1]" in bad.output

@@ -27,6 +27,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..tasks import IGNORE
 from .ops import matmul_gflops, timed
 
 MIXERS = ("softmax", "linear_attn", "retnet", "deltanet", "gated_deltanet", "mesanet")
@@ -91,20 +92,42 @@ def build(kind: str, d_model: int, T: int) -> nn.Module:
     return NanoGPT(d_model, heads, hidden, T)
 
 
-def step_call(kind: str, d_model: int, T: int, seed: int = 0) -> tuple[Callable[[], object], nn.Module]:
-    """The zero-argument training step to time (forward, cross-entropy, backward, AdamW) and its model."""
+def labels_for(x: torch.Tensor, labelled: float) -> torch.Tensor:
+    """Next-token labels of ``x [b, T + 1]`` with every ``round(1 / labelled)``-th position labelled, counted from
+    the end (as MQAR labels its queries), the others ignored."""
+    lab = x[:, 1:].clone()
+    stride = max(1, round(1 / labelled))
+    keep = torch.zeros(lab.shape[1], dtype=torch.bool)
+    keep[torch.arange(lab.shape[1] - 1, -1, -stride)] = True
+    lab[:, ~keep] = IGNORE
+    return lab
+
+
+def step_call(kind: str, d_model: int, T: int, seed: int = 0, labelled: float = 1.0,
+              head_everywhere: bool = False) -> tuple[Callable[[], object], nn.Module]:
+    """The zero-argument training step to time (forward, cross-entropy, backward, AdamW) and its model.
+
+    attnlab's models take the trainer's loss (:func:`attnlab.train.loop.labelled_loss_and_accuracy`: the head
+    only at labelled positions), or with ``head_everywhere`` the logits of every position; the peer always
+    computes every position's logits, as a minimal model does."""
     from ..checks import finite_checks
+    from ..train.loop import labelled_loss_and_accuracy
 
     torch.manual_seed(seed)
     model = build(kind, d_model, T)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     g = torch.Generator().manual_seed(seed)
     x = torch.randint(VOCAB, (batch_for(T), T + 1), generator=g)
-    inp, lab = x[:, :-1], x[:, 1:]
+    inp, lab = x[:, :-1], labels_for(x, labelled)
+
+    def loss_of():
+        if kind == PEER or head_everywhere:
+            return F.cross_entropy(model(inp).reshape(-1, VOCAB), lab.reshape(-1), ignore_index=IGNORE)
+        return labelled_loss_and_accuracy(model, inp, lab)[0]
 
     def call():
         with finite_checks(False):  # as the trainer runs: its loss check catches NaN, not a per-op scan
-            loss = F.cross_entropy(model(inp).reshape(-1, VOCAB), lab.reshape(-1))
+            loss = loss_of()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -122,10 +145,14 @@ def useful_flops(kind: str, model: nn.Module, d_model: int, T: int) -> float:
 
 
 def run_bench(mixers=MIXERS, d_models=(64, 128), Ts=(32, 128, 512), reps: int = 10,
-              progress: Callable[[str], None] | None = None) -> dict:
+              progress: Callable[[str], None] | None = None, labelled: float = 1.0) -> dict:
+    """Time each case; with ``labelled`` < 1 each of attnlab's models is also timed with the head at every
+    position (``head_everywhere_s``), in the same run."""
     for m in mixers:
         if m not in MIXERS:
             raise ValueError(f"mixer must be one of {', '.join(MIXERS)}; got {m!r}")
+    if not 0 < labelled <= 1:
+        raise ValueError(f"--labelled must be a fraction in (0, 1], got {labelled}")
     rows = []
     mm = matmul_gflops()
     for d in d_models:
@@ -133,25 +160,34 @@ def run_bench(mixers=MIXERS, d_models=(64, 128), Ts=(32, 128, 512), reps: int = 
             for kind in (PEER, *mixers):
                 if progress:
                     progress(f"{kind} d={d} T={T}")
-                call, model = step_call(kind, d, T)
+                call, model = step_call(kind, d, T, labelled=labelled)
                 ts = timed(call, reps, warmup=3)
                 med = statistics.median(ts)
                 fl = useful_flops(kind, model, d, T)
-                rows.append({"model": kind, "d_model": d, "T": T, "batch": batch_for(T), "params": _params(model),
-                             "median_s": med, "spread": (max(ts) - min(ts)) / med,
-                             "tokens_per_s": batch_for(T) * T / med, "gflops": fl / med / 1e9})
+                row = {"model": kind, "d_model": d, "T": T, "batch": batch_for(T), "params": _params(model),
+                       "median_s": med, "spread": (max(ts) - min(ts)) / med,
+                       "tokens_per_s": batch_for(T) * T / med, "gflops": fl / med / 1e9}
+                if labelled < 1 and kind != PEER:
+                    row["head_everywhere_s"] = statistics.median(
+                        timed(step_call(kind, d, T, labelled=labelled, head_everywhere=True)[0], reps, warmup=3))
+                rows.append(row)
     return {"matmul_gflops": mm, "setting": {"layers": LAYERS, "vocab": VOCAB, "dtype": "float32",
-                                             "threads": torch.get_num_threads(), "reps": reps}, "rows": rows}
+                                             "threads": torch.get_num_threads(), "reps": reps, "labelled": labelled},
+            "rows": rows}
 
 
 def markdown(result: dict) -> str:
     s = result["setting"]
+    part = s.get("labelled", 1.0) < 1
     lines = [f"Setting: {s['layers']} layers, SwiGLU MLP ×4, vocabulary {s['vocab']}, {s['dtype']}, {s['threads']} "
              f"threads, forward + backward + AdamW per step, median of {s['reps']}; float32 matmul rate in the same "
              f"run: **{result['matmul_gflops']:.1f} GFLOP/s**. `× softmax`: step time over attnlab's softmax LM at "
-             f"the same size (the peer's row: over the peer, the target is ≤ 1.1× for softmax).", "",
-             "| model | d_model | T | batch | params | step (ms) | spread | tokens/s | % of matmul | × softmax |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             f"the same size (the peer's row: over the peer, the target is ≤ 1.1× for softmax)."
+             + (f" One position in {round(1 / s['labelled'])} is labelled; `head everywhere`: the step time with "
+                "every position's logits over the step time with the head at labelled positions only." if part else ""),
+             "", "| model | d_model | T | batch | params | step (ms) | spread | tokens/s | % of matmul | × softmax |"
+             + (" head everywhere |" if part else ""),
+             "|---|---|---|---|---|---|---|---|---|---|" + ("---|" if part else "")]
     by = {(r["model"], r["d_model"], r["T"]): r for r in result["rows"]}
     for r in result["rows"]:
         ref = by.get(("softmax", r["d_model"], r["T"]))
@@ -161,7 +197,9 @@ def markdown(result: dict) -> str:
             rel = f"{r['median_s'] / ref['median_s']:.2f}×" if ref else ""
         lines.append(f"| {r['model']} | {r['d_model']} | {r['T']} | {r['batch']} | {r['params']:,} | "
                      f"{r['median_s'] * 1e3:.1f} | {100 * r['spread']:.0f}% | {r['tokens_per_s']:,.0f} | "
-                     f"{100 * r['gflops'] / result['matmul_gflops']:.0f}% | {rel} |")
+                     f"{100 * r['gflops'] / result['matmul_gflops']:.0f}% | {rel} |"
+                     + (f" {r['head_everywhere_s'] / r['median_s']:.2f}× |" if "head_everywhere_s" in r
+                        else " |" if part else ""))
     return "\n".join(lines)
 
 

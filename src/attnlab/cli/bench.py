@@ -92,6 +92,10 @@ def train(
     reps: int = typer.Option(10, "--reps", help="Timed steps per case (the median is reported)."),
     as_json: bool = typer.Option(False, "--json", help="Print {matmul_gflops, setting, rows: [...]} as JSON."),
     markdown: Path | None = typer.Option(None, "--markdown", help="Rewrite the training table in this Markdown file."),
+    labelled: float = typer.Option(1.0, "--labelled", help="Fraction of positions with a label (1: a language "
+                                   "model; 0.0625: MQAR's queries, and each step is also timed with the head at "
+                                   "every position)."),
+    threads: int = typer.Option(0, "--threads", help="Threads per step (0: the machine's; the ledger's runs use 1)."),
 ) -> None:
     """Time one training step (forward, backward, AdamW) of the ledger's small LMs per mixer, beside a
     nanoGPT-style peer on scaled_dot_product_attention of equal parameter count."""
@@ -105,13 +109,23 @@ def train(
     check_sizes(ds, Ts)
     if reps < 1:
         raise ValueError(f"--reps must be >= 1, got {reps}")
+    if threads < 0:
+        raise ValueError(f"--threads must be 0 (the machine's) or a positive number, got {threads}")
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
     with Console(stderr=True).status("benchmarking") as status:
-        result = run_bench(mixers, ds, Ts, reps=reps, progress=lambda s: status.update(f"timing {s}"))
+        result = run_bench(mixers, ds, Ts, reps=reps, progress=lambda s: status.update(f"timing {s}"),
+                           labelled=labelled)
     table = to_md(result)
     if markdown is not None:
         cmd = "attnlab bench train" + (f" --mixer {mixer}" if mixer else "") + f" --d-model {d_model} --T {T}"
-        cmd += (f" --reps {reps}" if reps != 10 else "") + f" --markdown {markdown}"
-        write_block(markdown, "<!-- bench-train:start -->", "<!-- bench-train:end -->", cmd, table)
+        cmd += (f" --reps {reps}" if reps != 10 else "") + (f" --labelled {labelled:g}" if labelled != 1 else "")
+        cmd += (f" --threads {threads}" if threads else "") + f" --markdown {markdown}"
+        marks = ("<!-- bench-train:start -->", "<!-- bench-train:end -->") if labelled == 1 else \
+            ("<!-- bench-train-labelled:start -->", "<!-- bench-train-labelled:end -->")
+        write_block(markdown, *marks, cmd, table)
     if as_json:
         typer.echo(json.dumps(result))
     elif markdown is None:
