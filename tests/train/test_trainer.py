@@ -222,3 +222,21 @@ def test_the_loss_on_labelled_positions_only_equals_the_loss_over_full_logits(ta
     ga = torch.autograd.grad(full[0], model.head.weight)[0]
     gb = torch.autograd.grad(labelled_loss_and_accuracy(model, x, y)[0], model.head.weight)[0]
     assert torch.allclose(ga, gb, atol=1e-6)
+
+
+def test_evaluation_joins_batches_without_changing_the_numbers(monkeypatch):
+    import attnlab.train.loop as loop
+
+    cfg = make_config({"task": {"name": "mqar", "vocab_size": 32, "seq_len": 24, "num_kv_pairs": 3, "num_train": 64,
+                                "num_valid": 40},
+                       "model": {"d_model": 16, "n_layers": 1, "n_heads": 2, "mlp_ratio": 1}, "steps": 2, "warmup": 1,
+                       "batch_size": 8, "eval_batches": 5})
+    model, data = loop.build_model(cfg)
+    assert [x.shape[0] for x, _ in loop._joined(data.eval_batches(8, 5))] == [40]
+    joined = loop.evaluate(model, data, cfg)
+    monkeypatch.setattr(loop, "EVAL_TOKENS", 1)  # one batch per forward, as before joining
+    apart = loop.evaluate(model, data, cfg)
+    assert joined["loss"] == pytest.approx(apart["loss"], abs=1e-6) and joined["accuracy"] == pytest.approx(
+        apart["accuracy"], abs=1e-12)
+    monkeypatch.setattr(loop, "EVAL_TOKENS", 8 * 24 * 2)
+    assert [x.shape[0] for x, _ in loop._joined(data.eval_batches(8, 5))] == [16, 16, 8]

@@ -12,6 +12,7 @@ from .featuremaps import FEATURE_MAPS, get_feature_map
 from .linear import linear_attention, linear_attention_step, retention, retnet_decay, simple_gla
 from .masks import MASKS, build_mask
 from .mesa import mesa_net, mesa_net_step
+from .norm import rms_norm
 from .rope import rope
 from .ttt import LayerNormLinear, LinearModel, newton_schulz, squared_loss, ttt
 
@@ -23,6 +24,7 @@ __all__ = [
     "attention_probs",
     "build_mask",
     "rope",
+    "rms_norm",
     "get_feature_map",
     "linear_attention",
     "linear_attention_step",

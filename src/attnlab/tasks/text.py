@@ -21,6 +21,7 @@ Worked example (bytes, ``seq_len=8``): the text ``"To be, or"`` gives the window
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import sysconfig
 from dataclasses import dataclass
@@ -122,18 +123,28 @@ class Text:
             raise ValueError(f"prefix_len must be in (0, seq_len={self.seq_len}), got {self.prefix_len}")
         if self.tokenizer not in ("bytes", "bpe"):
             raise ValueError(f"tokenizer must be 'bytes' or 'bpe', got {self.tokenizer!r}")
-        data = load_bytes(self.corpus, self.max_bytes)
-        cut = int(len(data) * (1 - self.valid_fraction))
-        train, valid, vocab = data[:cut], data[cut:], 256
-        if self.tokenizer == "bpe":
-            tok = train_bpe(bytes(train.tolist()), self.bpe_vocab)
-            enc = lambda t: torch.tensor(tok.encode(bytes(t.tolist()).decode("utf-8", "replace")).ids)  # noqa: E731
-            train, valid, vocab = enc(train), enc(valid), tok.get_vocab_size()
+        train, valid, vocab, tok = _tokens(self.corpus, self.max_bytes, self.valid_fraction, self.tokenizer,
+                                           self.bpe_vocab)
         data = TaskData(vocab, train, None, valid, None, prefix_len=self.prefix_len, seq_len=self.seq_len,
                         train_prefix_loss=self.prefix_loss)
-        if self.tokenizer == "bpe":
+        if tok is not None:
             data.tokenizer = tok
         return data
+
+
+@functools.lru_cache(maxsize=4)
+def _tokens(corpus: str, max_bytes: int, valid_fraction: float, tokenizer: str, bpe_vocab: int):
+    """The train and validation token streams (read-only), vocabulary size and tokenizer of a text task. Kept per
+    process: training a BPE and encoding the corpus takes about 2 s, as long as a tenth of a short run, and a
+    worker trains many runs (and evaluates their held-out loss) on the same text."""
+    data = load_bytes(corpus, max_bytes)
+    cut = int(len(data) * (1 - valid_fraction))
+    train, valid, vocab, tok = data[:cut], data[cut:], 256, None
+    if tokenizer == "bpe":
+        tok = train_bpe(bytes(train.tolist()), bpe_vocab)
+        enc = lambda t: torch.tensor(tok.encode(bytes(t.tolist()).decode("utf-8", "replace")).ids)  # noqa: E731
+        train, valid, vocab = enc(train), enc(valid), tok.get_vocab_size()
+    return train, valid, vocab, tok
 
 
 def train_bpe(text: bytes, vocab_size: int):

@@ -85,12 +85,31 @@ class _Dist:
         return float(t) / self.world
 
 
+EVAL_TOKENS = 32_768  # validation batches are joined into forwards of up to this many tokens
+
+
+def _joined(batches):
+    """Consecutive ``(x, y)`` batches of equal length concatenated into forwards of up to :data:`EVAL_TOKENS`
+    tokens: the ledger's models are small enough that per-op overhead dominates a batch of 16–64 sequences,
+    and the loss and accuracy are sums over tokens and sequences either way."""
+    xs, ys, tokens = [], [], 0
+    for x, y in batches:
+        if xs and (tokens + x.numel() > EVAL_TOKENS or x.shape[1] != xs[0].shape[1]):
+            yield torch.cat(xs), torch.cat(ys)
+            xs, ys, tokens = [], [], 0
+        xs.append(x)
+        ys.append(y)
+        tokens += x.numel()
+    if xs:
+        yield torch.cat(xs), torch.cat(ys)
+
+
 @torch.no_grad()
 def evaluate(model, data, cfg: TrainConfig) -> dict:
     was = model.training
     model.eval()
     tot_loss, tot_tok, acc_sum, n_seq = 0.0, 0, 0.0, 0
-    for x, y in data.eval_batches(cfg.batch_size, cfg.eval_batches, seed=cfg.seed):
+    for x, y in _joined(data.eval_batches(cfg.batch_size, cfg.eval_batches, seed=cfg.seed)):
         loss, acc, n = labelled_loss_and_accuracy(model, x, y, data.prefix_len)
         k = int((y != IGNORE).sum())
         tot_loss += float(loss) * k
