@@ -63,13 +63,16 @@ def test_a_best_rate_at_the_grids_edge_extends_the_pilot_until_it_is_inside():
     assert "the last rate it may try won for k" in training_note({"k": end})
 
 
-def test_the_quick_budget_reaches_one_rate_past_each_edge():
+def test_the_quick_budget_pilots_on_the_grid_alone_and_names_an_edge():
     runs = Runs(1.0)
     a = train_arms(runs, {"k": makers()["k"]}, QUICK)["k"]
-    assert a.lr == 3e-2 and a.extended == [3e-2] and a.at_ladder_end
-    assert sorted({c[2] for c in runs.calls}) == [*LR_GRID, 3e-2]
+    assert a.lr == 1e-2 and a.extended == [] and a.at_ladder_end
+    assert sorted({c[2] for c in runs.calls}) == list(LR_GRID)
+    assert "the last rate it may try won for k" in training_note({"k": a})
     low = train_arms(Runs(1e-6), {"k": makers()["k"]}, QUICK)["k"]
-    assert low.lr == 3e-4 and low.at_ladder_end
+    assert low.lr == 1e-3 and low.at_ladder_end
+    inside = train_arms(Runs(3e-3), {"k": makers()["k"]}, QUICK)["k"]
+    assert not inside.at_ladder_end
 
 
 def test_a_family_that_agrees_shares_its_pilot_and_one_that_disagrees_does_not():

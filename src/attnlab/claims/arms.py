@@ -4,7 +4,8 @@ An arm is one setting of a comparison (a mixer, a convolution placement, a mask)
 seed of the budget. Its learning rate comes from a pilot on the first seed: :data:`LR_GRID` first, and
 where the best rate lies at an end of the rates tried, the next rate of :data:`LR_LADDER` beyond it,
 until the best is inside the rates tried or the budget's reach ends (``Budget.lr_beyond`` rates past
-each edge: one at the quick budget, two at the full one; the edge is then named). The pilot
+each edge: none at the quick budget, two at the full one; an arm whose best is the last rate it may try
+is named). The pilot
 chooses on each run's **held-out** loss (:mod:`attnlab.train.heldout`: a fresh draw of a synthetic
 task's validation set, other windows of a text's), not on the validation batches every arm is then
 measured on, so the batches' noise does not pick the first seed's run. Arms of one model family may
