@@ -95,19 +95,23 @@ def _ddp_worker(rank, world, port, cfg, q):
     dist.destroy_process_group()
 
 
-def test_two_process_ddp_equals_one_process(tmp_path):
+# Markov labels every position; MQAR a few, so each rank takes the head at its own labelled positions only
+@pytest.mark.parametrize("task", [None, {"name": "mqar", "vocab_size": 32, "seq_len": 24, "num_kv_pairs": 3,
+                                         "num_train": 300, "num_valid": 20}])
+def test_two_process_ddp_equals_one_process(tmp_path, task):
     import socket
 
     import torch.multiprocessing as mp
 
-    cfg1 = tiny(tmp_path / "one", steps=8, eval_every=100, threads=1)
+    extra = {"task": task} if task else {}
+    cfg1 = tiny(tmp_path / "one", steps=8, eval_every=100, threads=1, **extra)
     one = train(make_config(cfg1), progress=False)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
-    cfg2 = tiny(tmp_path / "two", steps=8, eval_every=100)
+    cfg2 = tiny(tmp_path / "two", steps=8, eval_every=100, **extra)
     procs = [ctx.Process(target=_ddp_worker, args=(r, 2, port, cfg2, q)) for r in range(2)]
     for p in procs:
         p.start()
