@@ -109,17 +109,21 @@ def test_seed_stats():
     assert s["mean"] == 2.0 and abs(s["std"] - (2 / 3) ** 0.5) < 1e-12
 
 
-def test_full_budget_scales_training_and_width():
+def test_full_budget_scales_training_and_width_and_text_trains_longer_at_its_width():
     from attnlab.claims import recipes
     from attnlab.train import make_config
 
     q, f = Budget.get("quick"), Budget.get("full")
     for make in (lambda b: recipes.mqar("deltanet", 0, b, short_conv="k"), lambda b: recipes.markov(0, b, short_conv="k"),
-                 lambda b: recipes.text("t", 0, b, mixer="softmax"), lambda b: recipes.position("decoder", 0, b)):
+                 lambda b: recipes.position("decoder", 0, b)):
         cq, cf = make(q), make(f)
         assert cf.steps == 3 * cq.steps and cf.model.d_model == 2 * cq.model.d_model
         assert make_config(cf) == cf  # a valid config, unchanged by the check
     assert len(f.seeds) == 5 and f.mc_samples == 10 * q.mc_samples
+    # the text LMs keep their width and train longer instead
+    tq, tf = (recipes.text("t", 0, b, mixer="softmax") for b in (q, f))
+    assert tf.model.d_model == tq.model.d_model == 64 and tf.steps == 3 * recipes.TEXT_LONGER * tq.steps == 1350
+    assert make_config(tf) == tf
 
 
 def test_each_claim_records_when_and_where_it_ran(tmp_path, fake_claims):

@@ -51,8 +51,8 @@ def _over_regimes(per_regime: list[dict[str, Arm]], p: str, fn: Callable[[Arm], 
             "8), (256, 16), (512, 64) at the full one, batches of 32, 16, 8 and 2 sequences so that every step sees "
             "128 queries), summarised per "
             "placement as accuracy averaged over the regimes (the area under accuracy "
-            "against pairs); and a BPE language model on Shakespeare (1024 tokens, 2 layers with MLPs, d = 64, 128 at "
-            "the full budget) with none and K (all four at the full budget), trained to a plateau. "
+            "against pairs); and a BPE language model on Shakespeare (1024 tokens, 2 layers with MLPs, d = 64; step caps "
+            "150 and 1350) with none and K (all four at the full budget), trained to a plateau. "
             "The full budget also trains every placement in layer 2 only of 2-layer models, and softmax and linear "
             "attention in every placement in one layer (reported beside the verdict). Learning rates: none, Q, "
             "K and V each from their own pilot; the mixed placements use K's.",
