@@ -37,7 +37,11 @@ def spread(seed):  # seed-to-seed differences large enough that 3 seeds cannot d
 
 
 def run(cid, value):
-    return REGISTRY[cid].run(QUICK, FakeRuns(value))
+    return run_with(FakeRuns(value), cid)
+
+
+def run_with(runs, cid):
+    return REGISTRY[cid].run(QUICK, runs)
 
 
 @pytest.mark.parametrize(("k_closes", "none_closes", "wobble", "expected"), [
@@ -124,6 +128,24 @@ def test_s5_at_the_full_budget_reports_every_placement_for_layer_two_and_the_oth
     assert set(reported) == {"deltanet, layer 2 only", "softmax, one layer", "linear_attn, one layer"}
     assert all(set(r) == {p.upper() or "none" for p in PLACEMENTS} for r in reported.values())
     assert "softmax, one layer: none 0.30" in ev.reason and "QKV 0.95" in ev.reason
+
+
+def test_s5_at_the_quick_budget_reports_softmax_and_linear_attention_with_none_and_k():
+    def value(name, s):
+        place = name.split("-")[2]
+        return (0.95 if "k" in place else 0.3) + noise(s) if name.startswith("mqar-") else 1.5
+
+    runs = FakeRuns(value)
+    ev = run_with(runs, "S5")
+    names = {c.name for c in runs.configs}
+    for mixer in ("softmax", "linear_attn"):
+        assert {f"mqar-{mixer}-none", f"mqar-{mixer}-k"} <= names
+        assert not any(n.startswith(f"mqar-{mixer}-q") for n in names)  # every placement only at the full budget
+    assert not any("+" in n for n in names)  # layer 2 only: full budget
+    reported = ev.measured["reported"]
+    assert set(reported) == {"softmax, one layer", "linear_attn, one layer"}
+    assert all(set(r) == {"none", "K"} for r in reported.values())
+    assert "softmax, one layer: none 0.30, K 0.95" in ev.reason
 
 
 class CurvelessRuns(FakeRuns):
