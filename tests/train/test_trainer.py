@@ -210,7 +210,7 @@ def test_a_resumed_run_reports_the_time_of_every_segment(tmp_path):
 @pytest.mark.parametrize("task", [{"name": "mqar", "vocab_size": 32, "seq_len": 24, "num_kv_pairs": 3},
                                   {"name": "markov", "vocab_size": 16, "seq_len": 24}])
 def test_the_loss_on_labelled_positions_only_equals_the_loss_over_full_logits(task):
-    from attnlab.train.loop import build_model, labelled_loss_and_accuracy, loss_and_accuracy
+    from attnlab.train.loop import build_model, labelled_loss, labelled_loss_and_accuracy, loss_and_accuracy
 
     cfg = make_config({"task": {**task, "num_train": 64, "num_valid": 16},
                        "model": {"d_model": 16, "n_layers": 1, "n_heads": 2, "mlp_ratio": 1}, "steps": 2, "warmup": 1,
@@ -226,6 +226,11 @@ def test_the_loss_on_labelled_positions_only_equals_the_loss_over_full_logits(ta
     ga = torch.autograd.grad(full[0], model.head.weight)[0]
     gb = torch.autograd.grad(labelled_loss_and_accuracy(model, x, y)[0], model.head.weight)[0]
     assert torch.allclose(ga, gb, atol=1e-6)
+    # the training step's loss alone is the same number, with every position labelled too
+    assert torch.equal(labelled_loss(model, x, y), part[0])
+    every = data.batch(1, 16, 0)[1].clone()
+    every[every == -100] = 0
+    assert torch.equal(labelled_loss(model, x, every), labelled_loss_and_accuracy(model, x, every)[0])
 
 
 def test_evaluation_joins_batches_without_changing_the_numbers(monkeypatch):

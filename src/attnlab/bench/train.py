@@ -107,11 +107,11 @@ def step_call(kind: str, d_model: int, T: int, seed: int = 0, labelled: float = 
               head_everywhere: bool = False) -> tuple[Callable[[], object], nn.Module]:
     """The zero-argument training step to time (forward, cross-entropy, backward, AdamW) and its model.
 
-    attnlab's models take the trainer's loss (:func:`attnlab.train.loop.labelled_loss_and_accuracy`: the head
+    attnlab's models take the trainer's loss (:func:`attnlab.train.loop.labelled_loss`: the head
     only at labelled positions), or with ``head_everywhere`` the logits of every position; the peer always
     computes every position's logits, as a minimal model does."""
     from ..checks import finite_checks
-    from ..train.loop import labelled_loss_and_accuracy
+    from ..train.loop import labelled_loss
 
     torch.manual_seed(seed)
     model = build(kind, d_model, T)
@@ -123,7 +123,7 @@ def step_call(kind: str, d_model: int, T: int, seed: int = 0, labelled: float = 
     def loss_of():
         if kind == PEER or head_everywhere:
             return F.cross_entropy(model(inp).reshape(-1, VOCAB), lab.reshape(-1), ignore_index=IGNORE)
-        return labelled_loss_and_accuracy(model, inp, lab)[0]
+        return labelled_loss(model, inp, lab)
 
     def call():
         with finite_checks(False):  # as the trainer runs: its loss check catches NaN, not a per-op scan

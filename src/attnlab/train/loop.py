@@ -38,11 +38,30 @@ def loss_and_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch
     V = logits.shape[-1]
     loss = F.cross_entropy(logits.reshape(-1, V).float(), labels.reshape(-1), ignore_index=IGNORE)
     mask = labels != IGNORE
-    hit = (logits.argmax(-1) == labels) & mask
+    return (loss, *_sequence_accuracy((logits.argmax(-1) == labels) & mask, mask))
+
+
+def _sequence_accuracy(hit: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Per sequence, the fraction of its labelled positions (``mask``) that were hit, summed over the sequences
+    that have a label; and their count."""
     n = mask.sum(-1)
     has = n > 0
-    acc = (hit.sum(-1)[has].double() / n[has].double()).sum()
-    return loss, acc, int(has.sum())
+    return (hit.sum(-1)[has].double() / n[has].double()).sum(), int(has.sum())
+
+
+def _labelled(model, x: torch.Tensor, y: torch.Tensor, prefix_len) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """``model``'s logits where ``y`` has a label, those labels and the label mask; with every position labelled,
+    the full ``[b, t, V]`` logits, ``y`` and None."""
+    mask = y != IGNORE
+    if bool(mask.all()):
+        return model(x, prefix_len=prefix_len), y, None
+    return model(x, prefix_len=prefix_len, at=mask), y[mask], mask  # [n, V], [n]
+
+
+def labelled_loss(model, x: torch.Tensor, y: torch.Tensor, prefix_len=None) -> torch.Tensor:
+    """The loss of :func:`labelled_loss_and_accuracy` alone: what a training step needs."""
+    logits, target, _ = _labelled(model, x, y, prefix_len)
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), target.reshape(-1))
 
 
 def labelled_loss_and_accuracy(model, x: torch.Tensor, y: torch.Tensor, prefix_len=None
@@ -50,18 +69,12 @@ def labelled_loss_and_accuracy(model, x: torch.Tensor, y: torch.Tensor, prefix_l
     """:func:`loss_and_accuracy` of ``model`` on ``x`` against ``y``, with the head run only where ``y`` has a
     label: the same numbers (up to float summation order), without the vocabulary-wide matmul and softmax of
     the positions no loss reads. MQAR labels one position in 8–16, and there the head was a third of a step."""
-    mask = y != IGNORE
-    if bool(mask.all()):
-        return loss_and_accuracy(model(x, prefix_len=prefix_len), y)
-    logits = model(x, prefix_len=prefix_len, at=mask)  # [n, V]
-    target = y[mask]
-    loss = F.cross_entropy(logits.float(), target)
+    logits, target, mask = _labelled(model, x, y, prefix_len)
+    if mask is None:
+        return loss_and_accuracy(logits, target)
     hit = torch.zeros_like(mask)
     hit[mask] = logits.argmax(-1) == target
-    n = mask.sum(-1)
-    has = n > 0
-    acc = (hit.sum(-1)[has].double() / n[has].double()).sum()
-    return loss, acc, int(has.sum())
+    return (F.cross_entropy(logits.float(), target), *_sequence_accuracy(hit, mask))
 
 
 class _Dist:
@@ -248,7 +261,7 @@ def _train_owned(cfg, resume, progress, dist, model, data, opt, n_params, run_di
                 g["lr"] = lr_at(cfg, step)
             x, y = data.batch(step, cfg.batch_size, cfg.seed)
             x, y = x[dist.rank * local : (dist.rank + 1) * local], y[dist.rank * local : (dist.rank + 1) * local]
-            loss, _, _ = labelled_loss_and_accuracy(ddp_model, x, y, data.prefix_len)
+            loss = labelled_loss(ddp_model, x, y, data.prefix_len)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"loss became {float(loss)} at step {step}; lower lr (now {cfg.lr}) or check "
                                          "the mixer's stability")
