@@ -249,9 +249,11 @@ def delta_chunk_engine(device: str, backward: bool = False) -> str:
     """What the delta rules' ``chunk`` rows ran on: the native kernel, or PyTorch and why."""
     from ..ops import native
 
-    if backward:
-        return "pytorch (the native kernel is forward-only)"
-    return native.engine() if device == "cpu" else "pytorch"
+    if device != "cpu":
+        return "pytorch"
+    if backward and native.unavailable_reason() is None:  # auto trains through the native kernel without a gate
+        return "native without a gate (chunkwise backward), pytorch with one (the gated native backward is opt-in)"
+    return native.engine()
 
 
 def run_bench(ops=OPS, Ts=(1024, 4096, 16384), forms=None, reps: int = 5, backward: bool = False,

@@ -349,3 +349,154 @@ int attnlab_delta_rec_bwd(const float *q, const float *k, const float *v, const 
     }
     return fail;
 }
+
+
+/* ---- the backward pass, chunkwise (no gate) ---------------------------------------------------------
+
+   Per chunk, from the state S entering it (kept by the forward), with A = strict_lower(diag(beta) K K^T),
+   X = [W | U] = (I + A)^-1 diag(beta) [K | V], Vn = U - W S, P = lower(Q K^T), O = s (Q S + P Vn) and
+   S' = S + K^T Vn; given dO and dS' (the gradient of the state leaving the chunk), last chunk first:
+
+     dVn = s P^T dO + K dS'          dP = lower(s dO Vn^T)
+     dQ  = s dO S^T + dP K           dK = dP^T Q + Vn dS'^T
+     dX  = [-dVn S^T | dVn]          dS = dS' + s Q^T dO - W^T dVn
+     dB  = (I + A)^-T dX             (back substitution; B = diag(beta) [K | V])
+     dA  = strict_lower(-dB X^T)     dbeta_i = dB_i . [k_i | v_i] + sum_j dA_ij (K K^T)_ij
+     dK += diag(beta) dB_K + G K + G^T K with G = diag(beta) dA;  dV = diag(beta) dB_V
+
+   Every product is a C x C, C x d or d x d block through the BLAS, as in the forward: at the ledger's
+   sizes the token walk above does a few passes over the state per token at vector speed, and this does
+   about twice its arithmetic at matrix speed. */
+
+typedef struct {
+    const float *q, *k, *v, *beta, *dO, *dSf, *starts; /* dSf may be NULL; starts is required */
+    float *dq, *dk, *dv, *dbeta, *dS0;
+    int b, t, h, dk_, dv_, C;
+    float scale;
+    sgemm_t sgemm;
+} cjob_t;
+
+static void head_chunk_bwd(const cjob_t *J, int bh, float *ws) {
+    const int t = J->t, h = J->h, dk = J->dk_, dv = J->dv_, C = J->C, bi = bh / h, hi = bh % h;
+    const int n = (t + C - 1) / C, lk = h * dk, lv = h * dv, lx = dk + dv;
+    const size_t sz = (size_t)dk * dv;
+    const sgemm_t f = J->sgemm;
+    const float s = J->scale;
+    float *KK = ws, *A = KK + C * C, *P = A + C * C, *dP = P + C * C, *X = dP + C * C, *dX = X + (size_t)C * lx;
+    float *Vn = dX + (size_t)C * lx, *dVn = Vn + (size_t)C * dv, *dS = dVn + (size_t)C * dv;
+    const size_t off_k = ((size_t)bi * t * h + hi) * dk, off_v = ((size_t)bi * t * h + hi) * dv;
+    const size_t off_b = (size_t)bi * t * h + hi;
+    if (J->dSf) memcpy(dS, J->dSf + (size_t)bh * sz, sizeof(float) * sz);
+    else memset(dS, 0, sizeof(float) * sz);
+    for (int ci = n - 1; ci >= 0; ci--) {
+        const int c0 = ci * C, c = t - c0 < C ? t - c0 : C;
+        const float *S = J->starts + ((size_t)bh * n + ci) * sz;
+        const float *qc = J->q + off_k + (size_t)c0 * lk, *kc = J->k + off_k + (size_t)c0 * lk;
+        const float *vc = J->v + off_v + (size_t)c0 * lv, *doc = J->dO + off_v + (size_t)c0 * lv;
+        const float *bc = J->beta + off_b + (size_t)c0 * h;
+        float *dqc = J->dq + off_k + (size_t)c0 * lk, *dkc = J->dk + off_k + (size_t)c0 * lk;
+        float *dvc = J->dv + off_v + (size_t)c0 * lv, *dbc = J->dbeta + off_b + (size_t)c0 * h;
+        /* the chunk's forward, replayed from S */
+        gemm(f, 0, 1, c, c, dk, 1.f, kc, lk, kc, lk, 0.f, KK, C);
+        gemm(f, 0, 1, c, c, dk, 1.f, qc, lk, kc, lk, 0.f, P, C);
+        for (int i = 0; i < c; i++) {
+            const float b_ = bc[(size_t)i * h];
+            float *ai = A + (size_t)i * C, *pi = P + (size_t)i * C;
+            const float *kki = KK + (size_t)i * C;
+            for (int j = 0; j < i; j++) ai[j] = b_ * kki[j];
+            for (int j = i; j < c; j++) ai[j] = 0.f;
+            for (int j = i + 1; j < c; j++) pi[j] = 0.f;
+            float *x = X + (size_t)i * lx;
+            const float *ki = kc + (size_t)i * lk, *vi = vc + (size_t)i * lv;
+            for (int l = 0; l < dk; l++) x[l] = b_ * ki[l];
+            for (int l = 0; l < dv; l++) x[dk + l] = b_ * vi[l];
+        }
+        for (int r0 = 0; r0 < c; r0 += LEAF) { /* (I + A) X = B, blocked forward substitution */
+            const int r1 = r0 + LEAF < c ? r0 + LEAF : c;
+            gemm(f, 0, 0, r1 - r0, lx, r0, -1.f, A + (size_t)r0 * C, C, X, lx, 1.f, X + (size_t)r0 * lx, lx);
+            for (int i = r0 + 1; i < r1; i++) {
+                float *restrict x = X + (size_t)i * lx;
+                const float *ai = A + (size_t)i * C;
+                for (int j = r0; j < i; j++) {
+                    const float a = ai[j], *restrict xj = X + (size_t)j * lx;
+                    #pragma omp simd
+                    for (int l = 0; l < lx; l++) x[l] -= a * xj[l];
+                }
+            }
+        }
+        for (int i = 0; i < c; i++) memcpy(Vn + (size_t)i * dv, X + (size_t)i * lx + dk, sizeof(float) * dv);
+        gemm(f, 0, 0, c, dv, dk, -1.f, X, lx, S, dv, 1.f, Vn, dv);
+        /* dVn, dP, dQ, dK (direct) */
+        gemm(f, 1, 0, c, dv, c, s, P, C, doc, lv, 0.f, dVn, dv);
+        gemm(f, 0, 0, c, dv, dk, 1.f, kc, lk, dS, dv, 1.f, dVn, dv);
+        gemm(f, 0, 1, c, c, dv, s, doc, lv, Vn, dv, 0.f, dP, C);
+        for (int i = 0; i < c; i++) for (int j = i + 1; j < c; j++) dP[(size_t)i * C + j] = 0.f;
+        gemm(f, 0, 1, c, dk, dv, s, doc, lv, S, dv, 0.f, dqc, lk);
+        gemm(f, 0, 0, c, dk, c, 1.f, dP, C, kc, lk, 1.f, dqc, lk);
+        gemm(f, 1, 0, c, dk, c, 1.f, dP, C, qc, lk, 0.f, dkc, lk);
+        gemm(f, 0, 1, c, dk, dv, 1.f, Vn, dv, dS, dv, 1.f, dkc, lk);
+        /* dX = [-dVn S^T | dVn]; then the state's gradient moves to the chunk's start */
+        gemm(f, 0, 1, c, dk, dv, -1.f, dVn, dv, S, dv, 0.f, dX, lx);
+        for (int i = 0; i < c; i++) memcpy(dX + (size_t)i * lx + dk, dVn + (size_t)i * dv, sizeof(float) * dv);
+        gemm(f, 1, 0, dk, dv, c, s, qc, lk, doc, lv, 1.f, dS, dv);
+        gemm(f, 1, 0, dk, dv, c, -1.f, X, lx, dVn, dv, 1.f, dS, dv);
+        /* dB = (I + A)^-T dX, blocked back substitution in place */
+        for (int r1 = c; r1 > 0;) {
+            const int r0 = r1 - LEAF > 0 ? r1 - LEAF : 0;
+            gemm(f, 1, 0, r1 - r0, lx, c - r1, -1.f, A + (size_t)r1 * C + r0, C, dX + (size_t)r1 * lx, lx, 1.f,
+                 dX + (size_t)r0 * lx, lx);
+            for (int i = r1 - 2; i >= r0; i--) {
+                float *restrict x = dX + (size_t)i * lx;
+                for (int j = i + 1; j < r1; j++) {
+                    const float a = A[(size_t)j * C + i], *restrict xj = dX + (size_t)j * lx;
+                    #pragma omp simd
+                    for (int l = 0; l < lx; l++) x[l] -= a * xj[l];
+                }
+            }
+            r1 = r0;
+        }
+        /* dA = strict_lower(-dB X^T), into dP; then G = diag(beta) dA */
+        gemm(f, 0, 1, c, c, lx, -1.f, dX, lx, X, lx, 0.f, dP, C);
+        for (int i = 0; i < c; i++) {
+            const float b_ = bc[(size_t)i * h];
+            float *gi = dP + (size_t)i * C;
+            const float *kki = KK + (size_t)i * C, *x = dX + (size_t)i * lx;
+            const float *ki = kc + (size_t)i * lk, *vi = vc + (size_t)i * lv;
+            float db = 0.f;
+            for (int j = 0; j < i; j++) { db += gi[j] * kki[j]; gi[j] *= b_; }
+            for (int j = i; j < c; j++) gi[j] = 0.f;
+            for (int l = 0; l < dk; l++) db += x[l] * ki[l];
+            for (int l = 0; l < dv; l++) db += x[dk + l] * vi[l];
+            dbc[(size_t)i * h] = db;
+            float *dki = dkc + (size_t)i * lk, *dvi = dvc + (size_t)i * lv;
+            for (int l = 0; l < dk; l++) dki[l] += b_ * x[l];
+            for (int l = 0; l < dv; l++) dvi[l] = b_ * x[dk + l];
+        }
+        gemm(f, 0, 0, c, dk, c, 1.f, dP, C, kc, lk, 1.f, dkc, lk);
+        gemm(f, 1, 0, c, dk, c, 1.f, dP, C, kc, lk, 1.f, dkc, lk);
+    }
+    memcpy(J->dS0 + (size_t)bh * sz, dS, sizeof(float) * sz);
+}
+
+/* returns 0, or 1 when a thread could not allocate its workspace */
+int attnlab_delta_chunk_bwd(const float *q, const float *k, const float *v, const float *beta, const float *starts,
+                            const float *dO, const float *dSf, float *dq, float *dk, float *dv, float *dbeta,
+                            float *dS0, int b, int t, int h, int dk_, int dv_, int C, float scale, int nthreads,
+                            void *sgemm) {
+    const cjob_t J = {q, k, v, beta, dO, dSf, starts, dq, dk, dv, dbeta, dS0, b, t, h, dk_, dv_, C, scale,
+                      (sgemm_t)sgemm};
+    const size_t lx = (size_t)dk_ + dv_;
+    const size_t wsz = 4 * (size_t)C * C + 2 * (size_t)C * lx + 2 * (size_t)C * dv_ + (size_t)dk_ * dv_;
+    int fail = 0;
+    #pragma omp parallel num_threads(nthreads) reduction(| : fail)
+    {
+        float *ws = malloc(sizeof(float) * wsz);
+        omp_set_num_threads(1); /* BLAS calls inside run on this thread alone */
+        if (!ws) fail = 1;
+        #pragma omp for schedule(static)
+        for (int bh = 0; bh < b * h; bh++)
+            if (ws) head_chunk_bwd(&J, bh, ws);
+        free(ws);
+    }
+    return fail;
+}
