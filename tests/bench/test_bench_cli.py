@@ -23,9 +23,11 @@ def test_bench_ops_json_schema(tmp_path):
         assert row["median_s"] > 0 and row["gflops"] > 0
     assert "| delta_rule | 100 | chunk |" in md.read_text()
     assert data["setting"]["delta_chunk"].startswith(("native", "pytorch"))
-    from attnlab.bench.ops import delta_chunk_engine
+    from attnlab.bench.ops import delta_chunk_engine, make_call
 
-    assert delta_chunk_engine("cpu", backward=True).startswith("pytorch (")  # gradients never run natively
+    assert delta_chunk_engine("cpu") == data["setting"]["delta_chunk"]
+    # with --backward the PyTorch chunk form keeps its row beside the default (native where it builds)
+    assert make_call("delta_rule", "pytorch_chunk", 64, backward=True) is not None
 
 
 def test_bench_errors():

@@ -64,7 +64,7 @@ def test_native_at_benchmark_shape_to_float32_precision(gated):
 
 
 @needs_native
-def test_default_backend_uses_native_for_float32_and_trains_through_it_without_a_gate(monkeypatch):
+def test_default_backend_uses_native_for_float32_with_or_without_gradients(monkeypatch):
     q, k, v, beta, g = delta_inputs(1, 20, 2, 4, 4)
     calls = []
     real = native.delta_chunk
@@ -72,11 +72,9 @@ def test_default_backend_uses_native_for_float32_and_trains_through_it_without_a
     with torch.no_grad():
         delta_rule(q, k, v, beta)
     assert calls == [1]
-    o = delta_rule(q.requires_grad_(True), k, v, beta)  # training without a gate: the chunkwise native backward
+    o = delta_rule(q.requires_grad_(True), k, v, beta)  # training: the native forward, then its backward
     assert calls == [1, 1] and type(o.grad_fn).__name__ == "NativeDeltaBackward"
-    o = gated_delta_rule(q, k, v, g, beta)  # with a gate: the PyTorch chunk form's autograd …
-    assert calls == [1, 1] and type(o.grad_fn).__name__ != "NativeDeltaBackward"
-    o = gated_delta_rule(q, k, v, g, beta, backend="native")  # … unless asked for
+    o = gated_delta_rule(q, k, v, g, beta)  # with a gate too
     assert calls == [1, 1, 1] and type(o.grad_fn).__name__ == "NativeDeltaBackward"
     o = delta_rule(*(x.to(torch.bfloat16) for x in (q, k, v, beta)))  # bfloat16 with gradients: PyTorch
     assert calls == [1, 1, 1] and o.grad_fn is not None
@@ -236,9 +234,9 @@ def test_a_folder_or_library_planted_by_another_user_is_not_loaded(tmp_path, mon
 @pytest.mark.parametrize(("b", "t", "h", "dk", "dv", "gate", "init", "chunk"), [
     (2, 37, 3, 8, 12, True, True, 16), (1, 64, 1, 16, 16, False, False, 64), (2, 5, 2, 4, 4, True, False, 64),
     (1, 100, 2, 32, 24, False, True, 32), (3, 1, 1, 4, 8, True, True, 64),
-    # without a gate the backward is chunkwise: the same lengths, and the ledger's head size over chunks
     (2, 37, 3, 8, 12, False, True, 16), (3, 1, 1, 4, 8, False, False, 64), (2, 5, 2, 4, 4, False, True, 64),
-    (2, 130, 1, 64, 64, False, True, 64)])
+    # the ledger's head size over chunks, with and without a gate
+    (2, 130, 1, 64, 64, False, True, 64), (2, 130, 2, 32, 32, True, True, 64)])
 def test_native_backward_equals_autograd_of_the_recurrence(b, t, h, dk, dv, gate, init, chunk):
     """Every gradient (q, k, v, β, g and the initial state), with the output's and the final state's gradients
     both flowing, against autograd through the float64 token loop; lengths that do not divide the chunk."""
@@ -276,21 +274,23 @@ def test_native_backward_equals_autograd_of_the_recurrence(b, t, h, dk, dv, gate
 
 
 @needs_native
-def test_the_gated_native_backward_is_opt_in_and_matches_pytorch():
-    """A gated training call (gradients needed, float32, CPU) runs the PyTorch chunk form unless the native
-    backward is asked for (its token walk is no faster at the ledger's sizes); asked for, its gradients equal
-    the PyTorch chunk form's to float32 precision."""
+@pytest.mark.parametrize("gated", [False, True])
+def test_training_runs_through_the_native_backward_and_matches_pytorch(gated):
+    """A training call (gradients needed, float32, CPU) runs the native forward and its chunkwise backward;
+    its gradients equal the PyTorch chunk form's autograd to float32 precision."""
     from attnlab.ops import delta_engines
 
     q, k, v, beta, g = delta_inputs(2, 70, 2, 16, 16)
-    c = delta_engines.choose("auto", q, k, v, g, beta, None, mode="chunk", chunk_size=64, needs_grad=True)
-    assert c.engine == "pytorch" and c.passed_over["native"] == delta_engines.NATIVE_BACKWARD_OPT_IN
-    assert delta_engines.choose("native", q, k, v, g, beta, None, mode="chunk", chunk_size=64,
+    g = g if gated else None
+    assert delta_engines.choose("auto", q, k, v, g, beta, None, mode="chunk", chunk_size=64,
                                 needs_grad=True).engine == "native"
     grads = {}
-    for backend in ("native", "pytorch"):
-        xs = [x.clone().requires_grad_() for x in (q, k, v, g, beta)]
-        gated_delta_rule(*xs, backend=backend).pow(2).sum().backward()
-        grads[backend] = [x.grad for x in xs]
+    for backend in ("auto", "pytorch"):
+        xs = [None if x is None else x.clone().requires_grad_() for x in (q, k, v, g, beta)]
+        o = gated_delta_rule(*xs, backend=backend)
+        assert (type(o.grad_fn).__name__ == "NativeDeltaBackward") == (backend == "auto")
+        o.pow(2).sum().backward()
+        grads["native" if backend == "auto" else backend] = [None if x is None else x.grad for x in xs]
     for name, a, b_ in zip(("dq", "dk", "dv", "dg", "dbeta"), grads["pytorch"], grads["native"]):
-        assert_close(name, a, b_, ratio=1e-5)
+        if a is not None:
+            assert_close(name, a, b_, ratio=1e-5)

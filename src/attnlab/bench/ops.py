@@ -2,8 +2,9 @@
 
 Setting: B = 1, H = 4, D = 64, float32, the machine's threads, forward only (``--backward``: forward +
 backward, FLOPs counted as 3× the forward's). The form ``chunk`` is what a default call runs: for the
-delta rules' forward on a CPU, the compiled kernel of :mod:`attnlab.ops.native` where it builds (the
-setting records which); ``pytorch_chunk`` is the same chunk form in PyTorch ops (``backend="pytorch"``).
+delta rules on a CPU (forward, and backward in float32), the compiled kernel of :mod:`attnlab.ops.native`
+where it builds (the setting records which); ``pytorch_chunk`` is the same chunk form in PyTorch ops
+(``backend="pytorch"``, its backward by autograd).
 On the CPU each (op, form, T) runs in a fresh spawned process so that its peak resident memory
 (``ru_maxrss`` above the process's baseline after building the inputs) is its own. With
 ``device="cuda"`` the cases run in this process, timed after a device synchronisation, peak memory is
@@ -130,7 +131,7 @@ def make_call(op: str, form: str, T: int, backward: bool = False, device: str = 
     # PyTorch chunk form on a GPU, where fla's kernel has its own row
     backend = "auto" if device == "cpu" else "pytorch"
     if form == "pytorch_chunk":
-        if op not in ("delta_rule", "gated_delta_rule") or backward:  # elsewhere it is the chunk form itself
+        if op not in ("delta_rule", "gated_delta_rule"):  # elsewhere it is the chunk form itself
             return None
         form, backend = "chunk", "pytorch"
     if form == "fla_chunk":
@@ -245,15 +246,11 @@ def device_name(device: str) -> str:
     return f"CPU, {torch.get_num_threads()} threads"
 
 
-def delta_chunk_engine(device: str, backward: bool = False) -> str:
-    """What the delta rules' ``chunk`` rows ran on: the native kernel, or PyTorch and why."""
+def delta_chunk_engine(device: str) -> str:
+    """What the delta rules' ``chunk`` rows ran on, forward and backward: the native kernel, or PyTorch and why."""
     from ..ops import native
 
-    if device != "cpu":
-        return "pytorch"
-    if backward and native.unavailable_reason() is None:  # auto trains through the native kernel without a gate
-        return "native without a gate (chunkwise backward), pytorch with one (the gated native backward is opt-in)"
-    return native.engine()
+    return native.engine() if device == "cpu" else "pytorch"
 
 
 def run_bench(ops=OPS, Ts=(1024, 4096, 16384), forms=None, reps: int = 5, backward: bool = False,
@@ -277,7 +274,7 @@ def run_bench(ops=OPS, Ts=(1024, 4096, 16384), forms=None, reps: int = 5, backwa
     return {"matmul_gflops": mm, "setting": {"B": B, "H": H, "D": D, "chunk": CHUNK, "dtype": "float32",
                                              "threads": torch.get_num_threads(), "backward": backward,
                                              "device": device_name(device),
-                                             "delta_chunk": delta_chunk_engine(device, backward)},
+                                             "delta_chunk": delta_chunk_engine(device)},
             "rows": rows}
 
 

@@ -8,8 +8,7 @@ Every engine computes the same recurrence (:mod:`attnlab.ops.delta`) from alread
 ``recurrent``   the token loop in PyTorch: the reference (``mode="recurrent"``)
 ``pytorch``     the chunkwise WY/UT form in PyTorch ops: any device and dtype, autograd
 ``native``      the same chunk form as a compiled CPU kernel (:mod:`attnlab.ops.native`): float32
-                or bfloat16 on the CPU; with gradients (float32), a compiled backward: chunkwise without
-                a gate (auto's choice), by the token recurrence with one (opt-in)
+                or bfloat16 on the CPU; with gradients (float32), its compiled chunkwise backward
 ``fla``         flash-linear-attention's Triton chunk kernels (:mod:`attnlab.ops.fla_kernels`): CUDA
 ==============  ===============================================================================
 
@@ -210,13 +209,6 @@ class Choice:
     passed_over: dict[str, str] = field(default_factory=dict)
 
 
-# measured on one thread (docs/benchmarks.md): with a gate the compiled backward walks the tokens back one by
-# one and is 0.7-1.1x the PyTorch chunk form's autograd, so gated training keeps the chunk form unless asked;
-# without a gate the backward is chunkwise, and auto trains through it
-NATIVE_BACKWARD_OPT_IN = ("the gated native backward is opt-in (backend='native'): it walks the tokens one by one "
-                          "and is no faster than the PyTorch chunk form's autograd at the ledger's sizes")
-
-
 def _native_why_not(tensors, needs_grad: bool) -> str | None:
     for x in tensors:
         if needs_grad and x is not None and x.dtype != torch.float32:
@@ -252,8 +244,6 @@ def choose(backend: str, q, k, v, g, beta, initial_state, *, mode: str, chunk_si
     why = {"fla": fla_unavailable_reason(q, mode, needs_grad, chunk_size),
            "native": _native_why_not(tensors, needs_grad),
            "pytorch": None}
-    if backend == "auto" and needs_grad and g is not None and why["native"] is None:
-        why["native"] = NATIVE_BACKWARD_OPT_IN
     if backend != "auto":
         if why[backend] is not None:
             reason = why[backend]

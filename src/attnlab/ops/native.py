@@ -12,9 +12,8 @@ It is built on first use with the system C compiler (``$CC`` or ``cc``; well und
 machine, and written atomically so that concurrent processes can share it. Float32 (or bfloat16
 computed in float32) on the CPU: it is the ``native`` engine of :mod:`attnlab.ops.delta_engines`,
 which ``backend="auto"`` (the default) picks for those calls when it is available. With gradients
-it trains through a compiled backward (float32 only): chunkwise without a gate, which auto uses,
-and by the token recurrence with one, which auto leaves to the PyTorch chunk form (no faster at
-the ledger's sizes) unless ``backend="native"`` asks for it. ``backend="pytorch"`` never uses it. ``ATTNLAB_NATIVE=0`` turns
+it trains through the compiled chunkwise backward (float32 only). ``backend="native"`` requires
+it and ``backend="pytorch"`` never uses it. ``ATTNLAB_NATIVE=0`` turns
 it off everywhere. Where it cannot be
 built or loaded (no compiler, a torch without an exported ``sgemm_``, not Linux, or no OpenMP in
 torch), :func:`unavailable_reason` says why and everything runs in PyTorch.
@@ -157,13 +156,10 @@ def _load() -> dict:
     p, i = ctypes.c_void_p, ctypes.c_int
     fn.argtypes = [p] * 8 + [i] * 6 + [ctypes.c_float, i, p, ctypes.POINTER(ctypes.c_float)]
     fn.restype = i
-    bwd = ctypes.CDLL(str(path)).attnlab_delta_rec_bwd
-    bwd.argtypes = [p] * 15 + [i] * 6 + [ctypes.c_float, i]
-    bwd.restype = i
     cbwd = ctypes.CDLL(str(path)).attnlab_delta_chunk_bwd
-    cbwd.argtypes = [p] * 12 + [i] * 6 + [ctypes.c_float, i, p]
+    cbwd.argtypes = [p] * 14 + [i] * 6 + [ctypes.c_float, i, p]
     cbwd.restype = i
-    return {"fn": fn, "bwd": bwd, "chunk_bwd": cbwd, "sgemm": sgemm, "path": path}
+    return {"fn": fn, "bwd": cbwd, "sgemm": sgemm, "path": path}
 
 
 def _kernel() -> dict:
@@ -184,7 +180,7 @@ def unavailable_reason() -> str | None:
 
 
 def engine() -> str:
-    """What a float32 delta-rule chunk call on the CPU runs on here (a training call without a gate too):
+    """What a float32 delta-rule chunk call on the CPU runs on here, with or without gradients:
     ``"native"``, or ``"pytorch (why)"``.
 
     Benchmarks and claim provenance record it: float32 results of the two differ in the last digits.
@@ -225,11 +221,10 @@ def delta_chunk(q, k, v, g, beta, *, scale: float, chunk_size: int, initial_stat
 
 
 def delta_backward(q, k, v, g, beta, initial_state, do, dS, *, scale: float, chunk_size: int, starts=None):
-    """Gradients of the (gated) delta rule, ``(dq, dk, dv, dg, dβ, dS₀)`` (``dg`` None without a gate), in C from
-    the forward's inputs (float32, CPU; see ``csrc/delta_chunk.c``): chunkwise without a gate, by the token
-    recurrence with one. ``do`` is the output's gradient, ``dS`` the final state's (None: unused); ``starts``,
-    the forward's chunk-start states (:func:`delta_chunk` with ``keep_starts``), saves one pass over the
-    sequence."""
+    """Gradients of the (gated) delta rule, ``(dq, dk, dv, dg, dβ, dS₀)`` (``dg`` None without a gate), chunkwise
+    in C from the forward's inputs (float32, CPU; see ``csrc/delta_chunk.c``). ``do`` is the output's gradient,
+    ``dS`` the final state's (None: unused); ``starts``, the forward's chunk-start states (:func:`delta_chunk`
+    with ``keep_starts``; recomputed when not given), saves one pass over the sequence."""
     kern = _kernel()
     b, t, h, dk = q.shape
     dv = v.shape[-1]
@@ -244,17 +239,12 @@ def delta_backward(q, k, v, g, beta, initial_state, do, dS, *, scale: float, chu
     dS0 = torch.empty(b, h, dk, dv)
     ptr = lambda x: None if x is None else x.data_ptr()  # noqa: E731
     threads = max(1, min(torch.get_num_threads(), b * h))
-    if g is None:  # chunkwise: every product a block through the BLAS
-        if starts is None:
-            starts = delta_chunk(q, k, v, None, beta, scale=scale, chunk_size=chunk_size, initial_state=S0,
-                                 keep_starts=True)[3]
-        rc = kern["chunk_bwd"](ptr(q), ptr(k), ptr(v), ptr(beta), ptr(starts.contiguous()), ptr(do), ptr(dSf),
-                               ptr(dq), ptr(dk_), ptr(dv_), ptr(dbeta), ptr(dS0), b, t, h, dk, dv, chunk_size, scale,
-                               threads, kern["sgemm"])
-    else:
-        rc = kern["bwd"](ptr(q), ptr(k), ptr(v), ptr(beta), ptr(g), ptr(S0), ptr(starts), ptr(do), ptr(dSf),
-                         ptr(dq), ptr(dk_), ptr(dv_), ptr(dbeta), ptr(dg), ptr(dS0), b, t, h, dk, dv, chunk_size,
-                         scale, threads)
+    if starts is None:
+        starts = delta_chunk(q, k, v, g, beta, scale=scale, chunk_size=chunk_size, initial_state=S0,
+                             keep_starts=True)[3]
+    rc = kern["bwd"](ptr(q), ptr(k), ptr(v), ptr(beta), ptr(g), ptr(starts.contiguous()), ptr(do), ptr(dSf),
+                     ptr(dq), ptr(dk_), ptr(dv_), ptr(dbeta), ptr(dg), ptr(dS0), b, t, h, dk, dv, chunk_size, scale,
+                     threads, kern["sgemm"])
     if rc:
         raise MemoryError("native delta-rule backward: a thread could not allocate its workspace")
     return dq, dk_, dv_, dg, dbeta, dS0

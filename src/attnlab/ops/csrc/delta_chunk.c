@@ -190,191 +190,49 @@ int attnlab_delta_chunk_fwd(const float *q, const float *k, const float *v, cons
 }
 
 
-/* ---- the backward pass, by the token recurrence ------------------------------------------------------
+/* ---- the backward pass, chunkwise -----------------------------------------------------------------
 
-   S_t = a_t S_{t-1} + k_t u_t^T,  u_t = beta_t e_t,  e_t = v_t - a_t S_{t-1}^T k_t,  o_t = scale S_t^T q_t,
-   with a_t = exp(g_t) (1 without a gate) and S [dk, dv]. Going back in time with dS = dL/dS_t:
+   Per chunk, from the state S entering it (kept by the forward), with G the in-chunk cumulative log-decay,
+   gamma = exp(G), E_ij = exp(G_i - G_j) (all 1 without a gate), A = strict_lower(diag(beta) (K K^T o E)),
+   X = [W | U] = (I + A)^-1 diag(beta) [gamma o K | V], Vn = U - W S, P = lower(Q K^T o E),
+   O = s (gamma o Q S + P Vn) and S' = gamma_c S + Kd^T Vn with Kd_i = exp(G_c - G_i) k_i; given dO and dS'
+   (the gradient of the state leaving the chunk), last chunk first:
 
-     dS += scale q_t do_t^T;  dq_t = scale S_t do_t;  du = dS^T k_t
-     dk_t = dS u_t - a_t beta_t S_{t-1} du;  dv_t = beta_t du;  dbeta_t = du . e_t
-     dg_t = a_t (<dS, S_{t-1}> - beta_t du . (S_{t-1}^T k_t));  dS <- a_t (dS - beta_t k_t du^T)
+     dVn = s P^T dO + Kd dS'                 dP = lower(s dO Vn^T),  dPe = dP o E
+     dQ  = s gamma o dO S^T + dPe K          dK = dPe^T Q + exp(G_c - G) o (Vn dS'^T)
+     dX  = [-dVn S^T | dVn]                  dS = gamma_c dS' + s (gamma o Q)^T dO - W^T dVn
+     dB  = (I + A)^-T dX                     (back substitution; B = diag(beta) [gamma o K | V])
+     dA  = strict_lower(-dB X^T)             dbeta_i = dB_i . [gamma_i k_i | v_i] + sum_j dA_ij (K K^T o E)_ij
+     dK += diag(beta gamma) dB_K + H K + H^T K with H = diag(beta) (dA o E);  dV = diag(beta) dB_V
 
-   and dS is dL/dS_0 at the end. The states are recomputed: S at the start of every chunk of C tokens
-   (kept by the chunk forward, or else by one forward sweep), then each chunk, last first, is replayed
-   from its start (C + 1 states) and walked back. Every step is a few passes over one dk x dv state, which stays in cache: at the
-   ledger's sizes (t <= 256, d <= 64) this is cheaper than the chunk form's many small products. */
-
-typedef struct {
-    const float *q, *k, *v, *beta, *g, *S0, *dO, *dSf; /* g, S0, dSf may be NULL */
-    const float *starts;                                /* NULL, or the forward's chunk-start states */
-    float *dq, *dk, *dv, *dbeta, *dg, *dS0;            /* dg NULL without a gate */
-    int b, t, h, dk_, dv_, C;
-    float scale;
-} bjob_t;
-
-/* S_new = a S + k (beta (v - a S^T k))^T; kS (dv) receives S^T k of the old state */
-static inline void rec_step(const float *restrict S, float *restrict Sn, const float *restrict k,
-                            const float *restrict v, float beta, float a, int dk, int dv, float *restrict kS) {
-    for (int j = 0; j < dv; j++) kS[j] = 0.f;
-    for (int i = 0; i < dk; i++) {
-        const float ki = k[i], *restrict Si = S + (size_t)i * dv;
-        #pragma omp simd
-        for (int j = 0; j < dv; j++) kS[j] += ki * Si[j];
-    }
-    for (int i = 0; i < dk; i++) {
-        const float ki = beta * k[i], *restrict Si = S + (size_t)i * dv;
-        float *restrict Ni = Sn + (size_t)i * dv;
-        #pragma omp simd
-        for (int j = 0; j < dv; j++) Ni[j] = a * Si[j] + ki * (v[j] - a * kS[j]);
-    }
-}
-
-static void head_bwd(const bjob_t *J, int bh, float *ws) {
-    const int t = J->t, h = J->h, dk = J->dk_, dv = J->dv_, C = J->C, bi = bh / h, hi = bh % h;
-    const int n = (t + C - 1) / C;
-    const size_t sz = (size_t)dk * dv;
-    float *ck = ws, *St = ck + (size_t)n * sz, *dS = St + (size_t)(C + 1) * sz, *kS = dS + sz, *du = kS + dv;
-    float *e = du + dv;
-    const size_t rk = (size_t)h * dk, rv = (size_t)h * dv; /* strides of one time step in [b, t, h, d] */
-    const float *q = J->q + ((size_t)bi * t * h + hi) * dk, *k = J->k + ((size_t)bi * t * h + hi) * dk;
-    const float *v = J->v + ((size_t)bi * t * h + hi) * dv, *dO = J->dO + ((size_t)bi * t * h + hi) * dv;
-    const float *be = J->beta + (size_t)bi * t * h + hi, *g = J->g ? J->g + (size_t)bi * t * h + hi : NULL;
-    float *dq = J->dq + ((size_t)bi * t * h + hi) * dk, *dk_out = J->dk + ((size_t)bi * t * h + hi) * dk;
-    float *dvo = J->dv + ((size_t)bi * t * h + hi) * dv, *db = J->dbeta + (size_t)bi * t * h + hi;
-    float *dg = J->dg ? J->dg + (size_t)bi * t * h + hi : NULL;
-    /* the state entering every chunk: kept by the forward pass, or one forward sweep from S0 */
-    if (J->starts) {
-        memcpy(ck, J->starts + (size_t)bh * n * sz, sizeof(float) * n * sz);
-    } else {
-        if (J->S0) memcpy(ck, J->S0 + (size_t)bh * sz, sizeof(float) * sz);
-        else memset(ck, 0, sizeof(float) * sz);
-        for (int c = 0; c + 1 < n; c++) {
-            memcpy(St, ck + (size_t)c * sz, sizeof(float) * sz);
-            for (int i = c * C; i < (c + 1) * C; i++) {
-                float *cur = St + (size_t)((i - c * C) & 1) * sz, *nxt = St + (size_t)((i - c * C + 1) & 1) * sz;
-                rec_step(cur, nxt, k + (size_t)i * rk, v + (size_t)i * rv, be[(size_t)i * h],
-                         g ? expf(g[(size_t)i * h]) : 1.f, dk, dv, kS);
-            }
-            memcpy(ck + (size_t)(c + 1) * sz, St + (size_t)(C & 1) * sz, sizeof(float) * sz);
-        }
-    }
-    if (J->dSf) memcpy(dS, J->dSf + (size_t)bh * sz, sizeof(float) * sz);
-    else memset(dS, 0, sizeof(float) * sz);
-    for (int c = n - 1; c >= 0; c--) {
-        const int c0 = c * C, len = t - c0 < C ? t - c0 : C;
-        memcpy(St, ck + (size_t)c * sz, sizeof(float) * sz);
-        for (int i = 0; i < len; i++) {
-            const int ti = c0 + i;
-            rec_step(St + (size_t)i * sz, St + (size_t)(i + 1) * sz, k + (size_t)ti * rk, v + (size_t)ti * rv,
-                     be[(size_t)ti * h], g ? expf(g[(size_t)ti * h]) : 1.f, dk, dv, kS);
-        }
-        for (int i = len - 1; i >= 0; i--) {
-            const int ti = c0 + i;
-            const float *Sp = St + (size_t)i * sz, *Sc = St + (size_t)(i + 1) * sz;
-            const float *qt = q + (size_t)ti * rk, *kt = k + (size_t)ti * rk, *vt = v + (size_t)ti * rv;
-            const float *dot = dO + (size_t)ti * rv, beta = be[(size_t)ti * h];
-            const float a = g ? expf(g[(size_t)ti * h]) : 1.f, sc = J->scale;
-            float *dqt = dq + (size_t)ti * rk, *dkt = dk_out + (size_t)ti * rk, *dvt = dvo + (size_t)ti * rv;
-            /* kS = S_{t-1}^T k, e = v - a kS; dS += scale q do^T; du = dS^T k */
-            for (int j = 0; j < dv; j++) { kS[j] = 0.f; du[j] = 0.f; }
-            for (int r = 0; r < dk; r++) {
-                const float kr = kt[r], qr = sc * qt[r], *restrict Spr = Sp + (size_t)r * dv;
-                float *restrict dSr = dS + (size_t)r * dv;
-                #pragma omp simd
-                for (int j = 0; j < dv; j++) {
-                    kS[j] += kr * Spr[j];
-                    dSr[j] += qr * dot[j];
-                    du[j] += kr * dSr[j];
-                }
-            }
-            float dbeta = 0.f, dukS = 0.f;
-            #pragma omp simd reduction(+ : dbeta, dukS)
-            for (int j = 0; j < dv; j++) {
-                e[j] = vt[j] - a * kS[j];
-                dbeta += du[j] * e[j];
-                dukS += du[j] * kS[j];
-            }
-            db[(size_t)ti * h] = dbeta;
-            #pragma omp simd
-            for (int j = 0; j < dv; j++) dvt[j] = beta * du[j];
-            /* dq = scale S_t do; dk = dS (beta e) - a beta S_{t-1} du; <dS, S_{t-1}> */
-            float inner = 0.f;
-            for (int r = 0; r < dk; r++) {
-                const float *restrict Scr = Sc + (size_t)r * dv, *restrict Spr = Sp + (size_t)r * dv;
-                const float *restrict dSr = dS + (size_t)r * dv;
-                float aq = 0.f, ak = 0.f, ap = 0.f, ai = 0.f;
-                #pragma omp simd reduction(+ : aq, ak, ap, ai)
-                for (int j = 0; j < dv; j++) {
-                    aq += Scr[j] * dot[j];
-                    ak += dSr[j] * e[j];
-                    ap += Spr[j] * du[j];
-                    ai += dSr[j] * Spr[j];
-                }
-                dqt[r] = sc * aq;
-                dkt[r] = beta * ak - a * beta * ap;
-                inner += ai;
-            }
-            if (dg) dg[(size_t)ti * h] = a * (inner - beta * dukS);
-            /* dS <- a (dS - beta k du^T) */
-            for (int r = 0; r < dk; r++) {
-                const float bk = beta * kt[r];
-                float *restrict dSr = dS + (size_t)r * dv;
-                #pragma omp simd
-                for (int j = 0; j < dv; j++) dSr[j] = a * (dSr[j] - bk * du[j]);
-            }
-        }
-    }
-    memcpy(J->dS0 + (size_t)bh * sz, dS, sizeof(float) * sz);
-}
-
-/* returns 0, or 1 when a thread could not allocate its workspace */
-int attnlab_delta_rec_bwd(const float *q, const float *k, const float *v, const float *beta, const float *g,
-                          const float *S0, const float *starts, const float *dO, const float *dSf, float *dq,
-                          float *dk, float *dv,
-                          float *dbeta, float *dg, float *dS0, int b, int t, int h, int dk_, int dv_, int C,
-                          float scale, int nthreads) {
-    const bjob_t J = {q, k, v, beta, g, S0, dO, dSf, starts, dq, dk, dv, dbeta, dg, dS0, b, t, h, dk_, dv_, C, scale};
-    const int n = (t + C - 1) / C;
-    const size_t sz = (size_t)dk_ * dv_;
-    const size_t wsz = (size_t)(n > 0 ? n : 1) * sz + (size_t)(C + 1) * sz + sz + 3 * (size_t)dv_;
-    int fail = 0;
-    #pragma omp parallel num_threads(nthreads) reduction(| : fail)
-    {
-        float *ws = malloc(sizeof(float) * wsz);
-        if (!ws) fail = 1;
-        #pragma omp for schedule(static)
-        for (int bh = 0; bh < b * h; bh++)
-            if (ws) head_bwd(&J, bh, ws);
-        free(ws);
-    }
-    return fail;
-}
-
-
-/* ---- the backward pass, chunkwise (no gate) ---------------------------------------------------------
-
-   Per chunk, from the state S entering it (kept by the forward), with A = strict_lower(diag(beta) K K^T),
-   X = [W | U] = (I + A)^-1 diag(beta) [K | V], Vn = U - W S, P = lower(Q K^T), O = s (Q S + P Vn) and
-   S' = S + K^T Vn; given dO and dS' (the gradient of the state leaving the chunk), last chunk first:
-
-     dVn = s P^T dO + K dS'          dP = lower(s dO Vn^T)
-     dQ  = s dO S^T + dP K           dK = dP^T Q + Vn dS'^T
-     dX  = [-dVn S^T | dVn]          dS = dS' + s Q^T dO - W^T dVn
-     dB  = (I + A)^-T dX             (back substitution; B = diag(beta) [K | V])
-     dA  = strict_lower(-dB X^T)     dbeta_i = dB_i . [k_i | v_i] + sum_j dA_ij (K K^T)_ij
-     dK += diag(beta) dB_K + G K + G^T K with G = diag(beta) dA;  dV = diag(beta) dB_V
-
-   Every product is a C x C, C x d or d x d block through the BLAS, as in the forward: at the ledger's
-   sizes the token walk above does a few passes over the state per token at vector speed, and this does
-   about twice its arithmetic at matrix speed. */
+   and with a gate dG collects every term's derivative in G (a product with E_ij gives +t_ij to G_i and -t_ij
+   to G_j, and so on), whose reverse cumulative sum in the chunk is dg. Every product is a C x C, C x d or
+   d x d block through the BLAS, as in the forward (a backward that walked the tokens back one by one did
+   a few passes over the state per token at vector speed and was no faster than PyTorch's autograd of the
+   chunk form). */
 
 typedef struct {
-    const float *q, *k, *v, *beta, *dO, *dSf, *starts; /* dSf may be NULL; starts is required */
-    float *dq, *dk, *dv, *dbeta, *dS0;
+    const float *q, *k, *v, *beta, *g, *dO, *dSf, *starts; /* g, dSf may be NULL; starts is required */
+    float *dq, *dk, *dv, *dbeta, *dg, *dS0;                 /* dg NULL without a gate */
     int b, t, h, dk_, dv_, C;
     float scale;
     sgemm_t sgemm;
 } cjob_t;
+
+/* row sums into dG_i and column sums out of dG_j of t_ij = x_ij y_ij over j < i (strict) or j <= i */
+static void decay_grad(const float *x, const float *y, int c, int C, int strict, float *dG) {
+    for (int i = 0; i < c; i++) {
+        const float *xi = x + (size_t)i * C, *yi = y + (size_t)i * C;
+        const int jn = strict ? i : i + 1;
+        float r = 0.f;
+        for (int j = 0; j < jn; j++) {
+            const float t_ = xi[j] * yi[j];
+            r += t_;
+            dG[j] -= t_;
+        }
+        dG[i] += r;
+    }
+}
 
 static void head_chunk_bwd(const cjob_t *J, int bh, float *ws) {
     const int t = J->t, h = J->h, dk = J->dk_, dv = J->dv_, C = J->C, bi = bh / h, hi = bh % h;
@@ -382,8 +240,10 @@ static void head_chunk_bwd(const cjob_t *J, int bh, float *ws) {
     const size_t sz = (size_t)dk * dv;
     const sgemm_t f = J->sgemm;
     const float s = J->scale;
-    float *KK = ws, *A = KK + C * C, *P = A + C * C, *dP = P + C * C, *X = dP + C * C, *dX = X + (size_t)C * lx;
-    float *Vn = dX + (size_t)C * lx, *dVn = Vn + (size_t)C * dv, *dS = dVn + (size_t)C * dv;
+    float *KK = ws, *A = KK + C * C, *P = A + C * C, *dP = P + C * C, *E = dP + C * C;
+    float *X = E + C * C, *dX = X + (size_t)C * lx, *Vn = dX + (size_t)C * lx, *dVn = Vn + (size_t)C * dv;
+    float *QS = dVn + (size_t)C * dv, *Kd = QS + (size_t)C * dv, *T1 = Kd + (size_t)C * dk;
+    float *dS = T1 + (size_t)C * dk, *G = dS + sz, *gam = G + C, *dG = gam + C;
     const size_t off_k = ((size_t)bi * t * h + hi) * dk, off_v = ((size_t)bi * t * h + hi) * dv;
     const size_t off_b = (size_t)bi * t * h + hi;
     if (J->dSf) memcpy(dS, J->dSf + (size_t)bh * sz, sizeof(float) * sz);
@@ -393,22 +253,41 @@ static void head_chunk_bwd(const cjob_t *J, int bh, float *ws) {
         const float *S = J->starts + ((size_t)bh * n + ci) * sz;
         const float *qc = J->q + off_k + (size_t)c0 * lk, *kc = J->k + off_k + (size_t)c0 * lk;
         const float *vc = J->v + off_v + (size_t)c0 * lv, *doc = J->dO + off_v + (size_t)c0 * lv;
-        const float *bc = J->beta + off_b + (size_t)c0 * h;
+        const float *bc = J->beta + off_b + (size_t)c0 * h, *gc_ = J->g ? J->g + off_b + (size_t)c0 * h : NULL;
         float *dqc = J->dq + off_k + (size_t)c0 * lk, *dkc = J->dk + off_k + (size_t)c0 * lk;
         float *dvc = J->dv + off_v + (size_t)c0 * lv, *dbc = J->dbeta + off_b + (size_t)c0 * h;
+        float Gc = 0.f, gC = 1.f;
+        if (gc_) {
+            float acc = 0.f;
+            for (int i = 0; i < c; i++) {
+                acc += gc_[(size_t)i * h];
+                G[i] = acc;
+                gam[i] = exp_le0(acc);
+                dG[i] = 0.f;
+            }
+            Gc = G[c - 1];
+            gC = gam[c - 1];
+            for (int i = 0; i < c; i++)
+                for (int j = 0; j <= i; j++) E[(size_t)i * C + j] = exp_le0(G[i] - G[j]);
+        }
         /* the chunk's forward, replayed from S */
         gemm(f, 0, 1, c, c, dk, 1.f, kc, lk, kc, lk, 0.f, KK, C);
         gemm(f, 0, 1, c, c, dk, 1.f, qc, lk, kc, lk, 0.f, P, C);
         for (int i = 0; i < c; i++) {
-            const float b_ = bc[(size_t)i * h];
+            const float b_ = bc[(size_t)i * h], gi = gc_ ? gam[i] : 1.f;
             float *ai = A + (size_t)i * C, *pi = P + (size_t)i * C;
-            const float *kki = KK + (size_t)i * C;
-            for (int j = 0; j < i; j++) ai[j] = b_ * kki[j];
+            const float *kki = KK + (size_t)i * C, *ei = E + (size_t)i * C;
+            if (gc_) {
+                for (int j = 0; j < i; j++) ai[j] = b_ * kki[j] * ei[j];
+                for (int j = 0; j <= i; j++) pi[j] *= ei[j];
+            } else {
+                for (int j = 0; j < i; j++) ai[j] = b_ * kki[j];
+            }
             for (int j = i; j < c; j++) ai[j] = 0.f;
             for (int j = i + 1; j < c; j++) pi[j] = 0.f;
             float *x = X + (size_t)i * lx;
             const float *ki = kc + (size_t)i * lk, *vi = vc + (size_t)i * lv;
-            for (int l = 0; l < dk; l++) x[l] = b_ * ki[l];
+            for (int l = 0; l < dk; l++) x[l] = b_ * gi * ki[l];
             for (int l = 0; l < dv; l++) x[dk + l] = b_ * vi[l];
         }
         for (int r0 = 0; r0 < c; r0 += LEAF) { /* (I + A) X = B, blocked forward substitution */
@@ -426,19 +305,68 @@ static void head_chunk_bwd(const cjob_t *J, int bh, float *ws) {
         }
         for (int i = 0; i < c; i++) memcpy(Vn + (size_t)i * dv, X + (size_t)i * lx + dk, sizeof(float) * dv);
         gemm(f, 0, 0, c, dv, dk, -1.f, X, lx, S, dv, 1.f, Vn, dv);
-        /* dVn, dP, dQ, dK (direct) */
+        const float *Kx = kc; /* Kd: the keys as the state leaving the chunk sees them */
+        int lkd = lk;
+        if (gc_) {
+            for (int i = 0; i < c; i++) {
+                const float w = exp_le0(Gc - G[i]), *ki = kc + (size_t)i * lk;
+                float *kd = Kd + (size_t)i * dk;
+                for (int l = 0; l < dk; l++) kd[l] = w * ki[l];
+            }
+            Kx = Kd;
+            lkd = dk;
+        }
+        /* dVn; dP (and through E, dG); dQ; dK (direct) */
         gemm(f, 1, 0, c, dv, c, s, P, C, doc, lv, 0.f, dVn, dv);
-        gemm(f, 0, 0, c, dv, dk, 1.f, kc, lk, dS, dv, 1.f, dVn, dv);
+        gemm(f, 0, 0, c, dv, dk, 1.f, Kx, lkd, dS, dv, 1.f, dVn, dv);
         gemm(f, 0, 1, c, c, dv, s, doc, lv, Vn, dv, 0.f, dP, C);
         for (int i = 0; i < c; i++) for (int j = i + 1; j < c; j++) dP[(size_t)i * C + j] = 0.f;
+        if (gc_) {
+            decay_grad(dP, P, c, C, 0, dG);
+            for (int i = 0; i < c; i++) for (int j = 0; j <= i; j++) dP[(size_t)i * C + j] *= E[(size_t)i * C + j];
+        }
         gemm(f, 0, 1, c, dk, dv, s, doc, lv, S, dv, 0.f, dqc, lk);
+        if (gc_) {
+            gemm(f, 0, 0, c, dv, dk, 1.f, qc, lk, S, dv, 0.f, QS, dv);
+            for (int i = 0; i < c; i++) {
+                const float *oi = doc + (size_t)i * lv, *si = QS + (size_t)i * dv;
+                float d = 0.f;
+                for (int l = 0; l < dv; l++) d += oi[l] * si[l];
+                dG[i] += s * gam[i] * d;
+                float *dqi = dqc + (size_t)i * lk;
+                for (int l = 0; l < dk; l++) dqi[l] *= gam[i];
+            }
+        }
         gemm(f, 0, 0, c, dk, c, 1.f, dP, C, kc, lk, 1.f, dqc, lk);
         gemm(f, 1, 0, c, dk, c, 1.f, dP, C, qc, lk, 0.f, dkc, lk);
-        gemm(f, 0, 1, c, dk, dv, 1.f, Vn, dv, dS, dv, 1.f, dkc, lk);
+        if (gc_) {
+            gemm(f, 0, 1, c, dk, dv, 1.f, Vn, dv, dS, dv, 0.f, T1, dk);
+            for (int i = 0; i < c; i++) {
+                const float w = exp_le0(Gc - G[i]), *ti = T1 + (size_t)i * dk, *kd = Kd + (size_t)i * dk;
+                float *dki = dkc + (size_t)i * lk, u = 0.f;
+                for (int l = 0; l < dk; l++) { u += ti[l] * kd[l]; dki[l] += w * ti[l]; }
+                dG[c - 1] += u;
+                dG[i] -= u;
+            }
+        } else {
+            gemm(f, 0, 1, c, dk, dv, 1.f, Vn, dv, dS, dv, 1.f, dkc, lk);
+        }
         /* dX = [-dVn S^T | dVn]; then the state's gradient moves to the chunk's start */
         gemm(f, 0, 1, c, dk, dv, -1.f, dVn, dv, S, dv, 0.f, dX, lx);
         for (int i = 0; i < c; i++) memcpy(dX + (size_t)i * lx + dk, dVn + (size_t)i * dv, sizeof(float) * dv);
-        gemm(f, 1, 0, dk, dv, c, s, qc, lk, doc, lv, 1.f, dS, dv);
+        if (gc_) {
+            float inner = 0.f;
+            for (size_t i = 0; i < sz; i++) { inner += dS[i] * S[i]; dS[i] *= gC; }
+            dG[c - 1] += gC * inner;
+            for (int i = 0; i < c; i++) { /* gamma o Q, into Kd (no longer needed) */
+                const float *qi = qc + (size_t)i * lk;
+                float *x = Kd + (size_t)i * dk;
+                for (int l = 0; l < dk; l++) x[l] = gam[i] * qi[l];
+            }
+            gemm(f, 1, 0, dk, dv, c, s, Kd, dk, doc, lv, 1.f, dS, dv);
+        } else {
+            gemm(f, 1, 0, dk, dv, c, s, qc, lk, doc, lv, 1.f, dS, dv);
+        }
         gemm(f, 1, 0, dk, dv, c, -1.f, X, lx, dVn, dv, 1.f, dS, dv);
         /* dB = (I + A)^-T dX, blocked back substitution in place */
         for (int r1 = c; r1 > 0;) {
@@ -455,38 +383,49 @@ static void head_chunk_bwd(const cjob_t *J, int bh, float *ws) {
             }
             r1 = r0;
         }
-        /* dA = strict_lower(-dB X^T), into dP; then G = diag(beta) dA */
+        /* dA = strict_lower(-dB X^T), into dP; its decay terms into dG; then H = diag(beta) (dA o E) */
         gemm(f, 0, 1, c, c, lx, -1.f, dX, lx, X, lx, 0.f, dP, C);
+        if (gc_) decay_grad(dP, A, c, C, 1, dG);
         for (int i = 0; i < c; i++) {
-            const float b_ = bc[(size_t)i * h];
-            float *gi = dP + (size_t)i * C;
-            const float *kki = KK + (size_t)i * C, *x = dX + (size_t)i * lx;
+            const float b_ = bc[(size_t)i * h], gi = gc_ ? gam[i] : 1.f;
+            float *hi_ = dP + (size_t)i * C;
+            const float *kki = KK + (size_t)i * C, *ei = E + (size_t)i * C, *x = dX + (size_t)i * lx;
             const float *ki = kc + (size_t)i * lk, *vi = vc + (size_t)i * lv;
-            float db = 0.f;
-            for (int j = 0; j < i; j++) { db += gi[j] * kki[j]; gi[j] *= b_; }
-            for (int j = i; j < c; j++) gi[j] = 0.f;
-            for (int l = 0; l < dk; l++) db += x[l] * ki[l];
+            float db = 0.f, dbk = 0.f;
+            if (gc_)
+                for (int j = 0; j < i; j++) { const float de = hi_[j] * ei[j]; db += de * kki[j]; hi_[j] = b_ * de; }
+            else
+                for (int j = 0; j < i; j++) { db += hi_[j] * kki[j]; hi_[j] *= b_; }
+            for (int j = i; j < c; j++) hi_[j] = 0.f;
+            for (int l = 0; l < dk; l++) dbk += x[l] * ki[l];
+            db += gi * dbk;
             for (int l = 0; l < dv; l++) db += x[dk + l] * vi[l];
             dbc[(size_t)i * h] = db;
+            if (gc_) dG[i] += b_ * gi * dbk;
             float *dki = dkc + (size_t)i * lk, *dvi = dvc + (size_t)i * lv;
-            for (int l = 0; l < dk; l++) dki[l] += b_ * x[l];
+            for (int l = 0; l < dk; l++) dki[l] += b_ * gi * x[l];
             for (int l = 0; l < dv; l++) dvi[l] = b_ * x[dk + l];
         }
         gemm(f, 0, 0, c, dk, c, 1.f, dP, C, kc, lk, 1.f, dkc, lk);
         gemm(f, 1, 0, c, dk, c, 1.f, dP, C, kc, lk, 1.f, dkc, lk);
+        if (gc_) { /* G_i = g_1 + ... + g_i: dg is dG's reverse cumulative sum in the chunk */
+            float *dgc = J->dg + off_b + (size_t)c0 * h, acc = 0.f;
+            for (int i = c - 1; i >= 0; i--) { acc += dG[i]; dgc[(size_t)i * h] = acc; }
+        }
     }
     memcpy(J->dS0 + (size_t)bh * sz, dS, sizeof(float) * sz);
 }
 
 /* returns 0, or 1 when a thread could not allocate its workspace */
-int attnlab_delta_chunk_bwd(const float *q, const float *k, const float *v, const float *beta, const float *starts,
-                            const float *dO, const float *dSf, float *dq, float *dk, float *dv, float *dbeta,
-                            float *dS0, int b, int t, int h, int dk_, int dv_, int C, float scale, int nthreads,
-                            void *sgemm) {
-    const cjob_t J = {q, k, v, beta, dO, dSf, starts, dq, dk, dv, dbeta, dS0, b, t, h, dk_, dv_, C, scale,
+int attnlab_delta_chunk_bwd(const float *q, const float *k, const float *v, const float *beta, const float *g,
+                            const float *starts, const float *dO, const float *dSf, float *dq, float *dk, float *dv,
+                            float *dbeta, float *dg, float *dS0, int b, int t, int h, int dk_, int dv_, int C,
+                            float scale, int nthreads, void *sgemm) {
+    const cjob_t J = {q, k, v, beta, g, dO, dSf, starts, dq, dk, dv, dbeta, dg, dS0, b, t, h, dk_, dv_, C, scale,
                       (sgemm_t)sgemm};
     const size_t lx = (size_t)dk_ + dv_;
-    const size_t wsz = 4 * (size_t)C * C + 2 * (size_t)C * lx + 2 * (size_t)C * dv_ + (size_t)dk_ * dv_;
+    const size_t wsz = 5 * (size_t)C * C + 2 * (size_t)C * lx + 3 * (size_t)C * dv_ + 2 * (size_t)C * dk_ +
+                       (size_t)dk_ * dv_ + 3 * (size_t)C;
     int fail = 0;
     #pragma omp parallel num_threads(nthreads) reduction(| : fail)
     {
