@@ -46,7 +46,12 @@ def test_timed_calls_compute_the_same_thing():
     fla = outs["fla_naive_chunk"].transpose(1, 2)  # fla's naive chunk form is [b, h, t, d]
     assert torch.allclose(outs["chunk"], outs["recurrent"], atol=1e-4)
     assert torch.allclose(outs["pytorch_chunk"], outs["recurrent"], atol=1e-4)
-    assert make_call("linear_attention", "pytorch_chunk", 128) is None  # only the delta rules have two engines
+    for op in ("linear_attention", "simple_gla"):  # a native and a PyTorch forward, one PyTorch backward
+        ref = make_call(op, "recurrent", 128)()
+        assert torch.allclose(make_call(op, "chunk", 128)(), ref, atol=1e-4)
+        assert torch.allclose(make_call(op, "pytorch_chunk", 128)(), ref, atol=1e-4)
+        assert make_call(op, "pytorch_chunk", 128, backward=True) is None
+    assert make_call("mesa_net", "pytorch_chunk", 128) is None  # one engine: the chunk row is PyTorch's
     assert torch.allclose(outs["chunk"], fla, atol=1e-4)
     assert flops("delta_rule", "chunk", 4096) == 4 * 64 * (8 * 64 * 64 * 64 + 6 * 64 * 64 * 64)
 

@@ -230,3 +230,63 @@ def test_float64_inputs_compute_in_float64():
     s = s.masked_fill(~torch.ones(37, 37, dtype=torch.bool).tril(), float("-inf"))
     ref = torch.einsum("bhqk,bkhd->bqhd", torch.softmax(s, -1), v)
     assert ((attention(q, k, v) - ref).norm() / ref.norm()).item() < 1e-13
+
+
+needs_native = pytest.mark.skipif(__import__("attnlab.ops.native", fromlist=["x"]).unavailable_reason() is not None,
+                                  reason="native kernel unavailable")
+
+
+@needs_native
+@given(
+    b=st.integers(1, 2),
+    t=st.integers(1, 70),
+    h=st.integers(1, 3),
+    dk=st.integers(1, 9),
+    dv=st.integers(1, 7),
+    chunk=st.sampled_from([1, 7, 16, 64]),
+    decay=st.booleans(),
+    init=st.booleans(),
+)
+def test_native_chunk_equals_the_float64_recurrence(b, t, h, dk, dv, chunk, decay, init):
+    """The compiled chunk form (a no-grad float32 CPU call) against the float64 token loop: lengths that do
+    not divide the chunk, with and without a decay and an initial state."""
+    q, k, v, g = _inputs(b, t, h, dk, dv, decay=decay)
+    S0 = torch.randn(b, h, dk, dv) if init else None
+    o, S = decay_linear_attention(q, k, v, g, chunk_size=chunk, initial_state=S0, output_final_state=True,
+                                  backend="native")
+    o_r, S_r = decay_linear_attention(*(None if x is None else x.double() for x in (q, k, v, g)), mode="recurrent",
+                                      initial_state=None if S0 is None else S0.double(), output_final_state=True)
+    assert o.dtype == torch.float32
+    assert_close("o", o_r.float(), o, ratio=1e-5, atol=1e-5)
+    assert_close("S", S_r.float(), S, ratio=1e-5, atol=1e-5)
+
+
+@needs_native
+def test_decayed_linear_attention_runs_natively_without_gradients_only(monkeypatch):
+    from attnlab.ops import native
+
+    q, k, v, g = _inputs(1, 20, 2, 4, 4)
+    calls = []
+    real = native.decay_chunk
+    monkeypatch.setattr(native, "decay_chunk", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    with torch.no_grad():
+        ref = decay_linear_attention(q, k, v, g, backend="pytorch")
+        assert calls == []
+        assert_close("o", ref, decay_linear_attention(q, k, v, g))  # auto: native
+        assert_close("retention", retention(q, k, v, backend="pytorch"), retention(q, k, v, backend="native"))
+        linear_attention(q, k, v, feature_map="elu1", normalize=True)  # the normaliser's column rides along
+        simple_gla(q, k, v, g)
+    assert calls == [1, 1, 1, 1]
+    o = decay_linear_attention(q.requires_grad_(True), k, v, g)  # gradients: PyTorch
+    assert o.grad_fn is not None and calls == [1, 1, 1, 1]
+    with pytest.raises(ValueError, match="backend='native': the native kernel has no backward"):
+        decay_linear_attention(q, k, v, g, backend="native")
+    with torch.no_grad():
+        decay_linear_attention(q.double(), k.double(), v.double(), g.double())  # float64 stays in PyTorch
+        with pytest.raises(ValueError, match="backend='native': the native kernel computes in float32; float64"):
+            decay_linear_attention(q.double(), k.double(), v.double(), g.double(), backend="native")
+        with pytest.raises(ValueError, match="backend='native': mode='recurrent'"):
+            decay_linear_attention(q, k, v, g, mode="recurrent", backend="native")
+        with pytest.raises(ValueError, match="backend must be one of"):
+            decay_linear_attention(q, k, v, g, backend="fla")
+    assert calls == [1, 1, 1, 1]

@@ -2,9 +2,9 @@
 
 Setting: B = 1, H = 4, D = 64, float32, the machine's threads, forward only (``--backward``: forward +
 backward, FLOPs counted as 3× the forward's). The form ``chunk`` is what a default call runs: for the
-delta rules on a CPU (forward, and backward in float32), the compiled kernel of :mod:`attnlab.ops.native`
-where it builds (the setting records which); ``pytorch_chunk`` is the same chunk form in PyTorch ops
-(``backend="pytorch"``, its backward by autograd).
+delta rules on a CPU (forward, and backward in float32) and for linear attention and simple GLA (forward),
+the compiled kernel of :mod:`attnlab.ops.native` where it builds (the setting records which);
+``pytorch_chunk`` is the same chunk form in PyTorch ops (``backend="pytorch"``, its backward by autograd).
 On the CPU each (op, form, T) runs in a fresh spawned process so that its peak resident memory
 (``ru_maxrss`` above the process's baseline after building the inputs) is its own. With
 ``device="cuda"`` the cases run in this process, timed after a device synchronisation, peak memory is
@@ -44,7 +44,8 @@ import torch.nn.functional as F
 
 B, H, D = 1, 4, 64
 CHUNK = 64
-OPS = ("delta_rule", "gated_delta_rule", "linear_attention", "mesa_net", "mesa_net_cg")
+OPS = ("delta_rule", "gated_delta_rule", "linear_attention", "simple_gla", "mesa_net", "mesa_net_cg")
+NATIVE_OPS = ("delta_rule", "gated_delta_rule", "linear_attention", "simple_gla")  # chunk forms compiled on the CPU
 MESA_CG_STEPS = 16
 # "chunk" is what a default call runs: for the delta rules' forward on a CPU that is the compiled
 # kernel of attnlab.ops.native where it builds; "pytorch_chunk" is the same chunk form in PyTorch ops
@@ -84,7 +85,7 @@ def matmul_gflops(n: int = 1024, reps: int = 10, device: str = "cpu") -> float:
 def flops(op: str, form: str, T: int) -> float:
     n, C, d = math.ceil(T / CHUNK), CHUNK, D
     s = MESA_CG_STEPS
-    if op == "linear_attention":
+    if op in ("linear_attention", "simple_gla"):
         per = 4 * T * d * d if form == "recurrent" else n * (4 * C * C * d + 4 * C * d * d)
     elif op == "mesa_net":
         per = T * (2 * d**3 / 3 + 6 * d * d) if form == "recurrent" else \
@@ -124,14 +125,15 @@ def _fla_naive(op: str):
 def make_call(op: str, form: str, T: int, backward: bool = False, device: str = "cpu") -> Callable[[], object] | None:
     """The zero-argument function to time, or None when the form does not exist for the op."""
     from ..checks import finite_checks
-    from ..ops import delta_rule, gated_delta_rule, linear_attention, mesa_net
+    from ..ops import delta_rule, gated_delta_rule, linear_attention, mesa_net, simple_gla
 
     q, k, v, beta, gate = _inputs(T, device=device)
     # the chunk row is attnlab's default call on the CPU (the native kernel where it builds) and the
     # PyTorch chunk form on a GPU, where fla's kernel has its own row
     backend = "auto" if device == "cpu" else "pytorch"
     if form == "pytorch_chunk":
-        if op not in ("delta_rule", "gated_delta_rule"):  # elsewhere it is the chunk form itself
+        # elsewhere, and for linear attention's gradients (no native backward), it is the chunk row itself
+        if op not in NATIVE_OPS or (backward and op not in ("delta_rule", "gated_delta_rule")):
             return None
         form, backend = "chunk", "pytorch"
     if form == "fla_chunk":
@@ -142,7 +144,7 @@ def make_call(op: str, form: str, T: int, backward: bool = False, device: str = 
         form, backend = "chunk", "fla"
     lamb = torch.ones(H, D, device=device)
     if form == "fla_naive_chunk":
-        if op in ("linear_attention", "mesa_net") or backward:  # fla's naive chunk forms write in place
+        if op in ("linear_attention", "simple_gla", "mesa_net") or backward:  # fla's naive chunk forms write in place
             return None
         if op == "mesa_net_cg":
             mod, pad = _fla_naive("mesa_net"), (-T) % CHUNK
@@ -169,8 +171,10 @@ def make_call(op: str, form: str, T: int, backward: bool = False, device: str = 
             elif op.startswith("mesa_net"):
                 cg = dict(solver="cg", cg_steps=MESA_CG_STEPS) if op == "mesa_net_cg" else {}
                 o = mesa_net(q, k, v, gate, beta, lamb, mode=form, chunk_size=CHUNK, **cg)
+            elif op == "simple_gla":
+                o = simple_gla(q, k, v, gate, mode=form, chunk_size=CHUNK, backend=backend)
             else:
-                o = linear_attention(q, k, v, mode=form, chunk_size=CHUNK)
+                o = linear_attention(q, k, v, mode=form, chunk_size=CHUNK, backend=backend)
             if backward:
                 o.sum().backward()
         return o

@@ -44,7 +44,7 @@ def _ints(name: str, text: str) -> list[int]:
 @one_line_errors
 def ops(
     op: str = typer.Option("", "--op", help="Comma-separated ops (delta_rule, gated_delta_rule, linear_attention, "
-                                            "mesa_net, mesa_net_cg); default all."),
+                                            "simple_gla, mesa_net, mesa_net_cg); default all."),
     T: str = typer.Option("1024,4096,16384", "--T", help="Comma-separated sequence lengths."),
     reps: int = typer.Option(5, "--reps", help="Timed repetitions per case (the median is reported)."),
     backward: bool = typer.Option(False, "--backward", help="Time forward + backward instead of forward."),

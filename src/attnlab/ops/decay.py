@@ -9,7 +9,10 @@ One engine serves three families (state ``[b, h, d_k, d_v]``):
 ``chunk`` splits the sequence into chunks
 of ``C`` tokens: inside a chunk the quadratic form ``(Q Kᵀ ⊙ D) V`` with the decay matrix
 ``D_ij = exp(G_i − G_j)`` (``G`` the in-chunk cumulative log-decay), across chunks the state.
-Its cost is ``O(t·C·d + t·d²)`` with a Python loop over chunks only.
+Its cost is ``O(t·C·d + t·d²)`` with a Python loop over chunks only. A float32 CPU call that needs
+no gradient runs the same chunk form compiled (:func:`attnlab.ops.native.decay_chunk`) where the
+kernel builds (``backend="auto"``, the default; ``"native"`` insists on it, ``"pytorch"`` never uses it):
+there the Python loop over chunks and the full ``C × C`` products were most of the time.
 """
 
 from __future__ import annotations
@@ -17,11 +20,25 @@ from __future__ import annotations
 import torch
 
 from ..checks import check_choice, check_positive_int, check_qkv, check_state, check_tensor
+from . import native
 from .chunking import chunk_length, from_chunks, to_chunks
 from .precision import acc
 from .state_step import state_step
 
 MODES = ("chunk", "recurrent")
+BACKENDS = ("auto", "native", "pytorch")
+
+
+def native_why_not(tensors, needs_grad: bool) -> str | None:
+    """Why the compiled chunk form cannot run this call (None when it can)."""
+    if needs_grad:
+        return "the native kernel has no backward for decayed linear attention; calls that need gradients run in PyTorch"
+    for x in tensors:
+        if x is not None and x.device.type != "cpu":
+            return f"the native kernel runs on the CPU, got a tensor on {x.device}"
+        if x is not None and x.dtype != torch.float32:
+            return f"the native kernel computes in float32; {str(x.dtype).removeprefix('torch.')} inputs run in PyTorch"
+    return native.unavailable_reason()
 
 
 def check_log_decay(g: torch.Tensor | None, b: int, t: int, h: int) -> torch.Tensor | None:
@@ -90,20 +107,32 @@ def decay_linear_attention(
     scale: float | None = None,
     initial_state: torch.Tensor | None = None,
     output_final_state: bool = False,
+    backend: str = "auto",
 ):
     """``q, k [b, t, h, d_k]``, ``v [b, t, h, d_v]``, log-decay ``g [b, t, h]`` (≤ 0, or None).
 
     Returns ``o [b, t, h, d_v]`` (in ``v``'s dtype) and, when ``output_final_state``, the float32 (or float64)
-    state ``[b, h, d_k, d_v]``; ``scale`` defaults to ``d_k ** -0.5``.
+    state ``[b, h, d_k, d_v]``; ``scale`` defaults to ``d_k ** -0.5``. ``backend`` picks the chunk form's
+    engine (module docstring).
     """
     b, t, h, dk, dv = check_qkv(q, k, v)
     check_choice("mode", mode, MODES)
+    check_choice("backend", backend, BACKENDS)
     check_positive_int("chunk_size", chunk_size)
     g = check_log_decay(g, b, t, h)
     check_state("initial_state", initial_state, (b, h, dk, dv))
     scale = dk**-0.5 if scale is None else float(scale)
+    tensors = (q, k, v, g, initial_state)
+    why = "mode='recurrent' runs the token loop" if mode == "recurrent" else None
+    if why is None and backend != "pytorch":
+        needs_grad = torch.is_grad_enabled() and any(x is not None and x.requires_grad for x in tensors)
+        why = native_why_not(tensors, needs_grad)
+    if backend == "native" and why is not None:
+        raise ValueError(f"backend='native': {why}")
     if mode == "recurrent":
         o, S = _recurrent(q, k, v, g, scale, initial_state)
+    elif backend != "pytorch" and why is None:
+        o, S = native.decay_chunk(q, k, v, g, scale=scale, chunk_size=chunk_size, initial_state=initial_state)
     else:
         o, S = _chunk(q, k, v, g, scale, chunk_size, initial_state)
     o = o.to(v.dtype)

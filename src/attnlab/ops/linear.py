@@ -54,13 +54,15 @@ def linear_attention(
     scale: float | None = None,
     initial_state=None,
     output_final_state: bool = False,
+    backend: str = "auto",
 ):
     """Causal linear attention on ``q, k [b, t, h, d]``, ``v [b, t, h, d_v]``.
 
     ``φ`` (``feature_map``) is applied to q and k, then ``φ(q)`` is multiplied by ``scale``
     (default ``d ** -0.5``, ``d`` the input head dim). ``g [b, t, h]`` is an optional log-decay.
     With ``normalize=True`` the state is a pair ``(S [b, h, d_φ, d_v], z [b, h, d_φ])``; the
-    normaliser is clamped below at 1e-6 (a relu map can make it exactly 0).
+    normaliser is clamped below at 1e-6 (a relu map can make it exactly 0). ``backend`` as for
+    :func:`attnlab.ops.decay_linear_attention`.
     """
     b, t, h, d, dv = check_qkv(q, k, v)
     phi = get_feature_map(feature_map)
@@ -68,7 +70,7 @@ def linear_attention(
     scale = d**-0.5 if scale is None else float(scale)
     fq, fk = phi(acc(q)), phi(acc(k))
     dphi = fq.shape[-1]
-    common = dict(mode=mode, chunk_size=chunk_size, scale=scale, output_final_state=True)
+    common = dict(mode=mode, chunk_size=chunk_size, scale=scale, output_final_state=True, backend=backend)
     if not normalize:
         o, S = decay_linear_attention(fq, fk, acc(v), g, initial_state=initial_state, **common)
         o = o.to(v.dtype)

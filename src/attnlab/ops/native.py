@@ -159,7 +159,10 @@ def _load() -> dict:
     cbwd = ctypes.CDLL(str(path)).attnlab_delta_chunk_bwd
     cbwd.argtypes = [p] * 14 + [i] * 6 + [ctypes.c_float, i, p]
     cbwd.restype = i
-    return {"fn": fn, "bwd": cbwd, "sgemm": sgemm, "path": path}
+    dfn = ctypes.CDLL(str(path)).attnlab_decay_chunk_fwd
+    dfn.argtypes = [p] * 6 + [i] * 6 + [ctypes.c_float, i, p]
+    dfn.restype = i
+    return {"fn": fn, "bwd": cbwd, "decay": dfn, "sgemm": sgemm, "path": path}
 
 
 def _kernel() -> dict:
@@ -248,6 +251,26 @@ def delta_backward(q, k, v, g, beta, initial_state, do, dS, *, scale: float, chu
     if rc:
         raise MemoryError("native delta-rule backward: a thread could not allocate its workspace")
     return dq, dk_, dv_, dg, dbeta, dS0
+
+
+def decay_chunk(q, k, v, g, *, scale: float, chunk_size: int, initial_state=None):
+    """``(o [b, t, h, d_v], S [b, h, d_k, d_v])``, float32: decayed linear attention's chunk form in C (forward
+    only; ``g`` None for plain linear attention). Inputs as for :func:`attnlab.ops.decay_linear_attention`
+    (already checked); call only where :func:`attnlab.ops.decay.native_why_not` found nothing against it."""
+    kern = _kernel()
+    b, t, h, dk = q.shape
+    dv = v.shape[-1]
+    chunk_size = chunk_length(chunk_size, t)
+    q, k, v = (_f32(x) for x in (q, k, v))
+    g = None if g is None else _f32(g)
+    o = torch.empty(b, t, h, dv)
+    S = torch.zeros(b * h, dk, dv) if initial_state is None else _f32(initial_state).reshape(b * h, dk, dv).clone()
+    threads = max(1, min(torch.get_num_threads(), b * h))
+    rc = kern["decay"](q.data_ptr(), k.data_ptr(), v.data_ptr(), None if g is None else g.data_ptr(), o.data_ptr(),
+                       S.data_ptr(), b, t, h, dk, dv, chunk_size, scale, threads, kern["sgemm"])
+    if rc:
+        raise MemoryError("native decayed linear attention: a thread could not allocate its chunk workspace")
+    return o, S.reshape(b, h, dk, dv)
 
 
 class NativeDelta(torch.autograd.Function):

@@ -439,3 +439,97 @@ int attnlab_delta_chunk_bwd(const float *q, const float *k, const float *v, cons
     }
     return fail;
 }
+
+
+/* ---- decayed linear attention, forward (attnlab.ops.decay) ------------------------------------------
+
+   S_t = exp(g_t) S_{t-1} + k_t v_t^T, o_t = s S_t^T q_t (no gate: linear attention). Per chunk, with G the
+   in-chunk cumulative log-decay and E_ij = exp(G_i - G_j):  O = s (gamma o Q S + lower(Q K^T o E) V) and
+   S <- gamma_c S + (exp(G_c - G) o K)^T V: the delta rule's chunk forward without its triangular solve. */
+
+typedef struct {
+    const float *q, *k, *v, *g;
+    float *o, *S;
+    int b, t, h, dk, dv, C;
+    float scale;
+    sgemm_t sgemm;
+} djob_t;
+
+static void head_decay(const djob_t *J, int bh, float *ws) {
+    const int t = J->t, h = J->h, dk = J->dk, dv = J->dv, C = J->C, bi = bh / h, hi = bh % h;
+    const int lk = h * dk, lv = h * dv;
+    const sgemm_t f = J->sgemm;
+    const float *q = J->q + ((size_t)bi * t * h + hi) * dk, *k = J->k + ((size_t)bi * t * h + hi) * dk;
+    const float *v = J->v + ((size_t)bi * t * h + hi) * dv;
+    const float *g = J->g ? J->g + (size_t)bi * t * h + hi : NULL;
+    float *o = J->o + ((size_t)bi * t * h + hi) * dv, *S = J->S + (size_t)bh * dk * dv;
+    float *P = ws, *Kd = P + C * C, *G = Kd + (size_t)C * dk, *E = G + C;
+    for (int c0 = 0; c0 < t; c0 += C) {
+        const int c = t - c0 < C ? t - c0 : C;
+        const float *qc = q + (size_t)c0 * lk, *kc = k + (size_t)c0 * lk, *vc = v + (size_t)c0 * lv;
+        float *oc = o + (size_t)c0 * lv;
+        if (g) {
+            float acc = 0.f;
+            for (int i = 0; i < c; i++) { acc += g[(size_t)(c0 + i) * h]; G[i] = acc; }
+        }
+        const int m = c / 2; /* the lower triangle of Q K^T by halves, as in the delta rule's forward */
+        gemm(f, 0, 1, c, m, dk, 1.f, qc, lk, kc, lk, 0.f, P, C);
+        gemm(f, 0, 1, c - m, c - m, dk, 1.f, qc + (size_t)m * lk, lk, kc + (size_t)m * lk, lk, 0.f,
+             P + (size_t)m * C + m, C);
+        for (int i = 0; i < c; i++) {
+            float *pi = P + (size_t)i * C;
+            if (g) {
+                const float Gi = G[i];
+                #pragma omp simd
+                for (int j = 0; j <= i; j++) E[j] = exp_le0(Gi - G[j]);
+                #pragma omp simd
+                for (int j = 0; j <= i; j++) pi[j] *= E[j];
+            }
+            for (int j = i + 1; j < c; j++) pi[j] = 0.f;
+        }
+        gemm(f, 0, 0, c, dv, dk, J->scale, qc, lk, S, dv, 0.f, oc, lv);
+        if (g)
+            for (int i = 0; i < c; i++) {
+                const float gi = exp_le0(G[i]);
+                float *oi = oc + (size_t)i * lv;
+                #pragma omp simd
+                for (int j = 0; j < dv; j++) oi[j] *= gi;
+            }
+        gemm(f, 0, 0, c, dv, m, J->scale, P, C, vc, lv, 1.f, oc, lv);
+        gemm(f, 0, 0, c - m, dv, c - m, J->scale, P + (size_t)m * C + m, C, vc + (size_t)m * lv, lv, 1.f,
+             oc + (size_t)m * lv, lv);
+        if (g) {
+            const float Gc = G[c - 1], gc = exp_le0(Gc);
+            #pragma omp simd
+            for (int i = 0; i < dk * dv; i++) S[i] *= gc;
+            for (int i = 0; i < c; i++) {
+                const float s = exp_le0(Gc - G[i]), *ki = kc + (size_t)i * lk;
+                float *kd = Kd + (size_t)i * dk;
+                #pragma omp simd
+                for (int j = 0; j < dk; j++) kd[j] = s * ki[j];
+            }
+            gemm(f, 1, 0, dk, dv, c, 1.f, Kd, dk, vc, lv, 1.f, S, dv);
+        } else {
+            gemm(f, 1, 0, dk, dv, c, 1.f, kc, lk, vc, lv, 1.f, S, dv);
+        }
+    }
+}
+
+/* returns 0, or 1 when a thread could not allocate its workspace */
+int attnlab_decay_chunk_fwd(const float *q, const float *k, const float *v, const float *g, float *o, float *S,
+                            int b, int t, int h, int dk, int dv, int C, float scale, int nthreads, void *sgemm) {
+    const djob_t J = {q, k, v, g, o, S, b, t, h, dk, dv, C, scale, (sgemm_t)sgemm};
+    const size_t wsz = (size_t)C * C + (size_t)C * dk + 2 * (size_t)C;
+    int fail = 0;
+    #pragma omp parallel num_threads(nthreads) reduction(| : fail)
+    {
+        float *ws = malloc(sizeof(float) * wsz);
+        omp_set_num_threads(1);
+        if (!ws) fail = 1;
+        #pragma omp for schedule(static)
+        for (int bh = 0; bh < b * h; bh++)
+            if (ws) head_decay(&J, bh, ws);
+        free(ws);
+    }
+    return fail;
+}
