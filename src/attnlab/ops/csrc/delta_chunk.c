@@ -51,6 +51,42 @@ static inline float exp_le0(float x) {
 
 #define LEAF 16
 
+/* O = scale (diag(exp(G)) Q S + P V) of one chunk (G NULL: no decay), P [c, c] lower-triangular (row stride C):
+   its product by halves, the [m:, :m] block and the lower [m:, m:] one */
+static void chunk_output(sgemm_t f, const float *Q, int lq, const float *S, const float *P, const float *V, int lvi,
+                         float *O, int lo, const float *G, int c, int C, int dk, int dv, float scale) {
+    const int m = c / 2;
+    gemm(f, 0, 0, c, dv, dk, scale, Q, lq, S, dv, 0.f, O, lo);
+    if (G)
+        for (int i = 0; i < c; i++) {
+            const float gi = exp_le0(G[i]);
+            float *oi = O + (size_t)i * lo;
+            #pragma omp simd
+            for (int j = 0; j < dv; j++) oi[j] *= gi;
+        }
+    gemm(f, 0, 0, c, dv, m, scale, P, C, V, lvi, 1.f, O, lo);
+    gemm(f, 0, 0, c - m, dv, c - m, scale, P + (size_t)m * C + m, C, V + (size_t)m * lvi, lvi, 1.f, O + (size_t)m * lo,
+         lo);
+}
+
+/* X <- (I + A)^-1 X in place, A strictly lower-triangular [c, c] (row stride C), X [c, lx]: forward
+   substitution by LEAF-row blocks (a product with the rows already solved, then a row loop inside the block) */
+static void lower_solve(sgemm_t f, const float *A, float *X, int c, int C, int lx) {
+    for (int r0 = 0; r0 < c; r0 += LEAF) {
+        const int r1 = r0 + LEAF < c ? r0 + LEAF : c;
+        gemm(f, 0, 0, r1 - r0, lx, r0, -1.f, A + (size_t)r0 * C, C, X, lx, 1.f, X + (size_t)r0 * lx, lx);
+        for (int i = r0 + 1; i < r1; i++) {
+            float *restrict x = X + (size_t)i * lx;
+            const float *ai = A + (size_t)i * C;
+            for (int j = r0; j < i; j++) {
+                const float a = ai[j], *restrict xj = X + (size_t)j * lx;
+                #pragma omp simd
+                for (int l = 0; l < lx; l++) x[l] -= a * xj[l];
+            }
+        }
+    }
+}
+
 typedef struct {
     const float *q, *k, *v, *beta, *g; /* [b, t, h, d] and [b, t, h], contiguous */
     float *o, *S;                       /* o [b, t, h, dv]; S [b*h, dk, dv], read and written */
@@ -120,33 +156,12 @@ static float head(const job_t *J, int bh, float *ws) {
             #pragma omp simd
             for (int j = 0; j < dv; j++) x[dk + j] = bi_ * vi[j];
         }
-        for (int r0 = 0; r0 < c; r0 += LEAF) {
-            const int r1 = r0 + LEAF < c ? r0 + LEAF : c;
-            gemm(f, 0, 0, r1 - r0, lx, r0, -1.f, A + (size_t)r0 * C, C, X, lx, 1.f, X + (size_t)r0 * lx, lx);
-            for (int i = r0 + 1; i < r1; i++) {
-                float *restrict x = X + (size_t)i * lx;
-                const float *ai = A + (size_t)i * C;
-                for (int j = r0; j < i; j++) {
-                    const float a = ai[j], *restrict xj = X + (size_t)j * lx;
-                    #pragma omp simd
-                    for (int l = 0; l < lx; l++) x[l] -= a * xj[l];
-                }
-            }
-        }
+        lower_solve(f, A, X, c, C, lx);
         /* V_new = U - W S */
         for (int i = 0; i < c; i++) memcpy(Vn + (size_t)i * dv, X + (size_t)i * lx + dk, sizeof(float) * dv);
         gemm(f, 0, 0, c, dv, dk, -1.f, X, lx, S, dv, 1.f, Vn, dv);
         /* O = scale (diag(gamma) Q S + P V_new), P lower-triangular: by halves again */
-        gemm(f, 0, 0, c, dv, dk, J->scale, qc, lk, S, dv, 0.f, oc, lv);
-        if (g)
-            for (int i = 0; i < c; i++) {
-                const float gi = exp_le0(G[i]);
-                float *oi = oc + (size_t)i * lv;
-                #pragma omp simd
-                for (int j = 0; j < dv; j++) oi[j] *= gi;
-            }
-        gemm(f, 0, 0, c, dv, m, J->scale, P, C, Vn, dv, 1.f, oc, lv);
-        gemm(f, 0, 0, c - m, dv, c - m, J->scale, P + (size_t)m * C + m, C, Vn + (size_t)m * dv, dv, 1.f, oc + (size_t)m * lv, lv);
+        chunk_output(f, qc, lk, S, P, Vn, dv, oc, lv, g ? G : NULL, c, C, dk, dv, J->scale);
         /* S = gamma_c S + (K o exp(G_c - G))^T V_new */
         if (g) {
             const float Gc = G[c - 1], gc = exp_le0(Gc);
@@ -186,6 +201,26 @@ int attnlab_delta_chunk_fwd(const float *q, const float *k, const float *v, cons
         free(ws);
     }
     *worst_out = worst;
+    return fail;
+}
+
+
+/* every (batch row, head) of a job through fn, spread over OpenMP threads, each with its own workspace of wsz
+   floats; returns 0, or 1 when a thread could not allocate it */
+typedef void (*head_fn)(const void *job, int bh, float *ws);
+
+static int over_heads(head_fn fn, const void *job, int n, size_t wsz, int nthreads) {
+    int fail = 0;
+    #pragma omp parallel num_threads(nthreads) reduction(| : fail)
+    {
+        float *ws = malloc(sizeof(float) * wsz);
+        omp_set_num_threads(1); /* BLAS calls inside run on this thread alone */
+        if (!ws) fail = 1;
+        #pragma omp for schedule(static)
+        for (int bh = 0; bh < n; bh++)
+            if (ws) fn(job, bh, ws);
+        free(ws);
+    }
     return fail;
 }
 
@@ -234,7 +269,8 @@ static void decay_grad(const float *x, const float *y, int c, int C, int strict,
     }
 }
 
-static void head_chunk_bwd(const cjob_t *J, int bh, float *ws) {
+static void head_chunk_bwd(const void *job, int bh, float *ws) {
+    const cjob_t *J = job;
     const int t = J->t, h = J->h, dk = J->dk_, dv = J->dv_, C = J->C, bi = bh / h, hi = bh % h;
     const int n = (t + C - 1) / C, lk = h * dk, lv = h * dv, lx = dk + dv;
     const size_t sz = (size_t)dk * dv;
@@ -290,19 +326,7 @@ static void head_chunk_bwd(const cjob_t *J, int bh, float *ws) {
             for (int l = 0; l < dk; l++) x[l] = b_ * gi * ki[l];
             for (int l = 0; l < dv; l++) x[dk + l] = b_ * vi[l];
         }
-        for (int r0 = 0; r0 < c; r0 += LEAF) { /* (I + A) X = B, blocked forward substitution */
-            const int r1 = r0 + LEAF < c ? r0 + LEAF : c;
-            gemm(f, 0, 0, r1 - r0, lx, r0, -1.f, A + (size_t)r0 * C, C, X, lx, 1.f, X + (size_t)r0 * lx, lx);
-            for (int i = r0 + 1; i < r1; i++) {
-                float *restrict x = X + (size_t)i * lx;
-                const float *ai = A + (size_t)i * C;
-                for (int j = r0; j < i; j++) {
-                    const float a = ai[j], *restrict xj = X + (size_t)j * lx;
-                    #pragma omp simd
-                    for (int l = 0; l < lx; l++) x[l] -= a * xj[l];
-                }
-            }
-        }
+        lower_solve(f, A, X, c, C, lx); /* (I + A) X = B */
         for (int i = 0; i < c; i++) memcpy(Vn + (size_t)i * dv, X + (size_t)i * lx + dk, sizeof(float) * dv);
         gemm(f, 0, 0, c, dv, dk, -1.f, X, lx, S, dv, 1.f, Vn, dv);
         const float *Kx = kc; /* Kd: the keys as the state leaving the chunk sees them */
@@ -426,18 +450,7 @@ int attnlab_delta_chunk_bwd(const float *q, const float *k, const float *v, cons
     const size_t lx = (size_t)dk_ + dv_;
     const size_t wsz = 5 * (size_t)C * C + 2 * (size_t)C * lx + 3 * (size_t)C * dv_ + 2 * (size_t)C * dk_ +
                        (size_t)dk_ * dv_ + 3 * (size_t)C;
-    int fail = 0;
-    #pragma omp parallel num_threads(nthreads) reduction(| : fail)
-    {
-        float *ws = malloc(sizeof(float) * wsz);
-        omp_set_num_threads(1); /* BLAS calls inside run on this thread alone */
-        if (!ws) fail = 1;
-        #pragma omp for schedule(static)
-        for (int bh = 0; bh < b * h; bh++)
-            if (ws) head_chunk_bwd(&J, bh, ws);
-        free(ws);
-    }
-    return fail;
+    return over_heads(head_chunk_bwd, &J, b * h, wsz, nthreads);
 }
 
 
@@ -455,7 +468,8 @@ typedef struct {
     sgemm_t sgemm;
 } djob_t;
 
-static void head_decay(const djob_t *J, int bh, float *ws) {
+static void head_decay(const void *job, int bh, float *ws) {
+    const djob_t *J = job;
     const int t = J->t, h = J->h, dk = J->dk, dv = J->dv, C = J->C, bi = bh / h, hi = bh % h;
     const int lk = h * dk, lv = h * dv;
     const sgemm_t f = J->sgemm;
@@ -487,17 +501,7 @@ static void head_decay(const djob_t *J, int bh, float *ws) {
             }
             for (int j = i + 1; j < c; j++) pi[j] = 0.f;
         }
-        gemm(f, 0, 0, c, dv, dk, J->scale, qc, lk, S, dv, 0.f, oc, lv);
-        if (g)
-            for (int i = 0; i < c; i++) {
-                const float gi = exp_le0(G[i]);
-                float *oi = oc + (size_t)i * lv;
-                #pragma omp simd
-                for (int j = 0; j < dv; j++) oi[j] *= gi;
-            }
-        gemm(f, 0, 0, c, dv, m, J->scale, P, C, vc, lv, 1.f, oc, lv);
-        gemm(f, 0, 0, c - m, dv, c - m, J->scale, P + (size_t)m * C + m, C, vc + (size_t)m * lv, lv, 1.f,
-             oc + (size_t)m * lv, lv);
+        chunk_output(f, qc, lk, S, P, vc, lv, oc, lv, g ? G : NULL, c, C, dk, dv, J->scale);
         if (g) {
             const float Gc = G[c - 1], gc = exp_le0(Gc);
             #pragma omp simd
@@ -520,16 +524,5 @@ int attnlab_decay_chunk_fwd(const float *q, const float *k, const float *v, cons
                             int b, int t, int h, int dk, int dv, int C, float scale, int nthreads, void *sgemm) {
     const djob_t J = {q, k, v, g, o, S, b, t, h, dk, dv, C, scale, (sgemm_t)sgemm};
     const size_t wsz = (size_t)C * C + (size_t)C * dk + 2 * (size_t)C;
-    int fail = 0;
-    #pragma omp parallel num_threads(nthreads) reduction(| : fail)
-    {
-        float *ws = malloc(sizeof(float) * wsz);
-        omp_set_num_threads(1);
-        if (!ws) fail = 1;
-        #pragma omp for schedule(static)
-        for (int bh = 0; bh < b * h; bh++)
-            if (ws) head_decay(&J, bh, ws);
-        free(ws);
-    }
-    return fail;
+    return over_heads(head_decay, &J, b * h, wsz, nthreads);
 }
