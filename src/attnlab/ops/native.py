@@ -154,10 +154,10 @@ def _load() -> dict:
     except (OSError, AttributeError) as e:  # an unwritable cache, a library that does not load
         return {"why": f"the native kernel could not be built or loaded ({type(e).__name__}: {e})"}
     p, i = ctypes.c_void_p, ctypes.c_int
-    fn.argtypes = [p] * 8 + [i] * 6 + [ctypes.c_float, i, p, ctypes.POINTER(ctypes.c_float)]
+    fn.argtypes = [p] * 9 + [i] * 6 + [ctypes.c_float, i, p, ctypes.POINTER(ctypes.c_float)]
     fn.restype = i
     cbwd = ctypes.CDLL(str(path)).attnlab_delta_chunk_bwd
-    cbwd.argtypes = [p] * 14 + [i] * 6 + [ctypes.c_float, i, p]
+    cbwd.argtypes = [p] * 15 + [i] * 6 + [ctypes.c_float, i, p]
     cbwd.restype = i
     dfn = ctypes.CDLL(str(path)).attnlab_decay_chunk_fwd
     dfn.argtypes = [p] * 6 + [i] * 6 + [ctypes.c_float, i, p]
@@ -196,9 +196,17 @@ def _f32(x: torch.Tensor) -> torch.Tensor:
     return x.detach().to(torch.float32).contiguous()
 
 
-def delta_chunk(q, k, v, g, beta, *, scale: float, chunk_size: int, initial_state=None, keep_starts: bool = False):
+def saved_size(chunk_size: int, dk: int, dv: int) -> int:
+    """Floats the forward keeps per chunk for the backward (``keep_blocks``): K Kᵀ ⊙ E, P, X = [W | U], V_new."""
+    return chunk_size * (2 * chunk_size + dk + 2 * dv)
+
+
+def delta_chunk(q, k, v, g, beta, *, scale: float, chunk_size: int, initial_state=None, keep_starts: bool = False,
+                keep_blocks: bool = False):
     """``(o [b, t, h, d_v] float32, S [b, h, d_k, d_v] float32, max β‖k‖²)`` — the chunk form in C; with
-    ``keep_starts``, a fourth item: the state entering every chunk ``[b·h, n, d_k, d_v]`` (for the backward).
+    ``keep_starts``, a fourth item: the state entering every chunk ``[b·h, n, d_k, d_v]``, and with
+    ``keep_blocks`` a fifth: each chunk's blocks ``[b·h, n, saved_size]``, which spare the backward its replay
+    of every chunk's forward (both for :func:`delta_backward`).
 
     Inputs as for :func:`attnlab.ops.gated_delta_rule` (already checked); call only where
     :func:`attnlab.ops.delta_engines.choose` picked the native engine.
@@ -213,21 +221,28 @@ def delta_chunk(q, k, v, g, beta, *, scale: float, chunk_size: int, initial_stat
     S = torch.zeros(b * h, dk, dv) if initial_state is None else _f32(initial_state).reshape(b * h, dk, dv).clone()
     worst = ctypes.c_float(0.0)
     threads = max(1, min(torch.get_num_threads(), b * h))
-    starts = torch.empty(b * h, -(-t // chunk_size), dk, dv) if keep_starts else None
-    rc = kern["fn"](q.data_ptr(), k.data_ptr(), v.data_ptr(), beta.data_ptr(), None if g is None else g.data_ptr(),
-                    o.data_ptr(), S.data_ptr(), None if starts is None else starts.data_ptr(), b, t, h, dk, dv,
-                    chunk_size, scale, threads, kern["sgemm"], ctypes.byref(worst))
+    n = -(-t // chunk_size)
+    starts = torch.empty(b * h, n, dk, dv) if keep_starts or keep_blocks else None
+    blocks = torch.empty(b * h, n, saved_size(chunk_size, dk, dv)) if keep_blocks else None
+    ptr = lambda x: None if x is None else x.data_ptr()  # noqa: E731
+    rc = kern["fn"](q.data_ptr(), k.data_ptr(), v.data_ptr(), beta.data_ptr(), ptr(g), o.data_ptr(), S.data_ptr(),
+                    ptr(starts), ptr(blocks), b, t, h, dk, dv, chunk_size, scale, threads, kern["sgemm"],
+                    ctypes.byref(worst))
     if rc:
         raise MemoryError("native delta-rule kernel: a thread could not allocate its chunk workspace")
     out = o, S.reshape(b, h, dk, dv), worst.value
+    if keep_blocks:
+        return (*out, starts, blocks)
     return (*out, starts) if keep_starts else out
 
 
-def delta_backward(q, k, v, g, beta, initial_state, do, dS, *, scale: float, chunk_size: int, starts=None):
+def delta_backward(q, k, v, g, beta, initial_state, do, dS, *, scale: float, chunk_size: int, starts=None,
+                   blocks=None):
     """Gradients of the (gated) delta rule, ``(dq, dk, dv, dg, dβ, dS₀)`` (``dg`` None without a gate), chunkwise
     in C from the forward's inputs (float32, CPU; see ``csrc/delta_chunk.c``). ``do`` is the output's gradient,
     ``dS`` the final state's (None: unused); ``starts``, the forward's chunk-start states (:func:`delta_chunk`
-    with ``keep_starts``; recomputed when not given), saves one pass over the sequence."""
+    with ``keep_starts``; recomputed when not given), saves one pass over the sequence; ``blocks`` (``keep_blocks``,
+    with the same call's ``starts``) the replay of each chunk's forward."""
     kern = _kernel()
     b, t, h, dk = q.shape
     dv = v.shape[-1]
@@ -245,9 +260,11 @@ def delta_backward(q, k, v, g, beta, initial_state, do, dS, *, scale: float, chu
     if starts is None:
         starts = delta_chunk(q, k, v, g, beta, scale=scale, chunk_size=chunk_size, initial_state=S0,
                              keep_starts=True)[3]
-    rc = kern["bwd"](ptr(q), ptr(k), ptr(v), ptr(beta), ptr(g), ptr(starts.contiguous()), ptr(do), ptr(dSf),
-                     ptr(dq), ptr(dk_), ptr(dv_), ptr(dbeta), ptr(dg), ptr(dS0), b, t, h, dk, dv, chunk_size, scale,
-                     threads, kern["sgemm"])
+    if blocks is not None and tuple(blocks.shape) != (b * h, -(-t // chunk_size), saved_size(chunk_size, dk, dv)):
+        raise ValueError(f"blocks must be delta_chunk's keep_blocks output for these inputs, got {tuple(blocks.shape)}")
+    rc = kern["bwd"](ptr(q), ptr(k), ptr(v), ptr(beta), ptr(g), ptr(starts.contiguous()), ptr(blocks), ptr(do),
+                     ptr(dSf), ptr(dq), ptr(dk_), ptr(dv_), ptr(dbeta), ptr(dg), ptr(dS0), b, t, h, dk, dv,
+                     chunk_size, scale, threads, kern["sgemm"])
     if rc:
         raise MemoryError("native delta-rule backward: a thread could not allocate its workspace")
     return dq, dk_, dv_, dg, dbeta, dS0
@@ -279,9 +296,9 @@ class NativeDelta(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, q, k, v, g, beta, initial_state, scale, chunk_size):
-        o, S, worst, starts = delta_chunk(q, k, v, g, beta, scale=scale, chunk_size=chunk_size,
-                                          initial_state=initial_state, keep_starts=True)
-        ctx.save_for_backward(q, k, v, g, beta, initial_state, starts)
+        o, S, worst, starts, blocks = delta_chunk(q, k, v, g, beta, scale=scale, chunk_size=chunk_size,
+                                                  initial_state=initial_state, keep_blocks=True)
+        ctx.save_for_backward(q, k, v, g, beta, initial_state, starts, blocks)
         ctx.scale, ctx.chunk_size = scale, chunk_size
         worst = torch.tensor(worst)
         ctx.mark_non_differentiable(worst)
@@ -289,7 +306,7 @@ class NativeDelta(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, do, dS, _dworst):
-        q, k, v, g, beta, initial_state, starts = ctx.saved_tensors
+        q, k, v, g, beta, initial_state, starts, blocks = ctx.saved_tensors
         dq, dk, dv, dg, dbeta, dS0 = delta_backward(q, k, v, g, beta, initial_state, do, dS, scale=ctx.scale,
-                                                    chunk_size=ctx.chunk_size, starts=starts)
+                                                    chunk_size=ctx.chunk_size, starts=starts, blocks=blocks)
         return (dq, dk, dv, dg, dbeta, dS0 if initial_state is not None else None, None, None)

@@ -91,12 +91,17 @@ typedef struct {
     const float *q, *k, *v, *beta, *g; /* [b, t, h, d] and [b, t, h], contiguous */
     float *o, *S;                       /* o [b, t, h, dv]; S [b*h, dk, dv], read and written */
     float *starts;                      /* NULL, or [b*h, n chunks, dk, dv]: the state entering each chunk */
+    float *saved;                       /* NULL, or [b*h, n chunks, SAVED floats]: each chunk's blocks (below) */
     int b, t, h, dk, dv, C;
     float scale;
     sgemm_t sgemm;
 } job_t;
 
 /* all chunks of one (batch row, head); returns max_i |beta_i| |k_i|^2 for the blow-up warning */
+/* what the forward keeps of each chunk for the backward, row stride C or d: K K^T o E (strict lower), P (lower),
+   X = [W | U] and V_new (before the gate's decay into the state) */
+static size_t saved_size(int C, int dk, int dv) { return (size_t)C * (2 * (size_t)C + dk + 2 * (size_t)dv); }
+
 static float head(const job_t *J, int bh, float *ws) {
     float worst = 0.f;
     const int t = J->t, h = J->h, dk = J->dk, dv = J->dv, C = J->C, bi = bh / h, hi = bh % h;
@@ -109,8 +114,9 @@ static float head(const job_t *J, int bh, float *ws) {
     float *A = ws, *P = A + C * C, *X = P + C * C, *Vn = X + C * lx, *G = Vn + C * dv, *E = G + C;
     for (int c0 = 0; c0 < t; c0 += C) {
         const int c = t - c0 < C ? t - c0 : C;
-        if (J->starts) /* kept for the backward pass, which replays each chunk from its start */
+        if (J->starts) /* kept for the backward pass */
             memcpy(J->starts + ((size_t)bh * ((t + C - 1) / C) + c0 / C) * dk * dv, S, sizeof(float) * dk * dv);
+        float *sv = J->saved ? J->saved + ((size_t)bh * ((t + C - 1) / C) + c0 / C) * saved_size(C, dk, dv) : NULL;
         const float *qc = q + (size_t)c0 * lk, *kc = k + (size_t)c0 * lk, *vc = v + (size_t)c0 * lv;
         const float *bc = be + (size_t)c0 * h;
         float *oc = o + (size_t)c0 * lv;
@@ -137,15 +143,16 @@ static float head(const job_t *J, int bh, float *ws) {
                 #pragma omp simd
                 for (int j = 0; j <= i; j++) E[j] = exp_le0(Gi - G[j]);
                 #pragma omp simd
-                for (int j = 0; j < i; j++) ai[j] *= bi_ * E[j];
+                for (int j = 0; j < i; j++) ai[j] *= E[j];
                 #pragma omp simd
                 for (int j = 0; j <= i; j++) pi[j] *= E[j];
-            } else {
-                #pragma omp simd
-                for (int j = 0; j < i; j++) ai[j] *= bi_;
             }
+            if (sv) memcpy(sv + (size_t)i * C, ai, sizeof(float) * i);
+            #pragma omp simd
+            for (int j = 0; j < i; j++) ai[j] *= bi_;
             for (int j = i + 1; j < c; j++) pi[j] = 0.f;
         }
+        if (sv) memcpy(sv + (size_t)C * C, P, sizeof(float) * c * C);
         /* X = (I + A)^-1 diag(beta) [gamma K | V] by blocked forward substitution */
         for (int i = 0; i < c; i++) {
             const float bi_ = bc[(size_t)i * h], s = g ? bi_ * exp_le0(G[i]) : bi_;
@@ -160,6 +167,10 @@ static float head(const job_t *J, int bh, float *ws) {
         /* V_new = U - W S */
         for (int i = 0; i < c; i++) memcpy(Vn + (size_t)i * dv, X + (size_t)i * lx + dk, sizeof(float) * dv);
         gemm(f, 0, 0, c, dv, dk, -1.f, X, lx, S, dv, 1.f, Vn, dv);
+        if (sv) {
+            memcpy(sv + 2 * (size_t)C * C, X, sizeof(float) * c * lx);
+            memcpy(sv + 2 * (size_t)C * C + (size_t)C * lx, Vn, sizeof(float) * c * dv);
+        }
         /* O = scale (diag(gamma) Q S + P V_new), P lower-triangular: by halves again */
         chunk_output(f, qc, lk, S, P, Vn, dv, oc, lv, g ? G : NULL, c, C, dk, dv, J->scale);
         /* S = gamma_c S + (K o exp(G_c - G))^T V_new */
@@ -181,9 +192,10 @@ static float head(const job_t *J, int bh, float *ws) {
 
 /* returns 0, or 1 when a thread could not allocate its workspace */
 int attnlab_delta_chunk_fwd(const float *q, const float *k, const float *v, const float *beta, const float *g,
-                            float *o, float *S, float *starts, int b, int t, int h, int dk, int dv, int C, float scale,
+                            float *o, float *S, float *starts, float *saved, int b, int t, int h, int dk, int dv, int C,
+                            float scale,
                             int nthreads, void *sgemm, float *worst_out) {
-    const job_t J = {q, k, v, beta, g, o, S, starts, b, t, h, dk, dv, C, scale, (sgemm_t)sgemm};
+    const job_t J = {q, k, v, beta, g, o, S, starts, saved, b, t, h, dk, dv, C, scale, (sgemm_t)sgemm};
     const size_t wsz = (size_t)2 * C * C + (size_t)C * (dk + dv) + (size_t)C * dv + 2 * (size_t)C;
     int fail = 0;
     float worst = 0.f;
@@ -248,6 +260,7 @@ static int over_heads(head_fn fn, const void *job, int n, size_t wsz, int nthrea
 
 typedef struct {
     const float *q, *k, *v, *beta, *g, *dO, *dSf, *starts; /* g, dSf may be NULL; starts is required */
+    const float *saved;                                     /* NULL (each chunk is replayed), or the forward's */
     float *dq, *dk, *dv, *dbeta, *dg, *dS0;                 /* dg NULL without a gate */
     int b, t, h, dk_, dv_, C;
     float scale;
@@ -306,29 +319,44 @@ static void head_chunk_bwd(const void *job, int bh, float *ws) {
             for (int i = 0; i < c; i++)
                 for (int j = 0; j <= i; j++) E[(size_t)i * C + j] = exp_le0(G[i] - G[j]);
         }
-        /* the chunk's forward, replayed from S */
-        gemm(f, 0, 1, c, c, dk, 1.f, kc, lk, kc, lk, 0.f, KK, C);
-        gemm(f, 0, 1, c, c, dk, 1.f, qc, lk, kc, lk, 0.f, P, C);
-        for (int i = 0; i < c; i++) {
-            const float b_ = bc[(size_t)i * h], gi = gc_ ? gam[i] : 1.f;
-            float *ai = A + (size_t)i * C, *pi = P + (size_t)i * C;
-            const float *kki = KK + (size_t)i * C, *ei = E + (size_t)i * C;
-            if (gc_) {
-                for (int j = 0; j < i; j++) ai[j] = b_ * kki[j] * ei[j];
-                for (int j = 0; j <= i; j++) pi[j] *= ei[j];
-            } else {
+        /* the chunk's blocks, kept by the forward or replayed from S: K K^T o E, P, X and V_new */
+        const float *KKE = KK, *Pp = P, *Xp = X, *Vnp = Vn;
+        if (J->saved) {
+            const float *sv = J->saved + ((size_t)bh * n + ci) * saved_size(C, dk, dv);
+            KKE = sv;
+            Pp = sv + (size_t)C * C;
+            Xp = Pp + (size_t)C * C;
+            Vnp = Xp + (size_t)C * lx;
+            for (int i = 0; i < c; i++) {
+                const float b_ = bc[(size_t)i * h];
+                float *ai = A + (size_t)i * C;
+                const float *kki = KKE + (size_t)i * C;
                 for (int j = 0; j < i; j++) ai[j] = b_ * kki[j];
+                for (int j = i; j < c; j++) ai[j] = 0.f;
             }
-            for (int j = i; j < c; j++) ai[j] = 0.f;
-            for (int j = i + 1; j < c; j++) pi[j] = 0.f;
-            float *x = X + (size_t)i * lx;
-            const float *ki = kc + (size_t)i * lk, *vi = vc + (size_t)i * lv;
-            for (int l = 0; l < dk; l++) x[l] = b_ * gi * ki[l];
-            for (int l = 0; l < dv; l++) x[dk + l] = b_ * vi[l];
+        } else {
+            gemm(f, 0, 1, c, c, dk, 1.f, kc, lk, kc, lk, 0.f, KK, C);
+            gemm(f, 0, 1, c, c, dk, 1.f, qc, lk, kc, lk, 0.f, P, C);
+            for (int i = 0; i < c; i++) {
+                const float b_ = bc[(size_t)i * h], gi = gc_ ? gam[i] : 1.f;
+                float *ai = A + (size_t)i * C, *pi = P + (size_t)i * C, *kki = KK + (size_t)i * C;
+                const float *ei = E + (size_t)i * C;
+                if (gc_) {
+                    for (int j = 0; j < i; j++) kki[j] *= ei[j];
+                    for (int j = 0; j <= i; j++) pi[j] *= ei[j];
+                }
+                for (int j = 0; j < i; j++) ai[j] = b_ * kki[j];
+                for (int j = i; j < c; j++) ai[j] = 0.f;
+                for (int j = i + 1; j < c; j++) pi[j] = 0.f;
+                float *x = X + (size_t)i * lx;
+                const float *ki = kc + (size_t)i * lk, *vi = vc + (size_t)i * lv;
+                for (int l = 0; l < dk; l++) x[l] = b_ * gi * ki[l];
+                for (int l = 0; l < dv; l++) x[dk + l] = b_ * vi[l];
+            }
+            lower_solve(f, A, X, c, C, lx); /* (I + A) X = B */
+            for (int i = 0; i < c; i++) memcpy(Vn + (size_t)i * dv, X + (size_t)i * lx + dk, sizeof(float) * dv);
+            gemm(f, 0, 0, c, dv, dk, -1.f, X, lx, S, dv, 1.f, Vn, dv);
         }
-        lower_solve(f, A, X, c, C, lx); /* (I + A) X = B */
-        for (int i = 0; i < c; i++) memcpy(Vn + (size_t)i * dv, X + (size_t)i * lx + dk, sizeof(float) * dv);
-        gemm(f, 0, 0, c, dv, dk, -1.f, X, lx, S, dv, 1.f, Vn, dv);
         const float *Kx = kc; /* Kd: the keys as the state leaving the chunk sees them */
         int lkd = lk;
         if (gc_) {
@@ -341,12 +369,12 @@ static void head_chunk_bwd(const void *job, int bh, float *ws) {
             lkd = dk;
         }
         /* dVn; dP (and through E, dG); dQ; dK (direct) */
-        gemm(f, 1, 0, c, dv, c, s, P, C, doc, lv, 0.f, dVn, dv);
+        gemm(f, 1, 0, c, dv, c, s, Pp, C, doc, lv, 0.f, dVn, dv);
         gemm(f, 0, 0, c, dv, dk, 1.f, Kx, lkd, dS, dv, 1.f, dVn, dv);
-        gemm(f, 0, 1, c, c, dv, s, doc, lv, Vn, dv, 0.f, dP, C);
+        gemm(f, 0, 1, c, c, dv, s, doc, lv, Vnp, dv, 0.f, dP, C);
         for (int i = 0; i < c; i++) for (int j = i + 1; j < c; j++) dP[(size_t)i * C + j] = 0.f;
         if (gc_) {
-            decay_grad(dP, P, c, C, 0, dG);
+            decay_grad(dP, Pp, c, C, 0, dG);
             for (int i = 0; i < c; i++) for (int j = 0; j <= i; j++) dP[(size_t)i * C + j] *= E[(size_t)i * C + j];
         }
         gemm(f, 0, 1, c, dk, dv, s, doc, lv, S, dv, 0.f, dqc, lk);
@@ -364,7 +392,7 @@ static void head_chunk_bwd(const void *job, int bh, float *ws) {
         gemm(f, 0, 0, c, dk, c, 1.f, dP, C, kc, lk, 1.f, dqc, lk);
         gemm(f, 1, 0, c, dk, c, 1.f, dP, C, qc, lk, 0.f, dkc, lk);
         if (gc_) {
-            gemm(f, 0, 1, c, dk, dv, 1.f, Vn, dv, dS, dv, 0.f, T1, dk);
+            gemm(f, 0, 1, c, dk, dv, 1.f, Vnp, dv, dS, dv, 0.f, T1, dk);
             for (int i = 0; i < c; i++) {
                 const float w = exp_le0(Gc - G[i]), *ti = T1 + (size_t)i * dk, *kd = Kd + (size_t)i * dk;
                 float *dki = dkc + (size_t)i * lk, u = 0.f;
@@ -373,7 +401,7 @@ static void head_chunk_bwd(const void *job, int bh, float *ws) {
                 dG[i] -= u;
             }
         } else {
-            gemm(f, 0, 1, c, dk, dv, 1.f, Vn, dv, dS, dv, 1.f, dkc, lk);
+            gemm(f, 0, 1, c, dk, dv, 1.f, Vnp, dv, dS, dv, 1.f, dkc, lk);
         }
         /* dX = [-dVn S^T | dVn]; then the state's gradient moves to the chunk's start */
         gemm(f, 0, 1, c, dk, dv, -1.f, dVn, dv, S, dv, 0.f, dX, lx);
@@ -391,7 +419,7 @@ static void head_chunk_bwd(const void *job, int bh, float *ws) {
         } else {
             gemm(f, 1, 0, dk, dv, c, s, qc, lk, doc, lv, 1.f, dS, dv);
         }
-        gemm(f, 1, 0, dk, dv, c, -1.f, X, lx, dVn, dv, 1.f, dS, dv);
+        gemm(f, 1, 0, dk, dv, c, -1.f, Xp, lx, dVn, dv, 1.f, dS, dv);
         /* dB = (I + A)^-T dX, blocked back substitution in place */
         for (int r1 = c; r1 > 0;) {
             const int r0 = r1 - LEAF > 0 ? r1 - LEAF : 0;
@@ -408,16 +436,16 @@ static void head_chunk_bwd(const void *job, int bh, float *ws) {
             r1 = r0;
         }
         /* dA = strict_lower(-dB X^T), into dP; its decay terms into dG; then H = diag(beta) (dA o E) */
-        gemm(f, 0, 1, c, c, lx, -1.f, dX, lx, X, lx, 0.f, dP, C);
+        gemm(f, 0, 1, c, c, lx, -1.f, dX, lx, Xp, lx, 0.f, dP, C);
         if (gc_) decay_grad(dP, A, c, C, 1, dG);
         for (int i = 0; i < c; i++) {
             const float b_ = bc[(size_t)i * h], gi = gc_ ? gam[i] : 1.f;
             float *hi_ = dP + (size_t)i * C;
-            const float *kki = KK + (size_t)i * C, *ei = E + (size_t)i * C, *x = dX + (size_t)i * lx;
+            const float *kki = KKE + (size_t)i * C, *ei = E + (size_t)i * C, *x = dX + (size_t)i * lx;
             const float *ki = kc + (size_t)i * lk, *vi = vc + (size_t)i * lv;
             float db = 0.f, dbk = 0.f;
             if (gc_)
-                for (int j = 0; j < i; j++) { const float de = hi_[j] * ei[j]; db += de * kki[j]; hi_[j] = b_ * de; }
+                for (int j = 0; j < i; j++) { db += hi_[j] * kki[j]; hi_[j] *= b_ * ei[j]; }
             else
                 for (int j = 0; j < i; j++) { db += hi_[j] * kki[j]; hi_[j] *= b_; }
             for (int j = i; j < c; j++) hi_[j] = 0.f;
@@ -442,10 +470,11 @@ static void head_chunk_bwd(const void *job, int bh, float *ws) {
 
 /* returns 0, or 1 when a thread could not allocate its workspace */
 int attnlab_delta_chunk_bwd(const float *q, const float *k, const float *v, const float *beta, const float *g,
-                            const float *starts, const float *dO, const float *dSf, float *dq, float *dk, float *dv,
+                            const float *starts, const float *saved, const float *dO, const float *dSf, float *dq,
+                            float *dk, float *dv,
                             float *dbeta, float *dg, float *dS0, int b, int t, int h, int dk_, int dv_, int C,
                             float scale, int nthreads, void *sgemm) {
-    const cjob_t J = {q, k, v, beta, g, dO, dSf, starts, dq, dk, dv, dbeta, dg, dS0, b, t, h, dk_, dv_, C, scale,
+    const cjob_t J = {q, k, v, beta, g, dO, dSf, starts, saved, dq, dk, dv, dbeta, dg, dS0, b, t, h, dk_, dv_, C, scale,
                       (sgemm_t)sgemm};
     const size_t lx = (size_t)dk_ + dv_;
     const size_t wsz = 5 * (size_t)C * C + 2 * (size_t)C * lx + 3 * (size_t)C * dv_ + 2 * (size_t)C * dk_ +
