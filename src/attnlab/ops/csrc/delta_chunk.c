@@ -1,11 +1,14 @@
-/* The chunkwise (gated) delta rule forward in one call, float32, CPU (attnlab.ops.native).
+/* Chunkwise linear recurrences in C, float32, CPU (attnlab.ops.native): the (gated) delta rule's forward and
+   backward, and decayed linear attention's forward.
 
-   The same WY/UT algorithm as attnlab.ops.delta._chunk, fused per (batch row, head) so that a chunk's
-   blocks stay in cache and no Python runs between chunks: heads are spread over OpenMP threads (the
+   The same WY/UT algorithm as attnlab.ops.delta_engines.chunk_pytorch, fused per (batch row, head) so that a
+   chunk's blocks stay in cache and no Python runs between chunks: heads are spread over OpenMP threads (the
    libgomp that torch already loaded), each runs its chunks in order, and the products go to the BLAS
    that torch links (its `sgemm_`, passed in as a pointer), single-threaded inside the parallel region.
-   Where the PyTorch form computes full C x C products, this one computes lower triangles by halves and
-   solves (I + A) X = diag(beta) [gamma K | V] by blocked forward substitution instead of inverting. */
+   Where the PyTorch form computes full C x C products, the forward computes lower triangles by halves and
+   solves (I + A) X = diag(beta) [gamma K | V] by blocked forward substitution instead of inverting. The
+   backward walks the chunks last first from the state the forward kept at each chunk's start, and reads the
+   blocks the forward kept (or replays them); decayed linear attention is the forward without the solve. */
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
