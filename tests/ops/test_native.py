@@ -294,3 +294,21 @@ def test_training_runs_through_the_native_backward_and_matches_pytorch(gated):
     for name, a, b_ in zip(("dq", "dk", "dv", "dg", "dbeta"), grads["pytorch"], grads["native"]):
         if a is not None:
             assert_close(name, a, b_, ratio=1e-5)
+
+
+@needs_native
+def test_backward_states_and_blocks_from_another_call_are_refused():
+    q, k, v, beta, g = delta_inputs(1, 70, 2, 8, 8)
+    *_, starts, blocks = native.delta_chunk(q, k, v, g, beta, scale=0.5, chunk_size=32, keep_blocks=True)
+    do = torch.randn_like(v)
+    with pytest.raises(ValueError, match="starts must be delta_chunk's keep_starts output for these inputs"):
+        native.delta_backward(q, k, v, g, beta, None, do, None, scale=0.5, chunk_size=16, starts=starts)
+    with pytest.raises(ValueError, match="blocks must be delta_chunk's keep_blocks output for these inputs"):
+        native.delta_backward(q, k, v, g, beta, None, do, None, scale=0.5, chunk_size=32, starts=starts,
+                              blocks=blocks[:, :, :-1])
+    got = native.delta_backward(q, k, v, g, beta, None, do, None, scale=0.5, chunk_size=32, starts=starts,
+                                blocks=blocks)
+    replayed = native.delta_backward(q, k, v, g, beta, None, do, None, scale=0.5, chunk_size=32)
+    for a, b_ in zip(got, replayed):
+        if a is not None:
+            assert_close("kept vs replayed", b_, a, ratio=1e-5)

@@ -260,7 +260,11 @@ def delta_backward(q, k, v, g, beta, initial_state, do, dS, *, scale: float, chu
     if starts is None:
         starts = delta_chunk(q, k, v, g, beta, scale=scale, chunk_size=chunk_size, initial_state=S0,
                              keep_starts=True)[3]
-    if blocks is not None and tuple(blocks.shape) != (b * h, -(-t // chunk_size), saved_size(chunk_size, dk, dv)):
+    n = -(-t // chunk_size)
+    if tuple(starts.shape) != (b * h, n, dk, dv):  # the C code reads exactly these: a wrong one is a bad read
+        raise ValueError(f"starts must be delta_chunk's keep_starts output for these inputs, {(b * h, n, dk, dv)}, "
+                         f"got {tuple(starts.shape)}")
+    if blocks is not None and tuple(blocks.shape) != (b * h, n, saved_size(chunk_size, dk, dv)):
         raise ValueError(f"blocks must be delta_chunk's keep_blocks output for these inputs, got {tuple(blocks.shape)}")
     rc = kern["bwd"](ptr(q), ptr(k), ptr(v), ptr(beta), ptr(g), ptr(starts.contiguous()), ptr(blocks), ptr(do),
                      ptr(dSf), ptr(dq), ptr(dk_), ptr(dv_), ptr(dbeta), ptr(dg), ptr(dS0), b, t, h, dk, dv,
