@@ -12,7 +12,7 @@ of ``C`` tokens: inside a chunk the quadratic form ``(Q Kᵀ ⊙ D) V`` with the
 Its cost is ``O(t·C·d + t·d²)`` with a Python loop over chunks only. A float32 CPU call that needs
 no gradient runs the same chunk form compiled (:func:`attnlab.ops.native.decay_chunk`) where the
 kernel builds (``backend="auto"``, the default; ``"native"`` insists on it, ``"pytorch"`` never uses it):
-no Python between chunks and lower triangles only (``docs/benchmarks.md`` has the measured ratios).
+there the Python loop over chunks and the full ``C × C`` products were most of the time.
 """
 
 from __future__ import annotations
