@@ -128,6 +128,11 @@ def test_s5_at_the_full_budget_reports_every_placement_for_layer_two_and_the_oth
     assert set(reported) == {"deltanet, layer 2 only", "softmax, one layer", "linear_attn, one layer"}
     assert all(set(r) == {p.upper() or "none" for p in PLACEMENTS} for r in reported.values())
     assert "softmax, one layer: none 0.30" in ev.reason and "QKV 0.95" in ev.reason
+    # the reported arms train the first REPORTED_SEEDS seeds; the arms the rule reads, every seed of the budget
+    seeds = lambda prefix: {c.seed for c in runs.configs if c.name.startswith(prefix)}  # noqa: E731
+    assert seeds("mqar-softmax-") == seeds("mqar-deltanet-none+") == {0, 1, 2}
+    assert seeds("mqar-deltanet-k") == seeds("s5-bpe-deltanet-v") == set(Budget.get("full").seeds)
+    assert "(64, 4), 3 seeds): " in ev.reason
 
 
 def test_s5_at_the_quick_budget_reports_softmax_and_linear_attention_with_none_and_k():
