@@ -1,7 +1,7 @@
 """Quick against full: opposite verdicts are found, every other difference is named with the comparisons
 that moved."""
 
-from attnlab.claims.budgets import differences, differences_markdown, kind, opposite
+from attnlab.claims.budgets import differences, differences_markdown, kind, opposite, side_by_side_markdown
 
 
 def claim(cid, verdict, **outcomes):
@@ -35,6 +35,17 @@ def test_differences_name_the_comparisons_that_moved():
     assert differences_markdown([], compared=26) == "Quick and full agree on all 26 claims run at both budgets."
 
 
+def test_side_by_side_lists_every_claim_of_both_ledgers_and_marks_those_that_differ():
+    quick = [claim("R1", "holds"), claim("S4", "holds"), claim("D1", "undecided"), claim("X9", "refuted")]
+    full = [claim("R1", "holds"), claim("S4", "refuted"), claim("D1", "holds")]
+    md = side_by_side_markdown(quick, full).splitlines()
+    assert md[0] == "| ID | quick | full | ID | quick | full |" and md[1] == "|---|---|---|---|---|---|"
+    # two groups of two rows: R1, S4 down the first, D1 in the second, an empty cell to fill the table
+    assert md[2] == "| R1 | holds | holds | D1 † | undecided | holds |"
+    assert md[3] == "| S4 † | holds | refuted |  |  |  |"
+    assert len(md) == 6 and md[-1].startswith("† the verdicts differ")  # X9 is not in the full ledger
+
+
 def test_reproduce_against_prints_and_writes_the_differences(tmp_path):
     import json
 
@@ -58,6 +69,7 @@ def test_reproduce_against_prints_and_writes_the_differences(tmp_path):
                                  "--readme", str(readme)])
     assert r.exit_code == 0, r.output
     assert "1 of 2 claims differ" in r.stdout
+    assert "| D1 † | undecided | holds | R1 | holds | holds |" in readme.read_text()
     assert "| D1 | undecided | holds | decided at full | a: unresolved → supported |" in r.stdout
     text = readme.read_text()
     assert "| D1 | undecided | holds | decided at full |" in text and text.endswith("<!-- budgets:end -->\nend\n")

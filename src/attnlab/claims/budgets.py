@@ -53,6 +53,20 @@ def opposite(quick: list[dict], full: list[dict]) -> list[str]:
     return [r["id"] for r in differences(quick, full) if r["kind"] == "opposite"]
 
 
+def side_by_side_markdown(quick: list[dict], full: list[dict], columns: int = 2) -> str:
+    """Every claim of both ledgers with its quick and its full verdict, ``columns`` (ID, quick, full) groups to
+    a row so that the 26 claims fit one screen; an ID whose verdicts differ carries a dagger."""
+    q = {c["id"]: c["verdict"] for c in quick}
+    cells = [(f"{f['id']}" + (" †" if q[f["id"]] != f["verdict"] else ""), q[f["id"]], f["verdict"])
+             for f in full if f["id"] in q]
+    per = -(-len(cells) // columns)  # rows, the claims running down each group in ledger order
+    lines = ["| " + " | ".join(["ID | quick | full"] * columns) + " |", "|" + "---|" * (3 * columns)]
+    for i in range(per):
+        row = [cells[j * per + i] if j * per + i < len(cells) else ("", "", "") for j in range(columns)]
+        lines.append("| " + " | ".join(" | ".join(c) for c in row) + " |")
+    return "\n".join(lines) + "\n\n† the verdicts differ; the table below says how."
+
+
 def differences_markdown(rows: list[dict], compared: int) -> str:
     """The rows as a markdown table, with one line that says how many claims were compared."""
     if not rows:
