@@ -57,7 +57,7 @@ def side_by_side_markdown(quick: list[dict], full: list[dict], columns: int = 2)
     """Every claim of both ledgers with its quick and its full verdict, ``columns`` (ID, quick, full) groups to
     a row so that the 26 claims fit one screen; an ID whose verdicts differ carries a dagger."""
     q = {c["id"]: c["verdict"] for c in quick}
-    cells = [(f"{f['id']}" + (" †" if q[f["id"]] != f["verdict"] else ""), q[f["id"]], f["verdict"])
+    cells = [(f["id"] + (" †" if q[f["id"]] != f["verdict"] else ""), q[f["id"]], f["verdict"])
              for f in full if f["id"] in q]
     per = -(-len(cells) // columns)  # rows, the claims running down each group in ledger order
     lines = ["| " + " | ".join(["ID | quick | full"] * columns) + " |", "|" + "---|" * (3 * columns)]
