@@ -126,6 +126,24 @@ def test_full_budget_scales_training_and_width_and_text_trains_longer_at_its_wid
     assert make_config(tf) == tf
 
 
+def test_two_layer_mqar_waits_a_third_of_its_cap_before_a_plateau_stops_it():
+    """A 2-layer model learns MQAR through a transition after a long plateau: the 100-step rule stopped a softmax
+    baseline that goes on to solve the task, so such runs wait a third of their cap; one layer keeps the rule."""
+    from attnlab.claims import recipes
+
+    for b in (Budget.get("quick"), Budget.get("full")):
+        for mixer in ("softmax", "deltanet", "linear_attn"):
+            two = recipes.mqar(mixer, 0, b, steps=500)
+            assert two.plateau.patience * two.eval_every >= two.steps / 3
+            assert two.plateau.min_delta == recipes.PLATEAU.min_delta and two.early_stop is not None
+            one = recipes.mqar(mixer, 0, b, n_layers=1, task=recipes.s5_task(64, 4))
+            assert one.plateau == recipes.PLATEAU
+    # at the full budget the wait is 500 steps (20 evaluations), not 4
+    assert recipes.mqar("softmax", 0, Budget.get("full"), steps=500).plateau.patience == 20
+    # never shorter than the shared rule, even for a short cap
+    assert recipes.transition_plateau(10).patience == recipes.PLATEAU.patience
+
+
 def test_each_claim_records_when_and_where_it_ran(tmp_path, fake_claims):
     import re
 
