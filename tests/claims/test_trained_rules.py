@@ -135,6 +135,29 @@ def test_s5_at_the_full_budget_reports_every_placement_for_layer_two_and_the_oth
     assert "(64, 4), 3 seeds): " in ev.reason
 
 
+def test_s5_names_a_regime_where_no_placement_learns():
+    from attnlab.claims.shortconv import S5_FLOOR
+
+    class ByRegime(FakeRuns):
+        def trained(self, cfg):
+            r = super().trained(cfg)
+            if cfg.name.startswith("mqar-") and cfg.task.seq_len == self.dead:
+                r["valid"] = {**r["valid"], "accuracy": 0.01}
+            return r
+
+    def value(name, s):
+        return (0.95 if "k" in name.split("-")[2] else 0.3) + noise(s) if name.startswith("mqar-") else 1.5
+
+    verdicts = []
+    for dead, named in ((512, True), (None, False)):
+        runs = ByRegime(value)
+        runs.dead = dead
+        ev = REGISTRY["S5"].run(Budget.get("full"), runs)
+        assert (f"no placement reaches {S5_FLOOR} accuracy in (512, 64): best 0.01" in ev.reason) == named, ev.reason
+        verdicts.append(ev.verdict)
+    assert verdicts[0] == verdicts[1] == "caveat"  # the dead regime adds 0 to every paired difference
+
+
 def test_s5_at_the_quick_budget_reports_softmax_and_linear_attention_with_none_and_k():
     def value(name, s):
         place = name.split("-")[2]

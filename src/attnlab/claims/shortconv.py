@@ -26,6 +26,9 @@ REPORTED_SEEDS = 3
 S5_GAIN = 0.10  # MQAR accuracy: K conv over none
 S5_OVER = 0.05  # MQAR accuracy: K conv over Q conv, and over V conv ("much less" than K)
 S5_TEXT = 0.01  # nats/token: K conv's BPE text loss below none's
+# a regime where no placement's mean accuracy reaches this separates none of them (it still enters the mean over
+# regimes, where it adds 0 to every paired difference): the reason names it
+S5_FLOOR = 0.05
 
 
 WHY_S5 = (
@@ -122,6 +125,10 @@ def s5(budget: Budget, runs: RunMemo) -> Evidence:
               + ", ".join(f"{name(p)} {fmt(mean_acc[p], 2)}" for p in PLACEMENTS)
               + f"; {training_note({name(p): first[p] for p in PLACEMENTS})}. BPE text loss (nats/token): "
               + ", ".join(f"{name(p)} {fmt(lm[p])}" for p in lm) + f"; {training_note(tx)}")
+    floor = [f"({t}, {p}): best {best:.2f}" for (t, p), arms in zip(regimes, per_regime)
+             if (best := max(stats(arms[q].values(accuracy))["mean"] for q in PLACEMENTS)) < S5_FLOOR]
+    if floor:
+        reason += f"; no placement reaches {S5_FLOOR} accuracy in " + ", ".join(floor)
     if reported:
         reason += f"; reported (regime {regimes[0]}, {len(few.seeds)} seeds): " + "; ".join(
             f"{k}: " + ", ".join(f"{p} {x['mean']:.2f}" for p, x in r.items()) for k, r in reported.items())
