@@ -135,6 +135,25 @@ def test_s5_at_the_full_budget_reports_every_placement_for_layer_two_and_the_oth
     assert "(64, 4), 3 seeds): " in ev.reason
 
 
+@pytest.mark.parametrize(("v_text_gain", "expected", "v_outcome"), [(0.0, "holds", "supported"),
+                                                                      (0.3, "caveat", "contradicted")])
+def test_s5_at_the_full_budget_decides_k_against_q_and_v_on_text_too(v_text_gain, expected, v_outcome):
+    """The claim is that K gives most of the gain on language modelling as on recall: where the full budget trains
+    the Q and V text arms, K must beat them too, and a V arm that beats K makes the claim a caveat."""
+    def value(name, s):
+        if name.startswith("mqar-"):
+            return (0.95 if "k" in name.split("-")[2].split("+")[-1] else 0.3) + noise(s)
+        if name.startswith("s5-bpe-deltanet-k"):
+            return 1.4 + noise(s)
+        return 1.5 - (v_text_gain if name.startswith("s5-bpe-deltanet-v") else 0.0) + noise(s)
+
+    ev = REGISTRY["S5"].run(Budget.get("full"), FakeRuns(value))
+    by = {d["comparison"]: d["outcome"] for d in ev.measured["decisions"]}
+    assert ev.verdict == expected, ev.reason
+    assert by["BPE text: K conv lowers loss vs none"] == by["BPE text: K conv lowers loss vs Q conv"] == "supported"
+    assert by["BPE text: K conv lowers loss vs V conv"] == v_outcome and len(by) == 6
+
+
 def test_s5_names_a_regime_where_no_placement_learns():
     from attnlab.claims.shortconv import S5_FLOOR
 
