@@ -16,21 +16,13 @@ loss at its end (a training loss far below the validation loss is memorisation).
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import replace
-from pathlib import Path
 
 from attnlab.claims import recipes
 from attnlab.claims.decoding import PREFIX_TASK
 from attnlab.claims.registry import Budget
 from attnlab.train import train
-
-
-def _curves(run_dir: Path) -> tuple[dict[int, float], list[tuple[int, float]]]:
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line]
-    valid = {r["step"]: r["loss"] for r in rows if r.get("split") == "valid"}
-    trained = [(r["step"], r["loss"]) for r in rows if "split" not in r and "loss" in r]
-    return valid, trained
+from attnlab.train.metrics import curves
 
 
 def main() -> None:
@@ -52,13 +44,14 @@ def main() -> None:
         cfg = replace(cfg, lr=args.lr, out=args.out, name=name, steps=steps, eval_every=min(cfg.eval_every, steps),
                       warmup=min(cfg.warmup, steps))
         summary = train(cfg, progress=False)
-        valid, trained = _curves(cfg.run_dir)
-        steps = sorted(valid)
-        back = max((s for s in steps if s <= steps[-1] - 350), default=steps[0])
-        last_train = [loss for s, loss in trained if s > steps[-1] - 100]
-        print(f"{name}: {summary['stop_reason']} at step {summary['steps']}; validation {valid[steps[-1]]:.3f} "
-              f"(fell {valid[back] - valid[steps[-1]]:+.3f} over its last {steps[-1] - back} steps); "
-              f"training loss over its last 100 steps {sum(last_train) / max(1, len(last_train)):.3f}")
+        c = curves(cfg.run_dir / "metrics.jsonl")
+        valid = dict(zip(c["valid"]["step"], c["valid"]["loss"]))
+        last = max(valid)
+        back = max((s for s in valid if s <= last - 350), default=min(valid))
+        end = [loss for s, loss in zip(c["train"]["step"], c["train"]["loss"]) if s > last - 100]
+        print(f"{name}: {summary['stop_reason']} at step {summary['steps']}; validation {valid[last]:.3f} "
+              f"(fell {valid[back] - valid[last]:+.3f} over its last {last - back} steps); "
+              f"training loss over its last 100 steps {sum(end) / max(1, len(end)):.3f}")
 
 
 if __name__ == "__main__":
