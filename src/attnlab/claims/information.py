@@ -195,9 +195,7 @@ def i5(budget: Budget) -> Evidence:
 I1_ARMS = (("×1", 1.0, 1.0), ("weights ×4", 4.0, 1.0), ("weights ×16", 16.0, 1.0), ("logits ×16", 1.0, 16.0),
            ("logits ×256", 1.0, 256.0))
 I1_DECISIVE = ("×1", "weights ×16", "logits ×256")
-I1_STEPS = 500  # the cap (× the budget's train_scale): at the full budget's 1500 steps, 3 of 5 softmax seeds solve
-# this MQAR setting (by step 1050) and 2 are still short of it; a run at its cap is flagged, and its arm decides only
-# where extrapolating it cannot change the outcome
+I1_STEPS = recipes.RECALL_STEPS
 I1_ONE_HOT = 0.5  # nats: a mean row entropy below this at init is "near one-hot"
 I1_DELTA = 0.2  # accuracy ×1 must exceed each large-scale arm's by at least this (paired over seeds)
 I1_DECADES = 1.0  # "vanishing": the q/k gradient at init ≥ 10× smaller at score ×256 than at ×1 (log10 units)

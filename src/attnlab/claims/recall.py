@@ -11,9 +11,7 @@ from .registry import Budget, Evidence, Figure, experiment
 from .seeds import fmt, stats
 
 MIXERS = ("softmax", "deltanet", "linear_attn")
-STEPS = 500  # the cap (× the budget's train_scale): at the full budget's 1500 steps, 3 of 5 softmax seeds solve
-# this MQAR setting (by step 1050) and 2 are still short of it; a run at its cap is flagged, and its arm decides only
-# where extrapolating it cannot change the outcome
+STEPS = recipes.RECALL_STEPS
 C7_S_DELTA = 0.1  # ℓ1/ℓ2 sparsity: linear attention's rows at least this much less concentrated than softmax's
 C7_ACC_DELTA = 0.1  # accuracy: softmax at least this much above linear attention
 C7_RHO_DELTA = 0.3  # Spearman ρ between S and accuracy over every trained run: at most −0.3 ("tracks")

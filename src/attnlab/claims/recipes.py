@@ -36,6 +36,10 @@ EVAL_EVERY = 25  # steps between validation evaluations: the curves and the plat
 TRANSITION_PATIENCE = 1 / 3
 # MQAR in Zoology's layout, small enough that a 2-layer model learns it in minutes on 2 cores
 MQAR_TASK = SMALL_MQAR
+# the step cap of the two-layer recall models of C7 and I1 (× the budget's train_scale): at the full budget's 1500
+# steps, 3 of 5 softmax seeds solve MQAR_TASK (by step 1050) and 2 are still short of it; a run at its cap is
+# flagged, and its arm decides only where extrapolating it cannot change the outcome
+RECALL_STEPS = 500
 # Zoology's MQAR layout where one layer's state must hold the pairs (S5): (seq_len, pairs) grow together, up to
 # Zoology's (512, 64), where 64 pairs fill a 64-dimensional state; Zoology's vocabulary is 8192, max(256, 2 ×
 # seq_len) here keeps a run within seconds on one core (keys and values still never repeat within a sequence).
