@@ -22,7 +22,7 @@ import attnlab
 
 PACKAGE_ROOT = Path(attnlab.__file__).resolve().parent
 # modules that load non-Python sources: those sources count as the module's own code
-DATA_SOURCES = {"attnlab.ops.native": ("ops/csrc/*.c",)}
+DATA_SOURCES = {"attnlab.ops.native": ("ops/csrc/*.c", "ops/csrc/*.h")}
 
 
 def _module_file(root: Path, name: str) -> Path | None:

@@ -236,10 +236,15 @@ def test_a_folder_or_library_planted_by_another_user_is_not_loaded(tmp_path, mon
     (1, 100, 2, 32, 24, False, True, 32), (3, 1, 1, 4, 8, True, True, 64),
     (2, 37, 3, 8, 12, False, True, 16), (3, 1, 1, 4, 8, False, False, 64), (2, 5, 2, 4, 4, False, True, 64),
     # the ledger's head size over chunks, with and without a gate
-    (2, 130, 1, 64, 64, False, True, 64), (2, 130, 2, 32, 32, True, True, 64)])
-def test_native_backward_equals_autograd_of_the_recurrence(b, t, h, dk, dv, gate, init, chunk):
+    (2, 130, 1, 64, 64, False, True, 64), (2, 130, 2, 32, 32, True, True, 64),
+    # a training call: one chunk or several, no initial state
+    (4, 32, 1, 64, 64, False, False, 64), (2, 130, 2, 32, 32, True, False, 64)])
+@pytest.mark.parametrize("final", [True, False], ids=["final-state-used", "output-only"])
+def test_native_backward_equals_autograd_of_the_recurrence(b, t, h, dk, dv, gate, init, chunk, final):
     """Every gradient (q, k, v, β, g and the initial state), with the output's and the final state's gradients
-    both flowing, against autograd through the float64 token loop; lengths that do not divide the chunk."""
+    both flowing or only the output's (the kernel then skips the products with the zero gradient of the final
+    state, as it skips those with the zero state that starts a sequence without an initial state), against
+    autograd through the float64 token loop; lengths that do not divide the chunk."""
     from attnlab.ops import delta_engines
 
     gen = torch.Generator().manual_seed(b * 1000 + t)
@@ -256,31 +261,36 @@ def test_native_backward_equals_autograd_of_the_recurrence(b, t, h, dk, dv, gate
                                       initial_state=ref[5])
     do, dS = torch.randn(o.shape, generator=gen, dtype=torch.float64), torch.randn(S.shape, generator=gen,
                                                                                      dtype=torch.float64)
+    if not final:
+        dS = torch.zeros_like(dS)
     ((o * do).sum() + (S * dS).sum()).backward()
     o2, S2 = gated_delta_rule(got[0], got[1], got[2], got[3], got[4], scale=0.7, chunk_size=chunk,
                               initial_state=got[5], output_final_state=True, backend="native")
-    ((o2 * do.float()).sum() + (S2 * dS.float()).sum()).backward()
+    ((o2 * do.float()).sum() + ((S2 * dS.float()).sum() if final else 0)).backward()
     assert_close("o", o.float(), o2, ratio=2e-6)
     for name, r, x in zip(("dq", "dk", "dv", "dg", "dbeta", "dS0"), ref, got):
         if r is not None:
             assert_close(name, r.grad.float(), x.grad, ratio=2e-6)
     # without the forward's chunk-start states the backward recomputes them by one sweep: the same gradients
     f = [None if x is None else x.detach() for x in got]
-    again = native.delta_backward(f[0], f[1], f[2], f[3], f[4], f[5], do.float(), dS.float(), scale=0.7,
-                                  chunk_size=chunk)
+    again = native.delta_backward(f[0], f[1], f[2], f[3], f[4], f[5], do.float(), dS.float() if final else None,
+                                  scale=0.7, chunk_size=chunk)
+    assert (again[5] is None) == (not init)
     for name, r, x in zip(("dq", "dk", "dv", "dg", "dbeta", "dS0"), ref, again):
         if r is not None:
             assert_close(name + " (no starts)", r.grad.float(), x, ratio=2e-6)
 
 
 @needs_native
+@pytest.mark.parametrize("t", [70, 32])
 @pytest.mark.parametrize("gated", [False, True])
-def test_training_runs_through_the_native_backward_and_matches_pytorch(gated):
-    """A training call (gradients needed, float32, CPU) runs the native forward and its chunkwise backward;
-    its gradients equal the PyTorch chunk form's autograd to float32 precision."""
+def test_training_runs_through_the_native_backward_and_matches_pytorch(gated, t):
+    """A training call (gradients needed, float32, CPU, no final state asked for) runs the native forward and
+    its chunkwise backward; its gradients equal the PyTorch chunk form's autograd to float32 precision, over
+    several chunks and within one (where the kernel skips every product with a zero state)."""
     from attnlab.ops import delta_engines
 
-    q, k, v, beta, g = delta_inputs(2, 70, 2, 16, 16)
+    q, k, v, beta, g = delta_inputs(2, t, 2, 16, 16)
     g = g if gated else None
     assert delta_engines.choose("auto", q, k, v, g, beta, None, mode="chunk", chunk_size=64,
                                 needs_grad=True).engine == "native"
@@ -312,3 +322,16 @@ def test_backward_states_and_blocks_from_another_call_are_refused():
     for a, b_ in zip(got, replayed):
         if a is not None:
             assert_close("kept vs replayed", b_, a, ratio=1e-5)
+
+
+@needs_native
+@pytest.mark.parametrize("t", [20, 64, 150])
+def test_forward_without_the_final_state_returns_the_same_output(t):
+    """``final_state=False`` skips the last state update: the same output (to the bit), no state; a caller that
+    asks for the chunk-start states gets the zero first one even where the kernel does not write it."""
+    q, k, v, beta, g = delta_inputs(2, t, 2, 8, 8)
+    o, S, worst, starts = native.delta_chunk(q, k, v, g, beta, scale=0.5, chunk_size=64, keep_starts=True)
+    o2, S2, worst2 = native.delta_chunk(q, k, v, g, beta, scale=0.5, chunk_size=64, final_state=False)
+    assert S2 is None and S is not None and worst2 == worst
+    assert torch.equal(o, o2)
+    assert torch.count_nonzero(starts[:, 0]) == 0

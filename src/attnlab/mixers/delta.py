@@ -109,9 +109,10 @@ class _DeltaFamily(Mixer):
     def mix(self, f, cache, prefix_len=None):
         self._check_prefix(prefix_len)
         init = None if cache is None else cache.get("state")
-        o, state = self.op(f["q"], f["k"], f["v"].to(f["q"].dtype), f, initial_state=init, output_final_state=True)
-        if cache is not None:
-            cache["state"] = state
+        if cache is None:  # nothing reads the final state: the native kernel then skips its last update
+            return self.op(f["q"], f["k"], f["v"].to(f["q"].dtype), f, initial_state=init)
+        o, cache["state"] = self.op(f["q"], f["k"], f["v"].to(f["q"].dtype), f, initial_state=init,
+                                    output_final_state=True)
         return o
 
     def matrix(self, f, prefix_len=None):

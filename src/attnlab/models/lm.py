@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from ..checks import check_choice, check_positive_int
 from ..mixers import MIXERS, build_mixer
 from ..ops.norm import RMSNorm
+from ..ops.swiglu import swiglu
 
 MODES = ("decoder", "prefix", "fwd_bwd", "bidirectional")
 MODE_MASK = {"decoder": "causal", "prefix": "prefix", "fwd_bwd": "fwd_bwd", "bidirectional": "bidirectional"}
@@ -64,8 +65,7 @@ class MLP(nn.Module):
         self.down = nn.Linear(hidden, d, bias=False)
 
     def forward(self, x):
-        a, b = self.up(x).chunk(2, -1)
-        return self.down(F.silu(a) * b)  # SwiGLU
+        return self.down(swiglu(self.up(x)))
 
 
 class Block(nn.Module):

@@ -62,9 +62,9 @@ def _warn_negative_beta(beta: torch.Tensor, stacklevel: int = 3) -> None:
         )
 
 
-def _check_finite_output(o: torch.Tensor, S: torch.Tensor, worst: float, inputs: dict) -> None:
+def _check_finite_output(o: torch.Tensor, S: torch.Tensor | None, worst: float, inputs: dict) -> None:
     """Raise instead of returning NaN/Inf, naming what diverged: the inputs, the recurrence, or the values."""
-    if all_finite(o, S):
+    if all_finite(o, *([] if S is None else [S])):
         return
     bad = [n for n, x in inputs.items() if x is not None and not all_finite(x)]
     if bad:
@@ -115,7 +115,8 @@ def gated_delta_rule(
     choice = delta_engines.choose(backend, q, k, v, g, beta, initial_state, mode=mode, chunk_size=chunk_size,
                                   needs_grad=needs_grad)
     o, S, worst = delta_engines.ENGINES[choice.engine](q, k, v, g, beta, scale=scale, chunk_size=chunk_size,
-                                                       initial_state=initial_state)
+                                                       initial_state=initial_state,
+                                                       final_state=output_final_state)
     _warn_negative_beta(beta)
     if worst > CONTRACTIVE_LIMIT + LIMIT_SLACK:
         _warn_blow_up(worst)

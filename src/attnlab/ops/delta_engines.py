@@ -2,7 +2,8 @@
 
 Every engine computes the same recurrence (:mod:`attnlab.ops.delta`) from already-checked inputs
 ``q, k [b, t, h, d_k]``, ``v [b, t, h, d_v]``, ``g, β [b, t, h]`` (``g`` may be None) and returns
-``(o [b, t, h, d_v], S [b, h, d_k, d_v], max β‖k‖²)`` in the accumulation dtype:
+``(o [b, t, h, d_v], S [b, h, d_k, d_v], max β‖k‖²)`` in the accumulation dtype (with ``final_state=False`` an
+engine may return ``S`` None and skip computing it: the native one does, in training):
 
 ==============  ===============================================================================
 ``recurrent``   the token loop in PyTorch: the reference (``mode="recurrent"``)
@@ -58,7 +59,7 @@ def max_beta_k2(k: torch.Tensor, beta: torch.Tensor) -> float:
 # -- engines ------------------------------------------------------------------------------------
 
 
-def recurrent(q, k, v, g, beta, *, scale, chunk_size, initial_state):
+def recurrent(q, k, v, g, beta, *, scale, chunk_size, initial_state, final_state=True):
     """The token loop (the reference); ``chunk_size`` is unused."""
     b, t, h, dk = q.shape
     dv = v.shape[-1]
@@ -138,7 +139,7 @@ def _tril(x, diagonal: int, reuse: bool):
     return x.tril_(diagonal) if reuse else x.tril(diagonal)
 
 
-def chunk_pytorch(q, k, v, g, beta, *, scale, chunk_size, initial_state):
+def chunk_pytorch(q, k, v, g, beta, *, scale, chunk_size, initial_state, final_state=True):
     """The chunkwise WY/UT form in PyTorch ops (see the module docstring)."""
     b, t, h, dk = q.shape
     dv = v.shape[-1]
@@ -179,16 +180,17 @@ def chunk_pytorch(q, k, v, g, beta, *, scale, chunk_size, initial_state):
     return o, S.reshape(b, h, dk, dv), worst
 
 
-def chunk_native(q, k, v, g, beta, *, scale, chunk_size, initial_state):
+def chunk_native(q, k, v, g, beta, *, scale, chunk_size, initial_state, final_state=True):
     """The chunk form in the compiled CPU kernel (:func:`attnlab.ops.native.delta_chunk`); where a gradient
     is needed, with the compiled backward (:class:`attnlab.ops.native.NativeDelta`)."""
     if torch.is_grad_enabled() and any(x is not None and x.requires_grad for x in (q, k, v, g, beta, initial_state)):
-        o, S, worst = native.NativeDelta.apply(q, k, v, g, beta, initial_state, scale, chunk_size)
+        o, S, worst = native.NativeDelta.apply(q, k, v, g, beta, initial_state, scale, chunk_size, final_state)
         return o, S, float(worst)
-    return native.delta_chunk(q, k, v, g, beta, scale=scale, chunk_size=chunk_size, initial_state=initial_state)
+    return native.delta_chunk(q, k, v, g, beta, scale=scale, chunk_size=chunk_size, initial_state=initial_state,
+                              final_state=final_state)
 
 
-def chunk_fla(q, k, v, g, beta, *, scale, chunk_size, initial_state):
+def chunk_fla(q, k, v, g, beta, *, scale, chunk_size, initial_state, final_state=True):
     """fla's Triton chunk kernel (chunks of 64)."""
     worst = max_beta_k2(k, beta)
     o, S = fla_chunk(q, k, v, g, beta, scale=scale, initial_state=initial_state)

@@ -1,4 +1,5 @@
-"""A compiled CPU kernel for the chunkwise (gated) delta rule forward (``csrc/delta_chunk.c``).
+"""Compiled CPU kernels (``csrc/``): the chunkwise (gated) delta rule forward and backward, decayed linear
+attention's chunk forward, and SwiGLU (:mod:`attnlab.ops.swiglu`).
 
 On two CPU cores the PyTorch chunk form spends most of its time between small products: Python
 dispatch, a 64-step state pass of ``[b·h, 64, 64]`` matmuls that BLAS runs at a fraction of its rate,
@@ -7,8 +8,8 @@ runs the same WY/UT algorithm with each (batch row, head) on one thread, its chu
 cache, the products through the BLAS that torch itself links, and the triangular structure used
 (lower triangles by halves, forward substitution instead of an inverse).
 
-It is built on first use with the system C compiler (``$CC`` or ``cc``; well under a second) into
-``$ATTNLAB_CACHE_DIR`` or ``~/.cache/attnlab/native``, keyed by the source, the flags and the
+The library is built on first use with the system C compiler (``$CC`` or ``cc``; well under a second) into
+``$ATTNLAB_CACHE_DIR`` or ``~/.cache/attnlab/native``, keyed by the sources, the flags and the
 machine, and written atomically so that concurrent processes can share it. Float32 (or bfloat16
 computed in float32) on the CPU: it is the ``native`` engine of :mod:`attnlab.ops.delta_engines`,
 which ``backend="auto"`` (the default) picks for those calls when it is available. With gradients
@@ -37,8 +38,11 @@ import torch
 
 from .chunking import chunk_length
 
-SOURCE = pathlib.Path(__file__).with_name("csrc") / "delta_chunk.c"
-FLAGS = ("-O3", "-fno-math-errno", "-fopenmp", "-shared", "-fPIC")
+CSRC = pathlib.Path(__file__).with_name("csrc")
+# one library: the delta rule's and decayed linear attention's chunk forms, and SwiGLU (attnlab.ops.swiglu)
+SOURCES = (CSRC / "delta_chunk.c", CSRC / "swiglu.c")
+HEADERS = (CSRC / "exp_le0.h",)
+FLAGS = ("-O3", "-fno-math-errno", "-fno-trapping-math", "-fopenmp", "-shared", "-fPIC")
 # -march=native first; a compiler that refuses it gets the portable build
 ARCH_FLAGS = (("-march=native",), ())
 _lock = threading.Lock()
@@ -99,7 +103,7 @@ def _blas_sgemm() -> int | str:
 
 def library_name(cc: str, flags: tuple[str, ...]) -> str:
     """The cached library's file name: a hash of the source, the compiler, the flags and the machine."""
-    key = hashlib.sha256(SOURCE.read_bytes() + " ".join((cc, *flags, platform.machine(), platform.node())).encode())
+    key = hashlib.sha256(b"".join(p.read_bytes() for p in (*SOURCES, *HEADERS)) + " ".join((cc, *flags, platform.machine(), platform.node())).encode())
     return f"delta_chunk-{key.hexdigest()[:16]}.so"
 
 
@@ -118,7 +122,8 @@ def _compile(cc: str) -> pathlib.Path | str:
         fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
         os.close(fd)
         try:
-            r = subprocess.run([cc, *flags, "-o", tmp, str(SOURCE), "-lm"], capture_output=True, text=True, timeout=120)
+            r = subprocess.run([cc, *flags, "-o", tmp, *map(str, SOURCES), "-lm"], capture_output=True, text=True,
+                               timeout=120)
             if r.returncode == 0:
                 os.chmod(tmp, 0o700)  # ours alone, whatever the umask: a library others could write is not loaded
                 os.replace(tmp, out)  # atomic: a concurrent build writes the same bytes
@@ -129,7 +134,7 @@ def _compile(cc: str) -> pathlib.Path | str:
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
-    return f"the C compiler {cc!r} could not build {SOURCE.name}: {errors[-1][0]}"
+    return f"the C compiler {cc!r} could not build {', '.join(p.name for p in SOURCES)}: {errors[-1][0]}"
 
 
 def _load() -> dict:
@@ -150,19 +155,23 @@ def _load() -> dict:
         path = _compile(cc)
         if isinstance(path, str):
             return {"why": path}
-        fn = ctypes.CDLL(str(path)).attnlab_delta_chunk_fwd
+        lib = ctypes.CDLL(str(path))
+        fn = lib.attnlab_delta_chunk_fwd
     except (OSError, AttributeError) as e:  # an unwritable cache, a library that does not load
         return {"why": f"the native kernel could not be built or loaded ({type(e).__name__}: {e})"}
     p, i = ctypes.c_void_p, ctypes.c_int
-    fn.argtypes = [p] * 9 + [i] * 6 + [ctypes.c_float, i, p, ctypes.POINTER(ctypes.c_float)]
+    fn.argtypes = [p] * 9 + [i] * 8 + [ctypes.c_float, i, p, ctypes.POINTER(ctypes.c_float)]
     fn.restype = i
-    cbwd = ctypes.CDLL(str(path)).attnlab_delta_chunk_bwd
-    cbwd.argtypes = [p] * 15 + [i] * 6 + [ctypes.c_float, i, p]
+    cbwd = lib.attnlab_delta_chunk_bwd
+    cbwd.argtypes = [p] * 15 + [i] * 7 + [ctypes.c_float, i, p]
     cbwd.restype = i
-    dfn = ctypes.CDLL(str(path)).attnlab_decay_chunk_fwd
-    dfn.argtypes = [p] * 6 + [i] * 6 + [ctypes.c_float, i, p]
+    dfn = lib.attnlab_decay_chunk_fwd
+    dfn.argtypes = [p] * 6 + [i] * 7 + [ctypes.c_float, i, p]
     dfn.restype = i
-    return {"fn": fn, "bwd": cbwd, "decay": dfn, "sgemm": sgemm, "path": path}
+    swf, swb = lib.attnlab_swiglu_fwd, lib.attnlab_swiglu_bwd
+    swf.argtypes, swb.argtypes = [p, p, ctypes.c_long, i, i], [p, p, p, ctypes.c_long, i, i]
+    swf.restype = swb.restype = None
+    return {"fn": fn, "bwd": cbwd, "decay": dfn, "swiglu_fwd": swf, "swiglu_bwd": swb, "sgemm": sgemm, "path": path}
 
 
 def _kernel() -> dict:
@@ -202,11 +211,14 @@ def saved_size(chunk_size: int, dk: int, dv: int) -> int:
 
 
 def delta_chunk(q, k, v, g, beta, *, scale: float, chunk_size: int, initial_state=None, keep_starts: bool = False,
-                keep_blocks: bool = False):
+                keep_blocks: bool = False, final_state: bool = True):
     """``(o [b, t, h, d_v] float32, S [b, h, d_k, d_v] float32, max β‖k‖²)`` — the chunk form in C; with
     ``keep_starts``, a fourth item: the state entering every chunk ``[b·h, n, d_k, d_v]``, and with
     ``keep_blocks`` a fifth: each chunk's blocks ``[b·h, n, saved_size]``, which spare the backward its replay
-    of every chunk's forward (both for :func:`delta_backward`).
+    of every chunk's forward (both for :func:`delta_backward`; with ``keep_blocks`` alone, the first chunk's
+    entry of a call without an initial state is not written, since the backward does not read a zero state).
+    ``final_state=False``: ``S`` is None, and the last chunk's state update (in a sequence no longer than a
+    chunk, half of the forward's arithmetic) is skipped.
 
     Inputs as for :func:`attnlab.ops.gated_delta_rule` (already checked); call only where
     :func:`attnlab.ops.delta_engines.choose` picked the native engine.
@@ -218,19 +230,24 @@ def delta_chunk(q, k, v, g, beta, *, scale: float, chunk_size: int, initial_stat
     q, k, v, beta = (_f32(x) for x in (q, k, v, beta))
     g = None if g is None else _f32(g)
     o = torch.empty(b, t, h, dv)
-    S = torch.zeros(b * h, dk, dv) if initial_state is None else _f32(initial_state).reshape(b * h, dk, dv).clone()
+    n = -(-t // chunk_size)
+    if initial_state is not None:
+        S = _f32(initial_state).reshape(b * h, dk, dv).clone()
+    else:  # a state no chunk reads or updates (one chunk, no final state) need not be zeroed
+        S = torch.zeros(b * h, dk, dv) if final_state or n > 1 else torch.empty(b * h, dk, dv)
     worst = ctypes.c_float(0.0)
     threads = max(1, min(torch.get_num_threads(), b * h))
-    n = -(-t // chunk_size)
     starts = torch.empty(b * h, n, dk, dv) if keep_starts or keep_blocks else None
     blocks = torch.empty(b * h, n, saved_size(chunk_size, dk, dv)) if keep_blocks else None
     ptr = lambda x: None if x is None else x.data_ptr()  # noqa: E731
     rc = kern["fn"](q.data_ptr(), k.data_ptr(), v.data_ptr(), beta.data_ptr(), ptr(g), o.data_ptr(), S.data_ptr(),
-                    ptr(starts), ptr(blocks), b, t, h, dk, dv, chunk_size, scale, threads, kern["sgemm"],
-                    ctypes.byref(worst))
+                    ptr(starts), ptr(blocks), b, t, h, dk, dv, chunk_size, int(initial_state is None), int(final_state),
+                    scale, threads, kern["sgemm"], ctypes.byref(worst))
     if rc:
         raise MemoryError("native delta-rule kernel: a thread could not allocate its chunk workspace")
-    out = o, S.reshape(b, h, dk, dv), worst.value
+    if keep_starts and initial_state is None:
+        starts[:, 0] = 0.0
+    out = o, S.reshape(b, h, dk, dv) if final_state else None, worst.value
     if keep_blocks:
         return (*out, starts, blocks)
     return (*out, starts) if keep_starts else out
@@ -238,9 +255,10 @@ def delta_chunk(q, k, v, g, beta, *, scale: float, chunk_size: int, initial_stat
 
 def delta_backward(q, k, v, g, beta, initial_state, do, dS, *, scale: float, chunk_size: int, starts=None,
                    blocks=None):
-    """Gradients of the (gated) delta rule, ``(dq, dk, dv, dg, dβ, dS₀)`` (``dg`` None without a gate), chunkwise
-    in C from the forward's inputs (float32, CPU; see ``csrc/delta_chunk.c``). ``do`` is the output's gradient,
-    ``dS`` the final state's (None: unused); ``starts``, the forward's chunk-start states (:func:`delta_chunk`
+    """Gradients of the (gated) delta rule, ``(dq, dk, dv, dg, dβ, dS₀)`` (``dg`` None without a gate, ``dS₀``
+    None without an initial state), chunkwise in C from the forward's inputs (float32, CPU; see
+    ``csrc/delta_chunk.c``). ``do`` is the output's gradient, ``dS`` the final state's (None: unused, and its
+    products are skipped, as are those with the zero state that starts a sequence without one); ``starts``, the forward's chunk-start states (:func:`delta_chunk`
     with ``keep_starts``; recomputed when not given), saves one pass over the sequence; ``blocks`` (``keep_blocks``,
     with the same call's ``starts``) the replay of each chunk's forward."""
     kern = _kernel()
@@ -254,12 +272,12 @@ def delta_backward(q, k, v, g, beta, initial_state, do, dS, *, scale: float, chu
     dq, dk_, dv_ = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
     dbeta = torch.empty_like(beta)
     dg = None if g is None else torch.empty_like(g)
-    dS0 = torch.empty(b, h, dk, dv)
+    dS0 = None if S0 is None else torch.empty(b, h, dk, dv)
     ptr = lambda x: None if x is None else x.data_ptr()  # noqa: E731
     threads = max(1, min(torch.get_num_threads(), b * h))
     if starts is None:
         starts = delta_chunk(q, k, v, g, beta, scale=scale, chunk_size=chunk_size, initial_state=S0,
-                             keep_starts=True)[3]
+                             keep_starts=True, final_state=False)[3]
     n = -(-t // chunk_size)
     if tuple(starts.shape) != (b * h, n, dk, dv):  # the C code reads exactly these: a wrong one is a bad read
         raise ValueError(f"starts must be delta_chunk's keep_starts output for these inputs, {(b * h, n, dk, dv)}, "
@@ -268,7 +286,7 @@ def delta_backward(q, k, v, g, beta, initial_state, do, dS, *, scale: float, chu
         raise ValueError(f"blocks must be delta_chunk's keep_blocks output for these inputs, got {tuple(blocks.shape)}")
     rc = kern["bwd"](ptr(q), ptr(k), ptr(v), ptr(beta), ptr(g), ptr(starts.contiguous()), ptr(blocks), ptr(do),
                      ptr(dSf), ptr(dq), ptr(dk_), ptr(dv_), ptr(dbeta), ptr(dg), ptr(dS0), b, t, h, dk, dv,
-                     chunk_size, scale, threads, kern["sgemm"])
+                     chunk_size, int(S0 is None), scale, threads, kern["sgemm"])
     if rc:
         raise MemoryError("native delta-rule backward: a thread could not allocate its workspace")
     return dq, dk_, dv_, dg, dbeta, dS0
@@ -288,20 +306,46 @@ def decay_chunk(q, k, v, g, *, scale: float, chunk_size: int, initial_state=None
     S = torch.zeros(b * h, dk, dv) if initial_state is None else _f32(initial_state).reshape(b * h, dk, dv).clone()
     threads = max(1, min(torch.get_num_threads(), b * h))
     rc = kern["decay"](q.data_ptr(), k.data_ptr(), v.data_ptr(), None if g is None else g.data_ptr(), o.data_ptr(),
-                       S.data_ptr(), b, t, h, dk, dv, chunk_size, scale, threads, kern["sgemm"])
+                       S.data_ptr(), b, t, h, dk, dv, chunk_size, int(initial_state is None), scale, threads,
+                       kern["sgemm"])
     if rc:
         raise MemoryError("native decayed linear attention: a thread could not allocate its chunk workspace")
     return o, S.reshape(b, h, dk, dv)
 
 
+def _rows(u: torch.Tensor) -> tuple[int, int, int]:
+    h = u.shape[-1] // 2
+    rows = u.numel() // max(1, 2 * h)
+    return rows, h, max(1, min(torch.get_num_threads(), rows))
+
+
+def swiglu(u: torch.Tensor) -> torch.Tensor:
+    """``silu(a) ⊙ b`` for ``u = [a | b]`` (float32, CPU, contiguous, an even last dim; already checked), in C."""
+    rows, h, threads = _rows(u)
+    y = u.new_empty(*u.shape[:-1], h)
+    _kernel()["swiglu_fwd"](u.data_ptr(), y.data_ptr(), rows, h, threads)
+    return y
+
+
+def swiglu_backward(u: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """The gradient of :func:`swiglu` at ``u`` for the output's gradient ``g`` (both contiguous float32), in C."""
+    rows, h, threads = _rows(u)
+    du = torch.empty_like(u)
+    _kernel()["swiglu_bwd"](u.data_ptr(), g.data_ptr(), du.data_ptr(), rows, h, threads)
+    return du
+
+
 class NativeDelta(torch.autograd.Function):
     """The native forward (:func:`delta_chunk`) with the native backward (:func:`delta_backward`):
-    float32 CPU training through the compiled kernels. Returns ``(o, S, max β‖k‖²)``."""
+    float32 CPU training through the compiled kernels. Returns ``(o, S, max β‖k‖²)`` (``S`` None unless
+    ``final_state``)."""
 
     @staticmethod
-    def forward(ctx, q, k, v, g, beta, initial_state, scale, chunk_size):
+    def forward(ctx, q, k, v, g, beta, initial_state, scale, chunk_size, final_state=True):
+        ctx.set_materialize_grads(False)  # an unused final state's gradient stays None: the kernel skips it
         o, S, worst, starts, blocks = delta_chunk(q, k, v, g, beta, scale=scale, chunk_size=chunk_size,
-                                                  initial_state=initial_state, keep_blocks=True)
+                                                  initial_state=initial_state, keep_blocks=True,
+                                                  final_state=final_state)
         ctx.save_for_backward(q, k, v, g, beta, initial_state, starts, blocks)
         ctx.scale, ctx.chunk_size = scale, chunk_size
         worst = torch.tensor(worst)
@@ -311,6 +355,8 @@ class NativeDelta(torch.autograd.Function):
     @staticmethod
     def backward(ctx, do, dS, _dworst):
         q, k, v, g, beta, initial_state, starts, blocks = ctx.saved_tensors
+        if do is None:  # only the final state is used
+            do = torch.zeros(v.shape, dtype=torch.float32)
         dq, dk, dv, dg, dbeta, dS0 = delta_backward(q, k, v, g, beta, initial_state, do, dS, scale=ctx.scale,
                                                     chunk_size=ctx.chunk_size, starts=starts, blocks=blocks)
-        return (dq, dk, dv, dg, dbeta, dS0 if initial_state is not None else None, None, None)
+        return dq, dk, dv, dg, dbeta, dS0, None, None, None

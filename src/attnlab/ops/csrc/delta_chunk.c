@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "exp_le0.h"
+
 typedef void (*sgemm_t)(const char *, const char *, const int *, const int *, const int *, const float *,
                         const float *, const int *, const float *, const int *, const float *, float *,
                         const int *);
@@ -31,43 +33,23 @@ static void gemm(sgemm_t f, int ta, int tb, int M, int N, int K, float alpha, co
 }
 
 
-/* e^x for x <= 0 (the in-chunk decays), to ~1 ulp: x = n ln2 + r with |r| <= ln2 / 2, a degree-7
-   Taylor polynomial in r, times 2^n built from the exponent bits. Branch-free so that the loops over
-   it vectorise (libm's expf does not without -ffast-math); below -87.3 it returns ~1e-38, not 0. */
-static inline float exp_le0(float x) {
-    x = x < -87.3f ? -87.3f : x;
-    const float n = __builtin_floorf(x * 1.44269504f + 0.5f);
-    const float r = (x - n * 0.693145751953125f) - n * 1.4286068203094173e-06f;
-    float p = 1.f / 5040.f;
-    p = p * r + 1.f / 720.f;
-    p = p * r + 1.f / 120.f;
-    p = p * r + 1.f / 24.f;
-    p = p * r + 1.f / 6.f;
-    p = p * r + 0.5f;
-    p = p * r + 1.f;
-    p = p * r + 1.f;
-    const int bits = ((int)n + 127) << 23;
-    float scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return p * scale;
-}
-
 #define LEAF 16
 
-/* O = scale (diag(exp(G)) Q S + P V) of one chunk (G NULL: no decay), P [c, c] lower-triangular (row stride C):
-   its product by halves, the [m:, :m] block and the lower [m:, m:] one */
+/* O = scale (diag(exp(G)) Q S + P V) of one chunk (G NULL: no decay; S NULL: a zero state, whose products are
+   skipped), P [c, c] lower-triangular (row stride C): its product by halves, the [m:, :m] block and the lower
+   [m:, m:] one */
 static void chunk_output(sgemm_t f, const float *Q, int lq, const float *S, const float *P, const float *V, int lvi,
                          float *O, int lo, const float *G, int c, int C, int dk, int dv, float scale) {
     const int m = c / 2;
-    gemm(f, 0, 0, c, dv, dk, scale, Q, lq, S, dv, 0.f, O, lo);
-    if (G)
+    if (S) gemm(f, 0, 0, c, dv, dk, scale, Q, lq, S, dv, 0.f, O, lo);
+    if (S && G)
         for (int i = 0; i < c; i++) {
             const float gi = exp_le0(G[i]);
             float *oi = O + (size_t)i * lo;
             #pragma omp simd
             for (int j = 0; j < dv; j++) oi[j] *= gi;
         }
-    gemm(f, 0, 0, c, dv, m, scale, P, C, V, lvi, 1.f, O, lo);
+    gemm(f, 0, 0, c, dv, m, scale, P, C, V, lvi, S ? 1.f : 0.f, O, lo);
     gemm(f, 0, 0, c - m, dv, c - m, scale, P + (size_t)m * C + m, C, V + (size_t)m * lvi, lvi, 1.f, O + (size_t)m * lo,
          lo);
 }
@@ -96,6 +78,8 @@ typedef struct {
     float *starts;                      /* NULL, or [b*h, n chunks, dk, dv]: the state entering each chunk */
     float *saved;                       /* NULL, or [b*h, n chunks, SAVED floats]: each chunk's blocks (below) */
     int b, t, h, dk, dv, C;
+    int zero_start;                     /* S is zero on entry: the first chunk skips its products with it */
+    int need_final;                     /* 0: the caller does not read the final state, the last update is skipped */
     float scale;
     sgemm_t sgemm;
 } job_t;
@@ -116,8 +100,8 @@ static float head(const job_t *J, int bh, float *ws) {
     float *o = J->o + ((size_t)bi * t * h + hi) * dv, *S = J->S + (size_t)bh * dk * dv;
     float *A = ws, *P = A + C * C, *X = P + C * C, *Vn = X + C * lx, *G = Vn + C * dv, *E = G + C;
     for (int c0 = 0; c0 < t; c0 += C) {
-        const int c = t - c0 < C ? t - c0 : C;
-        if (J->starts) /* kept for the backward pass */
+        const int c = t - c0 < C ? t - c0 : C, zero = J->zero_start && c0 == 0;
+        if (J->starts && !zero) /* kept for the backward pass, which does not read a zero one */
             memcpy(J->starts + ((size_t)bh * ((t + C - 1) / C) + c0 / C) * dk * dv, S, sizeof(float) * dk * dv);
         float *sv = J->saved ? J->saved + ((size_t)bh * ((t + C - 1) / C) + c0 / C) * saved_size(C, dk, dv) : NULL;
         const float *qc = q + (size_t)c0 * lk, *kc = k + (size_t)c0 * lk, *vc = v + (size_t)c0 * lv;
@@ -169,13 +153,14 @@ static float head(const job_t *J, int bh, float *ws) {
         lower_solve(f, A, X, c, C, lx);
         /* V_new = U - W S */
         for (int i = 0; i < c; i++) memcpy(Vn + (size_t)i * dv, X + (size_t)i * lx + dk, sizeof(float) * dv);
-        gemm(f, 0, 0, c, dv, dk, -1.f, X, lx, S, dv, 1.f, Vn, dv);
+        if (!zero) gemm(f, 0, 0, c, dv, dk, -1.f, X, lx, S, dv, 1.f, Vn, dv);
         if (sv) {
             memcpy(sv + 2 * (size_t)C * C, X, sizeof(float) * c * lx);
             memcpy(sv + 2 * (size_t)C * C + (size_t)C * lx, Vn, sizeof(float) * c * dv);
         }
         /* O = scale (diag(gamma) Q S + P V_new), P lower-triangular: by halves again */
-        chunk_output(f, qc, lk, S, P, Vn, dv, oc, lv, g ? G : NULL, c, C, dk, dv, J->scale);
+        chunk_output(f, qc, lk, zero ? NULL : S, P, Vn, dv, oc, lv, g ? G : NULL, c, C, dk, dv, J->scale);
+        if (c0 + c == t && !J->need_final) break;
         /* S = gamma_c S + (K o exp(G_c - G))^T V_new */
         if (g) {
             const float Gc = G[c - 1], gc = exp_le0(Gc);
@@ -196,9 +181,10 @@ static float head(const job_t *J, int bh, float *ws) {
 /* returns 0, or 1 when a thread could not allocate its workspace */
 int attnlab_delta_chunk_fwd(const float *q, const float *k, const float *v, const float *beta, const float *g,
                             float *o, float *S, float *starts, float *saved, int b, int t, int h, int dk, int dv, int C,
-                            float scale,
-                            int nthreads, void *sgemm, float *worst_out) {
-    const job_t J = {q, k, v, beta, g, o, S, starts, saved, b, t, h, dk, dv, C, scale, (sgemm_t)sgemm};
+                            int zero_start, int need_final, float scale, int nthreads, void *sgemm,
+                            float *worst_out) {
+    const job_t J = {q, k, v, beta, g, o, S, starts, saved, b, t, h, dk, dv, C, zero_start, need_final, scale,
+                     (sgemm_t)sgemm};
     const size_t wsz = (size_t)2 * C * C + (size_t)C * (dk + dv) + (size_t)C * dv + 2 * (size_t)C;
     int fail = 0;
     float worst = 0.f;
@@ -266,6 +252,7 @@ typedef struct {
     const float *saved;                                     /* NULL (each chunk is replayed), or the forward's */
     float *dq, *dk, *dv, *dbeta, *dg, *dS0;                 /* dg NULL without a gate */
     int b, t, h, dk_, dv_, C;
+    int zero_start; /* the state entering the first chunk is zero and needs no gradient (no initial state) */
     float scale;
     sgemm_t sgemm;
 } cjob_t;
@@ -298,10 +285,14 @@ static void head_chunk_bwd(const void *job, int bh, float *ws) {
     float *dS = T1 + (size_t)C * dk, *G = dS + sz, *gam = G + C, *dG = gam + C;
     const size_t off_k = ((size_t)bi * t * h + hi) * dk, off_v = ((size_t)bi * t * h + hi) * dv;
     const size_t off_b = (size_t)bi * t * h + hi;
+    /* products with a zero S (the first chunk without an initial state) or a zero dS (the last chunk when the
+       final state has no gradient) are skipped: in training, the only chunk of a sequence no longer than C
+       then does a quarter of the full arithmetic */
+    int dS_zero = J->dSf == NULL;
     if (J->dSf) memcpy(dS, J->dSf + (size_t)bh * sz, sizeof(float) * sz);
     else memset(dS, 0, sizeof(float) * sz);
     for (int ci = n - 1; ci >= 0; ci--) {
-        const int c0 = ci * C, c = t - c0 < C ? t - c0 : C;
+        const int c0 = ci * C, c = t - c0 < C ? t - c0 : C, S_zero = J->zero_start && ci == 0;
         const float *S = J->starts + ((size_t)bh * n + ci) * sz;
         const float *qc = J->q + off_k + (size_t)c0 * lk, *kc = J->k + off_k + (size_t)c0 * lk;
         const float *vc = J->v + off_v + (size_t)c0 * lv, *doc = J->dO + off_v + (size_t)c0 * lv;
@@ -358,11 +349,11 @@ static void head_chunk_bwd(const void *job, int bh, float *ws) {
             }
             lower_solve(f, A, X, c, C, lx); /* (I + A) X = B */
             for (int i = 0; i < c; i++) memcpy(Vn + (size_t)i * dv, X + (size_t)i * lx + dk, sizeof(float) * dv);
-            gemm(f, 0, 0, c, dv, dk, -1.f, X, lx, S, dv, 1.f, Vn, dv);
+            if (!S_zero) gemm(f, 0, 0, c, dv, dk, -1.f, X, lx, S, dv, 1.f, Vn, dv);
         }
         const float *Kx = kc; /* Kd: the keys as the state leaving the chunk sees them */
         int lkd = lk;
-        if (gc_) {
+        if (gc_ && !dS_zero) {
             for (int i = 0; i < c; i++) {
                 const float w = exp_le0(Gc - G[i]), *ki = kc + (size_t)i * lk;
                 float *kd = Kd + (size_t)i * dk;
@@ -373,15 +364,15 @@ static void head_chunk_bwd(const void *job, int bh, float *ws) {
         }
         /* dVn; dP (and through E, dG); dQ; dK (direct) */
         gemm(f, 1, 0, c, dv, c, s, Pp, C, doc, lv, 0.f, dVn, dv);
-        gemm(f, 0, 0, c, dv, dk, 1.f, Kx, lkd, dS, dv, 1.f, dVn, dv);
+        if (!dS_zero) gemm(f, 0, 0, c, dv, dk, 1.f, Kx, lkd, dS, dv, 1.f, dVn, dv);
         gemm(f, 0, 1, c, c, dv, s, doc, lv, Vnp, dv, 0.f, dP, C);
         for (int i = 0; i < c; i++) for (int j = i + 1; j < c; j++) dP[(size_t)i * C + j] = 0.f;
         if (gc_) {
             decay_grad(dP, Pp, c, C, 0, dG);
             for (int i = 0; i < c; i++) for (int j = 0; j <= i; j++) dP[(size_t)i * C + j] *= E[(size_t)i * C + j];
         }
-        gemm(f, 0, 1, c, dk, dv, s, doc, lv, S, dv, 0.f, dqc, lk);
-        if (gc_) {
+        if (!S_zero) gemm(f, 0, 1, c, dk, dv, s, doc, lv, S, dv, 0.f, dqc, lk);
+        if (gc_ && !S_zero) {
             gemm(f, 0, 0, c, dv, dk, 1.f, qc, lk, S, dv, 0.f, QS, dv);
             for (int i = 0; i < c; i++) {
                 const float *oi = doc + (size_t)i * lv, *si = QS + (size_t)i * dv;
@@ -392,9 +383,9 @@ static void head_chunk_bwd(const void *job, int bh, float *ws) {
                 for (int l = 0; l < dk; l++) dqi[l] *= gam[i];
             }
         }
-        gemm(f, 0, 0, c, dk, c, 1.f, dP, C, kc, lk, 1.f, dqc, lk);
+        gemm(f, 0, 0, c, dk, c, 1.f, dP, C, kc, lk, S_zero ? 0.f : 1.f, dqc, lk);
         gemm(f, 1, 0, c, dk, c, 1.f, dP, C, qc, lk, 0.f, dkc, lk);
-        if (gc_) {
+        if (gc_ && !dS_zero) {
             gemm(f, 0, 1, c, dk, dv, 1.f, Vnp, dv, dS, dv, 0.f, T1, dk);
             for (int i = 0; i < c; i++) {
                 const float w = exp_le0(Gc - G[i]), *ti = T1 + (size_t)i * dk, *kd = Kd + (size_t)i * dk;
@@ -403,13 +394,16 @@ static void head_chunk_bwd(const void *job, int bh, float *ws) {
                 dG[c - 1] += u;
                 dG[i] -= u;
             }
-        } else {
+        } else if (!dS_zero) {
             gemm(f, 0, 1, c, dk, dv, 1.f, Vnp, dv, dS, dv, 1.f, dkc, lk);
         }
-        /* dX = [-dVn S^T | dVn]; then the state's gradient moves to the chunk's start */
-        gemm(f, 0, 1, c, dk, dv, -1.f, dVn, dv, S, dv, 0.f, dX, lx);
+        /* dX = [-dVn S^T | dVn]; then the state's gradient moves to the chunk's start (not past a zero start) */
+        if (S_zero)
+            for (int i = 0; i < c; i++) memset(dX + (size_t)i * lx, 0, sizeof(float) * dk);
+        else
+            gemm(f, 0, 1, c, dk, dv, -1.f, dVn, dv, S, dv, 0.f, dX, lx);
         for (int i = 0; i < c; i++) memcpy(dX + (size_t)i * lx + dk, dVn + (size_t)i * dv, sizeof(float) * dv);
-        if (gc_) {
+        if (gc_ && !S_zero) {
             float inner = 0.f;
             for (size_t i = 0; i < sz; i++) { inner += dS[i] * S[i]; dS[i] *= gC; }
             dG[c - 1] += gC * inner;
@@ -419,10 +413,13 @@ static void head_chunk_bwd(const void *job, int bh, float *ws) {
                 for (int l = 0; l < dk; l++) x[l] = gam[i] * qi[l];
             }
             gemm(f, 1, 0, dk, dv, c, s, Kd, dk, doc, lv, 1.f, dS, dv);
-        } else {
+        } else if (!S_zero) {
             gemm(f, 1, 0, dk, dv, c, s, qc, lk, doc, lv, 1.f, dS, dv);
         }
-        gemm(f, 1, 0, dk, dv, c, -1.f, Xp, lx, dVn, dv, 1.f, dS, dv);
+        if (!S_zero) {
+            gemm(f, 1, 0, dk, dv, c, -1.f, Xp, lx, dVn, dv, 1.f, dS, dv);
+            dS_zero = 0;
+        }
         /* dB = (I + A)^-T dX, blocked back substitution in place */
         for (int r1 = c; r1 > 0;) {
             const int r0 = r1 - LEAF > 0 ? r1 - LEAF : 0;
@@ -468,7 +465,7 @@ static void head_chunk_bwd(const void *job, int bh, float *ws) {
             for (int i = c - 1; i >= 0; i--) { acc += dG[i]; dgc[(size_t)i * h] = acc; }
         }
     }
-    memcpy(J->dS0 + (size_t)bh * sz, dS, sizeof(float) * sz);
+    if (!J->zero_start) memcpy(J->dS0 + (size_t)bh * sz, dS, sizeof(float) * sz);
 }
 
 /* returns 0, or 1 when a thread could not allocate its workspace */
@@ -476,9 +473,9 @@ int attnlab_delta_chunk_bwd(const float *q, const float *k, const float *v, cons
                             const float *starts, const float *saved, const float *dO, const float *dSf, float *dq,
                             float *dk, float *dv,
                             float *dbeta, float *dg, float *dS0, int b, int t, int h, int dk_, int dv_, int C,
-                            float scale, int nthreads, void *sgemm) {
-    const cjob_t J = {q, k, v, beta, g, dO, dSf, starts, saved, dq, dk, dv, dbeta, dg, dS0, b, t, h, dk_, dv_, C, scale,
-                      (sgemm_t)sgemm};
+                            int zero_start, float scale, int nthreads, void *sgemm) {
+    const cjob_t J = {q, k, v, beta, g, dO, dSf, starts, saved, dq, dk, dv, dbeta, dg, dS0, b, t, h, dk_, dv_, C,
+                      zero_start, scale, (sgemm_t)sgemm};
     const size_t lx = (size_t)dk_ + dv_;
     const size_t wsz = 5 * (size_t)C * C + 2 * (size_t)C * lx + 3 * (size_t)C * dv_ + 2 * (size_t)C * dk_ +
                        (size_t)dk_ * dv_ + 3 * (size_t)C;
@@ -496,6 +493,7 @@ typedef struct {
     const float *q, *k, *v, *g;
     float *o, *S;
     int b, t, h, dk, dv, C;
+    int zero_start; /* S is zero on entry */
     float scale;
     sgemm_t sgemm;
 } djob_t;
@@ -533,7 +531,8 @@ static void head_decay(const void *job, int bh, float *ws) {
             }
             for (int j = i + 1; j < c; j++) pi[j] = 0.f;
         }
-        chunk_output(f, qc, lk, S, P, vc, lv, oc, lv, g ? G : NULL, c, C, dk, dv, J->scale);
+        chunk_output(f, qc, lk, J->zero_start && c0 == 0 ? NULL : S, P, vc, lv, oc, lv, g ? G : NULL, c, C, dk, dv,
+                     J->scale);
         if (g) {
             const float Gc = G[c - 1], gc = exp_le0(Gc);
             #pragma omp simd
@@ -553,8 +552,9 @@ static void head_decay(const void *job, int bh, float *ws) {
 
 /* returns 0, or 1 when a thread could not allocate its workspace */
 int attnlab_decay_chunk_fwd(const float *q, const float *k, const float *v, const float *g, float *o, float *S,
-                            int b, int t, int h, int dk, int dv, int C, float scale, int nthreads, void *sgemm) {
-    const djob_t J = {q, k, v, g, o, S, b, t, h, dk, dv, C, scale, (sgemm_t)sgemm};
+                            int b, int t, int h, int dk, int dv, int C, int zero_start, float scale, int nthreads,
+                            void *sgemm) {
+    const djob_t J = {q, k, v, g, o, S, b, t, h, dk, dv, C, zero_start, scale, (sgemm_t)sgemm};
     const size_t wsz = (size_t)C * C + (size_t)C * dk + 2 * (size_t)C;
     return over_heads(head_decay, &J, b * h, wsz, nthreads);
 }
