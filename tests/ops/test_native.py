@@ -335,3 +335,17 @@ def test_forward_without_the_final_state_returns_the_same_output(t):
     assert S2 is None and S is not None and worst2 == worst
     assert torch.equal(o, o2)
     assert torch.count_nonzero(starts[:, 0]) == 0
+
+
+@needs_native
+def test_a_one_token_call_never_reads_the_uninitialised_output():
+    """A chunk of one token without an initial state: its output is P V alone, written over whatever the fresh
+    output buffer held (NaN bits included), however often the allocator hands back the same memory."""
+    q, k, v, beta, g = delta_inputs(3, 1, 2, 8, 8)
+    ref = gated_delta_rule(q, k, v, g, beta, mode="recurrent")
+    for _ in range(20):
+        for n in range(1, 400):  # freed memory of every small size holds NaN bits for the allocator to hand back
+            torch.full((n,), float("nan"))
+        got = gated_delta_rule(q, k, v, g, beta, backend="native")
+        assert torch.isfinite(got).all()
+        assert_close("o", ref, got, ratio=1e-5)

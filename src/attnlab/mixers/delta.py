@@ -18,7 +18,7 @@ from ..checks import check_choice, check_positive_int
 from ..ops.delta import gated_delta_rule, implicit_matrix
 from ..ops.delta_engines import BACKENDS, DEPRECATED_BACKENDS, resolve_backend_name
 from ..ops.mesa import SOLVERS, mesa_net
-from ..ops.norm import RMSNorm
+from ..ops.norm import RMSNorm, silu_l2_normalize
 from ..ops.ttt import OPTIMIZERS, ttt
 from .base import Cache, Mixer, register_mixer
 
@@ -68,6 +68,8 @@ class _DeltaFamily(Mixer):
             self.gate_proj = nn.Linear(d_model, n_heads * self.head_dim, bias=False)
 
     def _qk(self, x):
+        if self.qk_activation == "silu" and self.qk_norm == "l2":  # the default, fused
+            return silu_l2_normalize(x.float(), eps=1e-6)
         x = ACTIVATIONS[self.qk_activation](x.float())
         if self.qk_norm == "l2":
             return F.normalize(x, dim=-1, eps=1e-6)

@@ -12,7 +12,8 @@ of ``C`` tokens: inside a chunk the quadratic form ``(Q Kᵀ ⊙ D) V`` with the
 Its cost is ``O(t·C·d + t·d²)`` with a Python loop over chunks only. A float32 CPU call that needs
 no gradient runs the same chunk form compiled (:func:`attnlab.ops.native.decay_chunk`) where the
 kernel builds (``backend="auto"``, the default; ``"native"`` insists on it, ``"pytorch"`` never uses it):
-there the Python loop over chunks and the full ``C × C`` products were most of the time.
+it spares the Python loop over chunks and half of each ``C × C`` product (1.2–2.5× the PyTorch chunk
+form, ``docs/benchmarks.md``).
 """
 
 from __future__ import annotations

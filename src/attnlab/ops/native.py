@@ -1,5 +1,6 @@
 """Compiled CPU kernels (``csrc/``): the chunkwise (gated) delta rule forward and backward, decayed linear
-attention's chunk forward, and SwiGLU (:mod:`attnlab.ops.swiglu`).
+attention's chunk forward, SwiGLU (:mod:`attnlab.ops.swiglu`) and the row normalisations (RMSNorm, and the L2
+norm of SiLU features; :mod:`attnlab.ops.norm`).
 
 On two CPU cores the PyTorch chunk form spends most of its time between small products: Python
 dispatch, a 64-step state pass of ``[b·h, 64, 64]`` matmuls that BLAS runs at a fraction of its rate,
@@ -39,9 +40,10 @@ import torch
 from .chunking import chunk_length
 
 CSRC = pathlib.Path(__file__).with_name("csrc")
-# one library: the delta rule's and decayed linear attention's chunk forms, and SwiGLU (attnlab.ops.swiglu)
-SOURCES = (CSRC / "delta_chunk.c", CSRC / "swiglu.c")
-HEADERS = (CSRC / "exp_le0.h",)
+# one library: the delta rule's and decayed linear attention's chunk forms, SwiGLU (attnlab.ops.swiglu), and the
+# row normalisations (attnlab.ops.norm)
+SOURCES = (CSRC / "delta_chunk.c", CSRC / "swiglu.c", CSRC / "norms.c")
+HEADERS = (CSRC / "vmath.h",)
 FLAGS = ("-O3", "-fno-math-errno", "-fno-trapping-math", "-fopenmp", "-shared", "-fPIC")
 # -march=native first; a compiler that refuses it gets the portable build
 ARCH_FLAGS = (("-march=native",), ())
@@ -171,7 +173,16 @@ def _load() -> dict:
     swf, swb = lib.attnlab_swiglu_fwd, lib.attnlab_swiglu_bwd
     swf.argtypes, swb.argtypes = [p, p, ctypes.c_long, i, i], [p, p, p, ctypes.c_long, i, i]
     swf.restype = swb.restype = None
-    return {"fn": fn, "bwd": cbwd, "decay": dfn, "swiglu_fwd": swf, "swiglu_bwd": swb, "sgemm": sgemm, "path": path}
+    rows = {"rms_norm_fwd": ([p] * 4 + [ctypes.c_long, i, ctypes.c_float, i], None),
+            "rms_norm_bwd": ([p] * 6 + [ctypes.c_long, i, i], i),
+            "silu_l2_fwd": ([p] * 3 + [ctypes.c_long, i, ctypes.c_float, i], None),
+            "silu_l2_bwd": ([p] * 4 + [ctypes.c_long, i, ctypes.c_float, i], None)}
+    found = {}
+    for name, (args, res) in rows.items():
+        found[name] = getattr(lib, f"attnlab_{name}")
+        found[name].argtypes, found[name].restype = args, res
+    return {"fn": fn, "bwd": cbwd, "decay": dfn, "swiglu_fwd": swf, "swiglu_bwd": swb, **found, "sgemm": sgemm,
+            "path": path}
 
 
 def _kernel() -> dict:
@@ -253,6 +264,13 @@ def delta_chunk(q, k, v, g, beta, *, scale: float, chunk_size: int, initial_stat
     return (*out, starts) if keep_starts else out
 
 
+def _check_kept(name: str, x: torch.Tensor | None, shape: tuple[int, ...]) -> None:
+    """The C code reads exactly ``shape`` floats of what the forward kept: a tensor of another call is a bad read."""
+    if x is not None and tuple(x.shape) != shape:
+        raise ValueError(f"{name} must be delta_chunk's keep_{name} output for these inputs, {shape}, got "
+                         f"{tuple(x.shape)}")
+
+
 def delta_backward(q, k, v, g, beta, initial_state, do, dS, *, scale: float, chunk_size: int, starts=None,
                    blocks=None):
     """Gradients of the (gated) delta rule, ``(dq, dk, dv, dg, dβ, dS₀)`` (``dg`` None without a gate, ``dS₀``
@@ -279,11 +297,8 @@ def delta_backward(q, k, v, g, beta, initial_state, do, dS, *, scale: float, chu
         starts = delta_chunk(q, k, v, g, beta, scale=scale, chunk_size=chunk_size, initial_state=S0,
                              keep_starts=True, final_state=False)[3]
     n = -(-t // chunk_size)
-    if tuple(starts.shape) != (b * h, n, dk, dv):  # the C code reads exactly these: a wrong one is a bad read
-        raise ValueError(f"starts must be delta_chunk's keep_starts output for these inputs, {(b * h, n, dk, dv)}, "
-                         f"got {tuple(starts.shape)}")
-    if blocks is not None and tuple(blocks.shape) != (b * h, n, saved_size(chunk_size, dk, dv)):
-        raise ValueError(f"blocks must be delta_chunk's keep_blocks output for these inputs, got {tuple(blocks.shape)}")
+    _check_kept("starts", starts, (b * h, n, dk, dv))
+    _check_kept("blocks", blocks, (b * h, n, saved_size(chunk_size, dk, dv)))
     rc = kern["bwd"](ptr(q), ptr(k), ptr(v), ptr(beta), ptr(g), ptr(starts.contiguous()), ptr(blocks), ptr(do),
                      ptr(dSf), ptr(dq), ptr(dk_), ptr(dv_), ptr(dbeta), ptr(dg), ptr(dS0), b, t, h, dk, dv,
                      chunk_size, int(S0 is None), scale, threads, kern["sgemm"])
@@ -313,15 +328,17 @@ def decay_chunk(q, k, v, g, *, scale: float, chunk_size: int, initial_state=None
     return o, S.reshape(b, h, dk, dv)
 
 
-def _rows(u: torch.Tensor) -> tuple[int, int, int]:
-    h = u.shape[-1] // 2
-    rows = u.numel() // max(1, 2 * h)
-    return rows, h, max(1, min(torch.get_num_threads(), rows))
+def _rows_of(x: torch.Tensor) -> tuple[int, int, int]:
+    """``(rows, last dim, threads)`` of a row-wise kernel's call."""
+    d = x.shape[-1]
+    rows = x.numel() // max(1, d)
+    return rows, d, max(1, min(torch.get_num_threads(), rows))
 
 
 def swiglu(u: torch.Tensor) -> torch.Tensor:
     """``silu(a) ⊙ b`` for ``u = [a | b]`` (float32, CPU, contiguous, an even last dim; already checked), in C."""
-    rows, h, threads = _rows(u)
+    rows, two_h, threads = _rows_of(u)
+    h = two_h // 2
     y = u.new_empty(*u.shape[:-1], h)
     _kernel()["swiglu_fwd"](u.data_ptr(), y.data_ptr(), rows, h, threads)
     return y
@@ -329,10 +346,46 @@ def swiglu(u: torch.Tensor) -> torch.Tensor:
 
 def swiglu_backward(u: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     """The gradient of :func:`swiglu` at ``u`` for the output's gradient ``g`` (both contiguous float32), in C."""
-    rows, h, threads = _rows(u)
+    rows, two_h, threads = _rows_of(u)
+    h = two_h // 2
     du = torch.empty_like(u)
     _kernel()["swiglu_bwd"](u.data_ptr(), g.data_ptr(), du.data_ptr(), rows, h, threads)
     return du
+
+
+def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """RMSNorm of ``x [..., d]`` scaled by ``weight [d]`` (contiguous float32), in C: ``(y, 1/rms per row)``."""
+    rows, d, threads = _rows_of(x)
+    y, inv = torch.empty_like(x), x.new_empty(rows)
+    _kernel()["rms_norm_fwd"](x.data_ptr(), weight.data_ptr(), y.data_ptr(), inv.data_ptr(), rows, d, eps, threads)
+    return y, inv
+
+
+def rms_norm_backward(x, weight, inv, g, weight_grad: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The gradients of :func:`rms_norm` (the weight's only if ``weight_grad``), in C."""
+    rows, d, threads = _rows_of(x)
+    gx, gw = torch.empty_like(x), (x.new_empty(d) if weight_grad else None)
+    rc = _kernel()["rms_norm_bwd"](x.data_ptr(), weight.data_ptr(), inv.data_ptr(), g.data_ptr(), gx.data_ptr(),
+                                   None if gw is None else gw.data_ptr(), rows, d, threads)
+    if rc:
+        raise MemoryError("native RMSNorm backward: the per-thread sums could not be allocated")
+    return gx, gw
+
+
+def silu_l2(x: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``silu(x) / max(‖silu(x)‖, eps)`` over the last dim (contiguous float32), in C: ``(y, ‖silu(x)‖ per row)``."""
+    rows, d, threads = _rows_of(x)
+    y, nrm = torch.empty_like(x), x.new_empty(rows)
+    _kernel()["silu_l2_fwd"](x.data_ptr(), y.data_ptr(), nrm.data_ptr(), rows, d, eps, threads)
+    return y, nrm
+
+
+def silu_l2_backward(x, nrm, g, eps: float) -> torch.Tensor:
+    """The gradient of :func:`silu_l2`, in C."""
+    rows, d, threads = _rows_of(x)
+    gx = torch.empty_like(x)
+    _kernel()["silu_l2_bwd"](x.data_ptr(), nrm.data_ptr(), g.data_ptr(), gx.data_ptr(), rows, d, eps, threads)
+    return gx
 
 
 class NativeDelta(torch.autograd.Function):

@@ -7,7 +7,11 @@ forward keeps ``x`` and the per-row ``1/rms`` and the backward is the closed for
 
     x̂ = x / rms,  ĝ = g · w,  ∂x = (ĝ − x̂ · mean(ĝ · x̂)) / rms,  ∂w = Σ_rows g · x̂.
 
-Inputs below float32 are normalised in float32 and returned in their own dtype, as torch does.
+Inputs below float32 are normalised in float32 and returned in their own dtype, as torch does. On the CPU in
+float32 both passes run compiled, one pass over the rows each (:func:`attnlab.ops.native.rms_norm`).
+
+:func:`silu_l2_normalize` is DeltaNet's query and key map, ``silu(x) / max(‖silu(x)‖, eps)``, compiled the same
+way (in PyTorch ops: silu, then ``F.normalize``, each pass with its own backward).
 """
 
 from __future__ import annotations
@@ -15,6 +19,13 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
+
+from . import native
+
+
+def _compiled(x: torch.Tensor) -> bool:
+    return x.dtype == torch.float32 and x.device.type == "cpu" and x.numel() > 0 and native.unavailable_reason() is None
 
 
 class _RMSNorm(torch.autograd.Function):
@@ -34,13 +45,30 @@ class _RMSNorm(torch.autograd.Function):
         return gx, gw, None
 
 
+class _NativeRMSNorm(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, eps):
+        x, weight = x.contiguous(), weight.contiguous()
+        y, inv = native.rms_norm(x, weight, eps)
+        ctx.save_for_backward(x, weight, inv)
+        return y
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g):
+        x, weight, inv = ctx.saved_tensors
+        gx, gw = native.rms_norm_backward(x, weight, inv, g.contiguous(), ctx.needs_input_grad[1])
+        return gx, gw, None
+
+
 def rms_norm(x: torch.Tensor, weight: torch.Tensor | None, eps: float | None = None) -> torch.Tensor:
     """RMS-normalise ``x`` over its last dim and scale by ``weight`` (``eps`` None: the dtype's machine epsilon)."""
     if weight is None:
         return F.rms_norm(x, (x.shape[-1],), None, eps)
     work = x if x.dtype in (torch.float32, torch.float64) else x.float()
     e = torch.finfo(work.dtype).eps if eps is None else float(eps)
-    return _RMSNorm.apply(work, weight.to(work.dtype), e).to(x.dtype)
+    fn = _NativeRMSNorm if _compiled(work) else _RMSNorm
+    return fn.apply(work, weight.to(work.dtype), e).to(x.dtype)
 
 
 class RMSNorm(nn.RMSNorm):
@@ -51,3 +79,26 @@ class RMSNorm(nn.RMSNorm):
         if len(self.normalized_shape) != 1:
             return super().forward(x)
         return rms_norm(x, self.weight, self.eps)
+
+
+class _SiluL2(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, eps):
+        x = x.contiguous()
+        y, nrm = native.silu_l2(x, eps)
+        ctx.save_for_backward(x, nrm)
+        ctx.eps = eps
+        return y
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g):
+        x, nrm = ctx.saved_tensors
+        return native.silu_l2_backward(x, nrm, g.contiguous(), ctx.eps), None
+
+
+def silu_l2_normalize(x: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """``F.normalize(F.silu(x), dim=-1, eps=eps)``: SiLU features scaled to unit L2 norm over the last dim."""
+    if _compiled(x):
+        return _SiluL2.apply(x, float(eps))
+    return F.normalize(F.silu(x), dim=-1, eps=eps)

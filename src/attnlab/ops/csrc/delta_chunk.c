@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "exp_le0.h"
+#include "vmath.h"
 
 typedef void (*sgemm_t)(const char *, const char *, const int *, const int *, const int *, const float *,
                         const float *, const int *, const float *, const int *, const float *, float *,
@@ -24,8 +24,9 @@ typedef void (*sgemm_t)(const char *, const char *, const int *, const int *, co
 static void gemm(sgemm_t f, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                  const float *B, int ldb, float beta, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
-    if (K <= 0) { /* BLAS would only scale C */
-        for (int i = 0; i < M; i++) for (int j = 0; j < N; j++) C[(size_t)i * ldc + j] *= beta;
+    if (K <= 0) { /* BLAS would only scale C, and with beta = 0 set it (C may be uninitialised: 0 * NaN is NaN) */
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++) C[(size_t)i * ldc + j] = beta == 0.f ? 0.f : C[(size_t)i * ldc + j] * beta;
         return;
     }
     const char *ca = ta ? "T" : "N", *cb = tb ? "T" : "N";

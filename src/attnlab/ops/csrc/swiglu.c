@@ -9,13 +9,7 @@
      s = sigmoid(a),  y = a s b,  da = g b s (1 + a (1 - s)),  db = g a s. */
 #include <omp.h>
 
-#include "exp_le0.h"
-
-/* sigmoid from e^-|x| <= 1: 1 / (1 + e) for x >= 0, e / (1 + e) below */
-static inline float sigmoid(float x) {
-    const float e = exp_le0(x < 0.f ? x : -x);
-    return (x < 0.f ? e : 1.f) / (1.f + e);
-}
+#include "vmath.h"
 
 static void row_fwd(const float *restrict a, const float *restrict b, float *restrict y, int h) {
     #pragma omp simd

@@ -1,6 +1,7 @@
-/* e^x for x <= 0 in float32, shared by the kernels in this folder. */
-#ifndef ATTNLAB_EXP_LE0_H
-#define ATTNLAB_EXP_LE0_H
+/* e^x for x <= 0 and the sigmoid in float32, branch-free so that loops over them vectorise; shared by the kernels
+   in this folder. */
+#ifndef ATTNLAB_VMATH_H
+#define ATTNLAB_VMATH_H
 
 /* e^x for x <= 0 (the delta rule's in-chunk decays, SwiGLU's sigmoid), to ~1 ulp: x = n ln2 + r with
    |r| <= ln2 / 2, a degree-7 Taylor polynomial in r, times 2^n built from the exponent bits. Branch-free so
@@ -20,6 +21,12 @@ static inline float exp_le0(float x) {
     p = p * r + 1.f;
     const union { int i; float f; } scale = {.i = ((int)n + 127) << 23};
     return p * scale.f;
+}
+
+/* sigmoid from e^-|x| <= 1: 1 / (1 + e) for x >= 0, e / (1 + e) below */
+static inline float sigmoid(float x) {
+    const float e = exp_le0(x < 0.f ? x : -x);
+    return (x < 0.f ? e : 1.f) / (1.f + e);
 }
 
 #endif
