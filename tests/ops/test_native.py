@@ -158,7 +158,7 @@ def test_build_is_cached_by_source_flags_and_machine(tmp_path):
     outs = [subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True).stdout.split()
             for _ in range(2)]
     assert outs[0] == outs[1] and outs[0][0] == "None"
-    built = list((tmp_path / "native").glob("delta_chunk-*.so"))
+    built = list((tmp_path / "native").glob("attnlab_kernels-*.so"))
     assert [str(p) for p in built] == [outs[0][1]]  # one build, reused
 
 
@@ -227,7 +227,7 @@ def test_a_folder_or_library_planted_by_another_user_is_not_loaded(tmp_path, mon
         os.chown(lib, 12345, 12345)
     built = native._compile(cc)
     assert not isinstance(built, str) and built.parent != planted and native.untrusted(built) is None
-    assert all(f.read_bytes() == b"not a library" for f in planted.glob("delta_chunk-*.so"))
+    assert all(f.read_bytes() == b"not a library" for f in planted.glob("attnlab_kernels-*.so"))
 
 
 @needs_native

@@ -101,3 +101,19 @@ def test_without_the_kernel_both_norms_run_in_pytorch(monkeypatch):
     x = torch.randn(3, 8, requires_grad=True)
     assert type(rms_norm(x, torch.ones(8)).grad_fn).__name__ == "_RMSNormBackward"
     assert torch.equal(silu_l2_normalize(x, 1e-6), F.normalize(F.silu(x), dim=-1, eps=1e-6))
+
+
+@needs_native
+def test_compiled_rms_norm_gradients_are_the_same_bits_on_any_number_of_threads():
+    """A run resumed in a process with another thread count must retrace the original to the bit."""
+    x, w, gy = torch.randn(300, 64), torch.randn(64), torch.randn(300, 64)
+    before, grads = torch.get_num_threads(), []
+    try:
+        for n in (1, 2, 3):
+            torch.set_num_threads(n)
+            xr, wr = x.clone().requires_grad_(), w.clone().requires_grad_()
+            rms_norm(xr, wr, 1e-5).backward(gy)
+            grads.append((xr.grad, wr.grad))
+    finally:
+        torch.set_num_threads(before)
+    assert all(torch.equal(a, b) for g in grads[1:] for a, b in zip(grads[0], g))

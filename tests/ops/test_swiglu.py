@@ -7,7 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from attnlab.models.lm import MLP
-from attnlab.ops import native, swiglu as swiglu_module
+from attnlab.ops import native
+from attnlab.ops import swiglu as swiglu_module
 from attnlab.ops.swiglu import compiled, swiglu
 from tests.helpers import assert_close
 

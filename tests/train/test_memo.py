@@ -103,7 +103,8 @@ def test_worker_processes_end_when_the_process_that_started_them_is_killed(tmp_p
 
 
 @pytest.mark.parametrize(("edited", "retrains"), [
-    ("ops/delta.py", True), ("ops/csrc/delta_chunk.c", True), ("ops/csrc/vmath.h", True), ("ops/csrc/norms.c", True), ("ops/csrc/swiglu.c", True),
+    ("ops/delta.py", True), ("ops/csrc/delta_chunk.c", True), ("ops/csrc/vmath.h", True), ("ops/csrc/norms.c", True),
+    ("ops/csrc/swiglu.c", True),
     ("mixers/delta.py", True), ("tasks/mqar.py", True),
     ("train/loop.py", True), ("train/config.py", True), ("checks.py", True),
     ("train/compare.py", False), ("train/memo.py", False), ("train/sweep.py", False), ("models/hf.py", False),

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from ..checks import check_choice, check_positive_int
 from ..mixers import MIXERS, build_mixer

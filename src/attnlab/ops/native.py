@@ -104,9 +104,10 @@ def _blas_sgemm() -> int | str:
 
 
 def library_name(cc: str, flags: tuple[str, ...]) -> str:
-    """The cached library's file name: a hash of the source, the compiler, the flags and the machine."""
-    key = hashlib.sha256(b"".join(p.read_bytes() for p in (*SOURCES, *HEADERS)) + " ".join((cc, *flags, platform.machine(), platform.node())).encode())
-    return f"delta_chunk-{key.hexdigest()[:16]}.so"
+    """The cached library's file name: a hash of the sources, the compiler, the flags and the machine."""
+    build = " ".join((cc, *flags, platform.machine(), platform.node())).encode()
+    key = hashlib.sha256(b"".join(p.read_bytes() for p in (*SOURCES, *HEADERS)) + build)
+    return f"attnlab_kernels-{key.hexdigest()[:16]}.so"
 
 
 def _compile(cc: str) -> pathlib.Path | str:
@@ -276,9 +277,10 @@ def delta_backward(q, k, v, g, beta, initial_state, do, dS, *, scale: float, chu
     """Gradients of the (gated) delta rule, ``(dq, dk, dv, dg, dβ, dS₀)`` (``dg`` None without a gate, ``dS₀``
     None without an initial state), chunkwise in C from the forward's inputs (float32, CPU; see
     ``csrc/delta_chunk.c``). ``do`` is the output's gradient, ``dS`` the final state's (None: unused, and its
-    products are skipped, as are those with the zero state that starts a sequence without one); ``starts``, the forward's chunk-start states (:func:`delta_chunk`
-    with ``keep_starts``; recomputed when not given), saves one pass over the sequence; ``blocks`` (``keep_blocks``,
-    with the same call's ``starts``) the replay of each chunk's forward."""
+    products are skipped, as are those with the zero state that starts a sequence without one); ``starts``, the
+    forward's chunk-start states (:func:`delta_chunk` with ``keep_starts``; recomputed when not given), saves one
+    pass over the sequence; ``blocks`` (``keep_blocks``, with the same call's ``starts``) the replay of each chunk's
+    forward."""
     kern = _kernel()
     b, t, h, dk = q.shape
     dv = v.shape[-1]

@@ -33,17 +33,20 @@ void attnlab_rms_norm_fwd(const float *x, const float *w, float *y, float *inv, 
     }
 }
 
-/* gx [rows, d]; gw [d] or NULL (no weight gradient), summed over rows per thread, then over threads;
-   returns 0, or 1 when the per-thread sums could not be allocated */
+/* the weight's gradient is summed in BUCKETS fixed blocks of rows, then over the blocks in order: the same sums
+   (to the bit) whatever the number of threads, so that a run resumed in another process equals the original */
+#define BUCKETS 16
+
+/* gx [rows, d]; gw [d] or NULL (no weight gradient); returns 0, or 1 when the partial sums could not be allocated */
 int attnlab_rms_norm_bwd(const float *x, const float *w, const float *inv, const float *g, float *gx, float *gw,
                          long rows, int d, int nthreads) {
-    float *part = gw ? calloc((size_t)nthreads * d, sizeof(float)) : NULL;
+    const long nb = rows < BUCKETS ? rows : BUCKETS;
+    float *part = gw ? calloc((size_t)(nb > 0 ? nb : 1) * d, sizeof(float)) : NULL;
     if (gw && !part) return 1;
-    #pragma omp parallel num_threads(nthreads)
-    {
-        float *restrict acc = part ? part + (size_t)omp_get_thread_num() * d : NULL;
-        #pragma omp for schedule(static)
-        for (long r = 0; r < rows; r++) {
+    #pragma omp parallel for num_threads(nthreads) schedule(static)
+    for (long p = 0; p < nb; p++) {
+        float *restrict acc = part ? part + (size_t)p * d : NULL;
+        for (long r = p * rows / nb; r < (p + 1) * rows / nb; r++) {
             const float *restrict xr = x + r * d, *restrict gr = g + r * d;
             float *restrict o = gx + r * d;
             const float iv = inv[r];
@@ -61,8 +64,8 @@ int attnlab_rms_norm_bwd(const float *x, const float *w, const float *inv, const
     }
     if (gw) {
         for (int j = 0; j < d; j++) gw[j] = 0.f;
-        for (int t = 0; t < nthreads; t++)
-            for (int j = 0; j < d; j++) gw[j] += part[(size_t)t * d + j];
+        for (long p = 0; p < nb; p++)
+            for (int j = 0; j < d; j++) gw[j] += part[(size_t)p * d + j];
         free(part);
     }
     return 0;
