@@ -219,3 +219,40 @@ def test_the_ledger_memo_says_what_it_trains_and_what_it_reuses(tmp_path):
     with ReportingMemo(tmp_path / "par", jobs=2, tick=lambda done, total: ticks.append((done, total))) as par:
         par.trained_many([cfg(2), cfg(3), cfg(4)])  # in two worker processes: one tick per finished run
     assert ticks == [(0, 3), (1, 3), (2, 3), (3, 3)]
+
+
+def test_trained_claims_run_side_by_side_and_equal_a_serial_ledger(tmp_path, monkeypatch):
+    """With jobs > 1 the claims that train share the workers: they overlap in time, a run both need trains once,
+    each batch is recorded under its own claim, and the ledger equals a serial one."""
+    import threading
+    import time
+
+    from tests.train.test_memo import _tiny
+
+    spans = {}
+
+    def trainer(cid, seeds):
+        def run(budget, runs):
+            t0 = time.perf_counter()
+            got = runs.trained_many([_tiny(s) for s in seeds])
+            spans[cid] = (t0, time.perf_counter(), threading.current_thread().name)
+            return Evidence("holds", f"losses {[round(r['final_loss'], 6) for r in got]}", {}, seeds=seeds)
+        return run
+
+    reg = {"Z1": registry.Claim("Z1", "trains", "test", "m", "t", trainer("Z1", [0, 1, 2]), True),
+           "Z2": registry.Claim("Z2", "trains too", "test", "m", "t", trainer("Z2", [2, 3, 4]), True),
+           "Z3": registry.Claim("Z3", "a pending claim", "test")}
+    monkeypatch.setattr(runner_mod, "REGISTRY", reg)
+    done = []
+    par = run_claims(["Z1", "Z2", "Z3"], Budget.get("quick"), tmp_path / "par", jobs=2,
+                     on_done=lambda r: done.append(r.id))
+    (z1, z2) = spans["Z1"], spans["Z2"]
+    assert z1[0] < z2[1] and z2[0] < z1[1] and z1[2] != z2[2]  # side by side, in two threads
+    serial = run_claims(["Z1", "Z2", "Z3"], Budget.get("quick"), tmp_path / "serial")
+    assert [r.id for r in par] == ["Z1", "Z2", "Z3"] and sorted(done) == ["Z1", "Z2", "Z3"]
+    assert [(r.verdict, r.reason) for r in par] == [(r.verdict, r.reason) for r in serial]
+    assert len(list((tmp_path / "par" / "runs").iterdir())) == 5  # seed 2 trained once for both claims
+    rows = [json.loads(x) for x in (tmp_path / "par" / runner_mod.PHASES).read_text().splitlines()]
+    assert sorted((r["claim"], len(r["runs"])) for r in rows) == [("Z1", 3), ("Z2", 3)]
+    written = json.loads((tmp_path / "par" / "claims.json").read_text())
+    assert [c["id"] for c in written["claims"]] == ["Z1", "Z2", "Z3"]

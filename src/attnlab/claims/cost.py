@@ -2,13 +2,15 @@
 
 ``reproduce`` records every batch of trained runs it hands to the memo (``phases.jsonl`` beside
 ``claims.json``, :class:`~attnlab.claims.runner.ReportingMemo`): the runs of a batch are independent, the
-next batch waits for it (a pilot's rounds, then every seed), and the claims run one after another.
-Each run trains on one thread, and its ``summary.json`` keeps the seconds it took. So the ledger's time on
-c CPUs is, claim by claim, the claim's own work outside training plus, for each batch, the time c workers
-take to train that batch's runs (longest first onto the least loaded worker: within 4/3 of the best
-schedule). A run that an earlier batch trained (one arm shared by two claims) costs nothing the second time.
-The seconds are this machine's, measured as the runs trained (beside each other, ``--jobs`` at a time):
-a faster core scales every number alike.
+next batch of the same claim waits for it (a pilot's rounds, then every seed). Each run trains on one thread,
+and its ``summary.json`` keeps the seconds it took. A claim's row is its time alone on c CPUs: its own work
+outside training plus, for each batch, the time c workers take to train that batch's runs (longest first
+onto the least loaded worker: within 4/3 of the best schedule). The ledger's total is the schedule
+``reproduce --jobs c`` runs (:mod:`attnlab.claims.runner`): the trained claims side by side, each batch
+queued on the shared workers as its claim's previous batch ends, plus every claim's own work (counted one
+after another, an upper bound). A run that an earlier batch trained (one arm shared by two claims) costs
+nothing the second time. The seconds are this machine's, measured as the runs trained (beside each other,
+``--jobs`` at a time): a faster core scales every number alike.
 """
 
 from __future__ import annotations
@@ -32,6 +34,40 @@ def schedule(seconds: list[float], cpus: int) -> float:
     return max(load)
 
 
+def side_by_side(chains: list[list[list[float]]], cpus: int) -> float:
+    """Wall time of claims run side by side on ``cpus`` shared workers: each claim a chain of batches of runs (in
+    seconds), a batch queued (first in, first out) when the claim's previous batch has finished."""
+    if cpus < 1:
+        raise ValueError(f"cpus must be ≥ 1, got {cpus}")
+    queue: list[tuple[int, float, int]] = []  # (order queued, seconds, claim)
+    nxt, left, order = [0] * len(chains), [0] * len(chains), 0
+
+    def release(c: int) -> None:
+        nonlocal order
+        while nxt[c] < len(chains[c]) and not chains[c][nxt[c]]:
+            nxt[c] += 1  # an empty batch waits for nothing
+        if nxt[c] < len(chains[c]):
+            for s in chains[c][nxt[c]]:
+                queue.append((order, s, c))
+                order += 1
+            left[c] = len(chains[c][nxt[c]])
+            nxt[c] += 1
+
+    for c in range(len(chains)):
+        release(c)
+    running: list[tuple[float, int]] = []  # (end, claim)
+    now = 0.0
+    while queue or running:
+        while queue and len(running) < cpus:
+            _, s, c = queue.pop(0)
+            heapq.heappush(running, (now + s, c))
+        now, c = heapq.heappop(running)
+        left[c] -= 1
+        if left[c] == 0:
+            release(c)
+    return now
+
+
 def phases_by_claim(out: Path) -> dict[str, list[dict]]:
     """Each claim's batches of runs from its latest ``reproduce`` (earlier sessions' lines are superseded)."""
     p = Path(out) / PHASES
@@ -53,7 +89,7 @@ def ledger_cost(out: Path, cpus: tuple[int, ...] = CPUS) -> dict:
     claims = load_cache(out)
     phases = phases_by_claim(out)
     seen: set[str] = set()
-    rows = []
+    rows, chains = [], []
     for cid, c in claims.items():
         own = float(c.get("seconds") or 0.0)
         batches = []
@@ -63,12 +99,14 @@ def ledger_cost(out: Path, cpus: tuple[int, ...] = CPUS) -> dict:
             batches.append([_run_seconds(out, r) for r in new])
             own -= ph["seconds"]
         own = max(0.0, own)
+        chains.append(batches)
         rows.append({"claim": cid, "runs": sum(map(len, batches)), "batches": len(batches),
                      "cpu_seconds": sum(map(sum, batches)), "own_seconds": own,
                      "wall_seconds": {n: own + sum(schedule(b, n) for b in batches if b) for n in cpus}})
     total = {"claim": "all", "runs": sum(r["runs"] for r in rows), "batches": sum(r["batches"] for r in rows),
              "cpu_seconds": sum(r["cpu_seconds"] for r in rows), "own_seconds": sum(r["own_seconds"] for r in rows),
-             "wall_seconds": {n: sum(r["wall_seconds"][n] for r in rows) for n in cpus}}
+             "wall_seconds": {n: sum(r["own_seconds"] for r in rows) + side_by_side(chains, n) for n in cpus},
+             "wall_seconds_one_by_one": {n: sum(r["wall_seconds"][n] for r in rows) for n in cpus}}
     return {"claims": rows, "total": total, "cpus": list(cpus)}
 
 
@@ -93,4 +131,6 @@ def cost_markdown(cost: dict, budget: str) -> str:
     t = cost["total"]
     return (f"_{budget} budget: {t['runs']} trained runs in {t['batches']} batches, "
             f"{t['cpu_seconds'] / 3600:.2f} CPU-hours of training; the untrained claims and each claim's work "
-            f"outside training run on one machine ({m(t['own_seconds'])} min)._\n\n" + "\n".join(lines) + "\n")
+            f"outside training run on one machine ({m(t['own_seconds'])} min). A claim's row is its time alone; "
+            "the ledger's runs its trained claims side by side on the shared workers (`reproduce --jobs`), so its "
+            "total is less than the sum of the rows._\n\n" + "\n".join(lines) + "\n")

@@ -3,6 +3,12 @@
 The cache key of a claim hashes every attnlab module its experiment imports, transitively, and the
 budget (:mod:`attnlab.claims.keys`), so editing a module invalidates exactly the claims that reach it.
 Results are written atomically.
+
+With ``jobs`` > 1 the claims that train run side by side, each in a thread of this process that hands its
+batches of runs to the memo's shared worker processes: a claim waiting for the last run of a batch (a pilot's
+round, say) no longer leaves a worker idle while another claim has runs to train. Every run's result depends on
+its config alone and every claim's verdict on its runs alone, so the ledger is the same as a serial one; the
+claims are reported as they finish and written in ledger order.
 """
 
 from __future__ import annotations
@@ -11,10 +17,12 @@ import dataclasses
 import json
 import math
 import os
+import threading
 import time
 import traceback
 import warnings
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -149,7 +157,18 @@ class ReportingMemo(RunMemo):
         self.tick = tick or (lambda done, total: None)
         # each batch of runs is a phase: its runs are independent, the next batch waits for it. Recorded (one
         # JSON line per batch, ``claims.cost``) so that what the ledger would take on c CPUs can be computed
-        self.phases, self.claim, self.session = phases, "", f"{time.time():.0f}-{os.getpid()}"
+        self.phases, self.session = phases, f"{time.time():.0f}-{os.getpid()}"
+        self._current = threading.local()  # the claim each thread runs
+        self._write = threading.Lock()
+
+    @property
+    def claim(self) -> str:
+        """The claim the calling thread runs ("" outside one)."""
+        return getattr(self._current, "claim", "")
+
+    @claim.setter
+    def claim(self, cid: str) -> None:
+        self._current.claim = cid
 
     def trained_many(self, cfgs: list, on_run: Callable[[str], None] | None = None, heldout: bool = False
                      ) -> list[dict]:
@@ -174,7 +193,7 @@ class ReportingMemo(RunMemo):
         if todo:
             self.report(f"trained {todo} run{'s' * (todo > 1)} in {seconds / 60:.1f} min")
         if self.phases is not None:
-            with open(self.phases, "a") as f:
+            with self._write, open(self.phases, "a") as f:
                 f.write(json.dumps({"session": self.session, "claim": self.claim, "runs": list(names), "trained": todo,
                                     "seconds": seconds}) + "\n")
         return out
@@ -191,44 +210,76 @@ def run_claims(ids: list[str], budget: Budget, out: Path, *, force: bool = False
     ``jobs``: how many independent trained runs may train at once, each in its own process;
     ``on_runs(claim id, message)``: what a trained claim is training (see :class:`ReportingMemo`);
     ``ray_address``: train the runs as tasks of that Ray cluster (``"local"``: a local instance) instead;
-    ``on_tick(claim id, runs done, runs to train)``: as each run of a batch finishes.
+    ``on_tick(claim id, runs done, runs to train)``: as each run of a batch finishes. With ``jobs`` > 1 and no
+    Ray cluster the claims that train run side by side (module docstring) and the callbacks come from their
+    threads, one at a time.
     """
     out.mkdir(parents=True, exist_ok=True)
-    current = [""]
-    report = (lambda msg: on_runs(current[0], msg)) if on_runs else None
-    tick = (lambda done, total: on_tick(current[0], done, total)) if on_tick else None
+    said = threading.Lock()  # one callback at a time, whichever thread calls
+    memo: ReportingMemo
+
+    def serial(fn):
+        def call(*a):
+            with said:
+                fn(*a)
+        return call if fn else None
+
+    report = serial((lambda msg: on_runs(memo.claim, msg)) if on_runs else None)
+    tick = serial((lambda done, total: on_tick(memo.claim, done, total)) if on_tick else None)
     # one writer per results folder: a second reproduce into it fails at once, naming the first
     memo = ReportingMemo(out / "runs", jobs=jobs, report=report, ray_address=ray_address, tick=tick,
                          phases=out / PHASES)  # beside the ledger
     with locked(out), memo as runs:
-        def started(cid: str) -> None:
-            current[0] = memo.claim = cid
-            if on_start:
-                on_start(cid)
+        start, finish = serial(on_start), serial(on_done)
 
-        return _run_all(ids, budget, out, runs, force, started, on_done)
+        def started(cid: str) -> None:
+            memo.claim = cid
+            if start:
+                start(cid)
+
+        side_by_side = jobs > 1 and ray_address is None
+        return _run_all(ids, budget, out, runs, force, started, finish, side_by_side)
 
 
 def _run_all(ids: list[str], budget: Budget, out: Path, runs: RunMemo, force: bool,
-             on_start: Callable[[str], None] | None, on_done: Callable[[ClaimResult], None] | None) -> list[ClaimResult]:
+             on_start: Callable[[str], None], on_done: Callable[[ClaimResult], None] | None,
+             side_by_side: bool = False) -> list[ClaimResult]:
     cache = load_cache(out, budget.name)
     results: dict[str, dict] = dict(cache)
-    done = []
-    for cid in ids:
-        claim = REGISTRY[cid]
-        key = claim_key(claim, budget)
+    done: dict[str, ClaimResult] = {}
+    written = threading.Lock()
+
+    def cached(cid: str) -> ClaimResult | None:
         hit = cache.get(cid)
-        if on_start:
-            on_start(cid)
-        if not force and hit and hit.get("key") == key and hit.get("verdict") not in (ERROR,):
-            r = ClaimResult(**{f.name: hit[f.name] for f in dataclasses.fields(ClaimResult) if f.name in hit})
-            r.cached = True
-        else:
-            r = run_one(claim, budget, runs)
-        results[cid] = r.to_json()
-        done.append(r)
-        write_json_atomic(out / "claims.json", {"budget": budget.name, "claims": [results[c] for c in REGISTRY
-                                                                                 if c in results]})
+        if force or not hit or hit.get("key") != claim_key(REGISTRY[cid], budget) or hit.get("verdict") == ERROR:
+            return None
+        r = ClaimResult(**{f.name: hit[f.name] for f in dataclasses.fields(ClaimResult) if f.name in hit})
+        r.cached = True
+        return r
+
+    def one(cid: str) -> ClaimResult:
+        on_start(cid)
+        return cached(cid) or run_one(REGISTRY[cid], budget, runs)
+
+    def record(r: ClaimResult) -> None:
+        with written:
+            results[r.id] = r.to_json()
+            done[r.id] = r
+            write_json_atomic(out / "claims.json", {"budget": budget.name, "claims": [results[c] for c in REGISTRY
+                                                                                     if c in results]})
         if on_done:
             on_done(r)
-    return done
+
+    side = [cid for cid in ids if side_by_side and REGISTRY[cid].trains and cached(cid) is None]
+    if not side:
+        for cid in ids:
+            record(one(cid))
+        return [done[cid] for cid in ids]
+    with ThreadPoolExecutor(len(side), thread_name_prefix="attnlab-claim") as threads:
+        futures = [threads.submit(one, cid) for cid in side]
+        for cid in ids:  # the others here, while the trained claims wait on the workers
+            if cid not in side:
+                record(one(cid))
+        for f in as_completed(futures):
+            record(f.result())
+    return [done[cid] for cid in ids]

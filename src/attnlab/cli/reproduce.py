@@ -137,14 +137,19 @@ def reproduce(
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeElapsedColumn(), console=console) as prog:
         task = prog.add_task("claims", total=len(ids))
+        running: list[str] = []  # with --jobs > 1 the trained claims run side by side
 
         def start(cid):
-            prog.update(task, description=f"running {cid}")
+            running.append(cid)
+            prog.update(task, description=f"running {', '.join(running)}")
 
         def done(r):
             tag = "cached" if r.cached else f"{r.seconds:.1f}s"
             color = {"holds": "green", "caveat": "yellow", "refuted": "red", "undecided": "blue"}.get(r.verdict, "magenta")
             prog.console.print(f"[bold]{r.id}[/] [{color}]{r.verdict}[/] ({tag}) {escape(r.reason)}")
+            if r.id in running:
+                running.remove(r.id)
+            prog.update(task, description=f"running {', '.join(running)}" if running else "claims")
             prog.advance(task)
 
         run_bar = prog.add_task("runs", total=None, visible=False)

@@ -14,6 +14,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -95,12 +96,17 @@ class RunMemo:
             raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
         self.root, self.jobs, self.ray_address = Path(root), jobs, ray_address
         self._pool = None  # worker processes, started on first need and reused (each costs an import of torch)
+        # callers may share the memo from several threads (reproduce runs trained claims side by side): a run that
+        # one of them already sent to the workers is waited for, not trained a second time into the same folder
+        self._lock = threading.Lock()
+        self._inflight: dict[str, tuple] = {}  # run name → (future, whether it computes the held-out loss)
 
     def close(self) -> None:
         """Stop the worker processes (a later :meth:`trained_many` starts new ones)."""
-        if self._pool is not None:
-            self._pool.shutdown()
-            self._pool = None
+        with self._lock:
+            if self._pool is not None:
+                self._pool.shutdown()
+                self._pool = None
 
     def __enter__(self) -> RunMemo:
         return self
@@ -112,6 +118,27 @@ class RunMemo:
         """The checked config as the memo runs it: named ``<name>-<key>``, written under the root."""
         cfg = dataclasses.replace(make_config(cfg), ckpt_every=FINAL_CHECKPOINT_ONLY)
         return dataclasses.replace(cfg, name=f"{cfg.name}-{run_key(cfg)}", out=str(self.root))
+
+    def _submit(self, todo: dict[str, TrainConfig], heldout: bool) -> tuple[dict, dict[str, TrainConfig]]:
+        """``todo``'s runs on the worker pool: ``(future → run name, later)``. A run another caller already sent
+        is that caller's future; where this caller also needs its held-out loss and that future does not compute
+        it, the run is in ``later``, to send once that future is done (the run is then only evaluated)."""
+        futures, later = {}, {}
+        with self._lock:
+            if self._pool is None:
+                self._pool = worker_pool(self.jobs)
+            for name, c in todo.items():
+                f, evaluates = self._inflight.get(name, (None, False))
+                if f is not None and not f.done():
+                    if heldout and not evaluates:
+                        later[name] = c
+                    else:
+                        futures[f] = name
+                    continue
+                f = self._pool.submit(_train_resolved, c, heldout)
+                self._inflight[name] = (f, heldout)
+                futures[f] = name
+        return futures, later
 
     def heldout_loss(self, run: dict) -> float:
         """A finished run's validation loss on held-out batches (:func:`attnlab.train.heldout.heldout_loss`):
@@ -154,15 +181,16 @@ class RunMemo:
                 raise RuntimeError(f"Ray trained {missing[0]} but its summary is not under {self.root}: give "
                                    "--out a folder that every node of the cluster writes to")
         unevaluated = {c.name: c for c in resolved if heldout and c.name not in pending and cached(c.run_dir) is None}
-        if self.ray_address is None and self.jobs > 1 and len(pending) + len(unevaluated) > 1:
-            if self._pool is None:
-                self._pool = worker_pool(self.jobs)
-            futures = {self._pool.submit(_train_resolved, c, heldout): name
-                       for name, c in {**pending, **unevaluated}.items()}
-            for f in as_completed(futures):
-                f.result()
-                if futures[f] in pending:
-                    notify(futures[f])
+        if self.ray_address is None and self.jobs > 1 and (pending or unevaluated):
+            # every run goes to the workers (even a lone one): the memo never trains more than ``jobs`` at once,
+            # whichever threads ask
+            todo = {**pending, **unevaluated}
+            while todo:
+                futures, todo = self._submit(todo, heldout)
+                for f in as_completed(futures):
+                    f.result()
+                    if futures[f] in pending:
+                        notify(futures[f])
         out = []
         for c in resolved:
             fresh = c.name in pending and not finished(c)  # trained just now, in this process
