@@ -65,3 +65,20 @@ def test_a_partly_labelled_run_also_times_the_head_everywhere():
     assert "head everywhere" in bt.markdown(data)
     bad = CliRunner().invoke(app, ["bench", "train", "--labelled", "0"])
     assert bad.exit_code != 0 and "--labelled must be a fraction in (0, 1]" in bad.output
+
+
+def test_a_run_with_pytorch_ops_times_each_model_without_the_compiled_kernels(monkeypatch):
+    from attnlab.ops import native, norm, swiglu
+
+    seen = []  # what the models ran on inside each timing
+    real = swiglu.compiled
+    monkeypatch.setattr(swiglu, "compiled", lambda u: seen.append(real(u)) or real(u))
+    r = CliRunner().invoke(app, ["bench", "train", "--mixer", "deltanet", "--d-model", "32", "--T", "8",
+                                 "--reps", "1", "--pytorch-ops", "--threads", "1", "--json"])
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout.strip().splitlines()[-1])
+    ours = [row for row in data["rows"] if row["model"] == "deltanet"]
+    assert ours and all(row["pytorch_ops_s"] > 0 for row in ours) and "PyTorch ops" in bt.markdown(data)
+    if native.unavailable_reason() is None:  # both forms ran, and the kernels are back on afterwards
+        assert True in seen and False in seen and norm._compiled(__import__("torch").ones(2))
+        assert data["setting"]["kernels"] == "native"

@@ -145,9 +145,12 @@ def useful_flops(kind: str, model: nn.Module, d_model: int, T: int) -> float:
 
 
 def run_bench(mixers=MIXERS, d_models=(64, 128), Ts=(32, 128, 512), reps: int = 10,
-              progress: Callable[[str], None] | None = None, labelled: float = 1.0) -> dict:
+              progress: Callable[[str], None] | None = None, labelled: float = 1.0, pytorch_ops: bool = False) -> dict:
     """Time each case; with ``labelled`` < 1 each of attnlab's models is also timed with the head at every
-    position (``head_everywhere_s``), in the same run."""
+    position (``head_everywhere_s``), and with ``pytorch_ops`` with the compiled CPU kernels turned off
+    (``pytorch_ops_s``: the delta rule, SwiGLU and the norms in PyTorch ops), in the same run."""
+    from ..ops import native
+
     for m in mixers:
         if m not in MIXERS:
             raise ValueError(f"mixer must be one of {', '.join(MIXERS)}; got {m!r}")
@@ -170,24 +173,32 @@ def run_bench(mixers=MIXERS, d_models=(64, 128), Ts=(32, 128, 512), reps: int = 
                 if labelled < 1 and kind != PEER:
                     row["head_everywhere_s"] = statistics.median(
                         timed(step_call(kind, d, T, labelled=labelled, head_everywhere=True)[0], reps, warmup=3))
+                if pytorch_ops and kind != PEER:
+                    with native.disabled():
+                        row["pytorch_ops_s"] = statistics.median(
+                            timed(step_call(kind, d, T, labelled=labelled)[0], reps, warmup=3))
                 rows.append(row)
     return {"matmul_gflops": mm, "setting": {"layers": LAYERS, "vocab": VOCAB, "dtype": "float32",
-                                             "threads": torch.get_num_threads(), "reps": reps, "labelled": labelled},
+                                             "threads": torch.get_num_threads(), "reps": reps, "labelled": labelled,
+                                             "kernels": native.engine()},
             "rows": rows}
 
 
 def markdown(result: dict) -> str:
     s = result["setting"]
     part = s.get("labelled", 1.0) < 1
+    off = any("pytorch_ops_s" in r for r in result["rows"])
     lines = [f"Setting: {s['layers']} layers, SwiGLU MLP ×4, vocabulary {s['vocab']}, {s['dtype']}, {s['threads']} "
              f"threads, forward + backward + AdamW per step, median of {s['reps']}; float32 matmul rate in the same "
              f"run: **{result['matmul_gflops']:.1f} GFLOP/s**. `× softmax`: step time over attnlab's softmax LM at "
              f"the same size (the peer's row: over the peer, the target is ≤ 1.1× for softmax)."
              + (f" One position in {round(1 / s['labelled'])} is labelled; `head everywhere`: the step time with "
-                "every position's logits over the step time with the head at labelled positions only." if part else ""),
+                "every position's logits over the step time with the head at labelled positions only." if part else "")
+             + (" `PyTorch ops`: the step time with the compiled CPU kernels turned off (the delta rule, SwiGLU and "
+                "the norms in PyTorch ops) over the step time with them." if off else ""),
              "", "| model | d_model | T | batch | params | step (ms) | spread | tokens/s | % of matmul | × softmax |"
-             + (" head everywhere |" if part else ""),
-             "|---|---|---|---|---|---|---|---|---|---|" + ("---|" if part else "")]
+             + (" head everywhere |" if part else "") + (" PyTorch ops |" if off else ""),
+             "|---|---|---|---|---|---|---|---|---|---|" + ("---|" if part else "") + ("---|" if off else "")]
     by = {(r["model"], r["d_model"], r["T"]): r for r in result["rows"]}
     for r in result["rows"]:
         ref = by.get(("softmax", r["d_model"], r["T"]))
@@ -199,7 +210,9 @@ def markdown(result: dict) -> str:
                      f"{r['median_s'] * 1e3:.1f} | {100 * r['spread']:.0f}% | {r['tokens_per_s']:,.0f} | "
                      f"{100 * r['gflops'] / result['matmul_gflops']:.0f}% | {rel} |"
                      + (f" {r['head_everywhere_s'] / r['median_s']:.2f}× |" if "head_everywhere_s" in r
-                        else " |" if part else ""))
+                        else " |" if part else "")
+                     + (f" {r['pytorch_ops_s'] / r['median_s']:.2f}× |" if "pytorch_ops_s" in r
+                        else " |" if off else ""))
     return "\n".join(lines)
 
 

@@ -96,6 +96,8 @@ def train(
                                    "model; 0.0625: MQAR's queries, and each step is also timed with the head at "
                                    "every position)."),
     threads: int = typer.Option(0, "--threads", help="Threads per step (0: the machine's; the ledger's runs use 1)."),
+    pytorch_ops: bool = typer.Option(False, "--pytorch-ops", help="Also time each attnlab model with the compiled "
+                                     "CPU kernels turned off (the delta rule, SwiGLU and the norms in PyTorch ops)."),
 ) -> None:
     """Time one training step (forward, backward, AdamW) of the ledger's small LMs per mixer, beside a
     nanoGPT-style peer on scaled_dot_product_attention of equal parameter count."""
@@ -117,12 +119,13 @@ def train(
         torch.set_num_threads(threads)
     with Console(stderr=True).status("benchmarking") as status:
         result = run_bench(mixers, ds, Ts, reps=reps, progress=lambda s: status.update(f"timing {s}"),
-                           labelled=labelled)
+                           labelled=labelled, pytorch_ops=pytorch_ops)
     table = to_md(result)
     if markdown is not None:
         cmd = "attnlab bench train" + (f" --mixer {mixer}" if mixer else "") + f" --d-model {d_model} --T {T}"
         cmd += (f" --reps {reps}" if reps != 10 else "") + (f" --labelled {labelled:g}" if labelled != 1 else "")
-        cmd += (f" --threads {threads}" if threads else "") + f" --markdown {markdown}"
+        cmd += (f" --threads {threads}" if threads else "") + (" --pytorch-ops" if pytorch_ops else "")
+        cmd += f" --markdown {markdown}"
         marks = ("<!-- bench-train:start -->", "<!-- bench-train:end -->") if labelled == 1 else \
             ("<!-- bench-train-labelled:start -->", "<!-- bench-train-labelled:end -->")
         write_block(markdown, *marks, cmd, table)

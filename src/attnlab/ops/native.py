@@ -23,6 +23,7 @@ torch), :func:`unavailable_reason` says why and everything runs in PyTorch.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import os
@@ -191,6 +192,22 @@ def _kernel() -> dict:
         if not _state:
             _state.update(_load())
         return _state
+
+
+@contextlib.contextmanager
+def disabled(why: str = "the compiled kernels are turned off for a comparison"):
+    """Within the block every call runs as on a machine without the compiled kernels (the PyTorch forms), in this
+    process: what ``attnlab bench train --pytorch-ops`` compares them with."""
+    before = dict(_kernel())
+    with _lock:
+        _state.clear()
+        _state["why"] = why
+    try:
+        yield
+    finally:
+        with _lock:
+            _state.clear()
+            _state.update(before)
 
 
 def kernel_path() -> pathlib.Path | None:
