@@ -16,6 +16,13 @@
 
 #include "vmath.h"
 
+static inline float sum_sq(const float *restrict x, int d) {
+    float ss = 0.f;
+    #pragma omp simd reduction(+ : ss)
+    for (int j = 0; j < d; j++) ss += x[j] * x[j];
+    return ss;
+}
+
 /* x, y [rows, d]; w [d]; inv [rows] (kept for the backward) */
 void attnlab_rms_norm_fwd(const float *x, const float *w, float *y, float *inv, long rows, int d, float eps,
                           int nthreads) {
@@ -23,10 +30,7 @@ void attnlab_rms_norm_fwd(const float *x, const float *w, float *y, float *inv, 
     for (long r = 0; r < rows; r++) {
         const float *restrict xr = x + r * d;
         float *restrict yr = y + r * d;
-        float ss = 0.f;
-        #pragma omp simd reduction(+ : ss)
-        for (int j = 0; j < d; j++) ss += xr[j] * xr[j];
-        const float iv = 1.f / sqrtf(ss / d + eps);
+        const float iv = 1.f / sqrtf(sum_sq(xr, d) / d + eps);
         inv[r] = iv;
         #pragma omp simd
         for (int j = 0; j < d; j++) yr[j] = xr[j] * iv * w[j];
@@ -77,13 +81,9 @@ void attnlab_silu_l2_fwd(const float *x, float *y, float *nrm, long rows, int d,
     for (long r = 0; r < rows; r++) {
         const float *restrict xr = x + r * d;
         float *restrict yr = y + r * d;
-        float ss = 0.f;
-        #pragma omp simd reduction(+ : ss)
-        for (int j = 0; j < d; j++) {
-            yr[j] = xr[j] * sigmoid(xr[j]);
-            ss += yr[j] * yr[j];
-        }
-        const float n = sqrtf(ss), inv = 1.f / (n > eps ? n : eps);
+        #pragma omp simd
+        for (int j = 0; j < d; j++) yr[j] = xr[j] * sigmoid(xr[j]);
+        const float n = sqrtf(sum_sq(yr, d)), inv = 1.f / (n > eps ? n : eps);
         nrm[r] = n;
         #pragma omp simd
         for (int j = 0; j < d; j++) yr[j] *= inv;
