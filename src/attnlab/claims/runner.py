@@ -257,9 +257,11 @@ def _run_all(ids: list[str], budget: Budget, out: Path, runs: RunMemo, force: bo
         r.cached = True
         return r
 
+    reuse = {cid: cached(cid) for cid in ids}
+
     def one(cid: str) -> ClaimResult:
         on_start(cid)
-        return cached(cid) or run_one(REGISTRY[cid], budget, runs)
+        return reuse[cid] or run_one(REGISTRY[cid], budget, runs)
 
     def record(r: ClaimResult) -> None:
         with written:
@@ -270,7 +272,7 @@ def _run_all(ids: list[str], budget: Budget, out: Path, runs: RunMemo, force: bo
         if on_done:
             on_done(r)
 
-    side = [cid for cid in ids if side_by_side and REGISTRY[cid].trains and cached(cid) is None]
+    side = [cid for cid in ids if side_by_side and REGISTRY[cid].trains and reuse[cid] is None]
     if not side:
         for cid in ids:
             record(one(cid))
