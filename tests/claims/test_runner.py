@@ -144,6 +144,18 @@ def test_two_layer_mqar_waits_a_third_of_its_cap_before_a_plateau_stops_it():
     assert recipes.transition_plateau(10).patience == recipes.PLATEAU.patience
 
 
+def test_every_arm_of_the_position_task_waits_a_third_of_its_cap():
+    """Causal NoPE's noisy curve stopped seeds early under the 4-evaluation rule; every arm gets the same wait."""
+    from attnlab.claims import recipes
+
+    for b in (Budget.get("quick"), Budget.get("full")):
+        for mode, positions in (("decoder", 0), ("bidirectional", 0), ("bidirectional", 32)):
+            cfg = recipes.position(mode, 0, b, positions=positions)
+            assert cfg.plateau == recipes.transition_plateau(cfg.steps)
+            assert cfg.plateau.patience * cfg.eval_every >= cfg.steps / 3
+    assert recipes.position("decoder", 0, Budget.get("full")).plateau.patience == 12  # 300 of 900 steps, not 100
+
+
 def test_each_claim_records_when_and_where_it_ran(tmp_path, fake_claims):
     import re
 

@@ -131,9 +131,15 @@ def markov(seed: int, budget: Budget, *, short_conv: str = "", layers: int = 2) 
 
 def position(mode: str, seed: int, budget: Budget, *, positions: int = 0) -> TrainConfig:
     """A softmax model (2 layers, 2 heads) with the attention ``mode`` on :data:`POSITION_TASK`: NoPE, or with
-    ``positions`` learned absolute position embeddings (the positive control)."""
+    ``positions`` learned absolute position embeddings (the positive control).
+
+    Causal NoPE learns positions from the mask alone, along a noisy curve: at the full budget the shared
+    plateau rule (4 evaluations) stopped its seeds at steps 175 to 475 with losses 2.47 to 2.89 while the seed
+    trained to its cap reached 2.06. Every arm of the task waits :data:`TRANSITION_PATIENCE` of its cap, the
+    same rule for the arms it compares."""
     m = LMConfig(d_model=64, n_layers=2, n_heads=2, mixer="softmax", mode=mode, mixer_options={"rope": False},
                  positions=positions)
     name = f"d4-position-{mode}" + ("-learned" if positions else "")
-    return _config(name, seed, budget, POSITION_TASK, m, steps=300, batch_size=32, eval_every=EVAL_EVERY,
-                   eval_batches=8)
+    cfg = _config(name, seed, budget, POSITION_TASK, m, steps=300, batch_size=32, eval_every=EVAL_EVERY,
+                  eval_batches=8)
+    return replace(cfg, plateau=transition_plateau(cfg.steps))
