@@ -3,6 +3,7 @@
 import itertools
 import json
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -52,6 +53,10 @@ def test_side_by_side_is_never_slower_than_the_claims_one_by_one_nor_faster_than
     assert together <= alone * (2 - 1 / cpus) + 1e-9
 
 
+RUN_CONFIG = {"task": {"name": "mqar", "vocab_size": 8, "seq_len": 8}, "batch_size": 2, "eval_batches": 3,
+              "model": {"d_model": 8, "n_layers": 1, "mixer": "linear_attn", "tie_embeddings": True, "positions": 0}}
+
+
 def _ledger(tmp_path, phases):
     out = tmp_path / "results"
     base = {"statement": "s", "source": "t", "reason": "r", "measured": {}, "tolerance": "", "seeds": [0]}
@@ -62,7 +67,11 @@ def _ledger(tmp_path, phases):
     (out / "claims.json").write_text(json.dumps({"budget": "quick", "claims": claims}))
     for name, sec in {"a": 40.0, "b": 30.0, "c": 20.0, "d": 10.0, "e": 5.0}.items():
         (out / "runs" / name).mkdir()
-        (out / "runs" / name / "summary.json").write_text(json.dumps({"seconds": sec}))
+        # each run: 10 steps of 2 sequences of 8 tokens through a linear-attention body of 1000 parameters
+        # (1064 less a 8 × 8 embedding), evaluated once on 3 batches: 160 · 6000 + 48 · 2000 = 1.056 MFLOP
+        (out / "runs" / name / "summary.json").write_text(json.dumps({"seconds": sec, "steps": 10, "params": 1064,
+                                                                      "valid_curve": {"step": [10]}}))
+        (out / "runs" / name / "config.json").write_text(json.dumps(RUN_CONFIG))
     (out / PHASES).write_text("".join(json.dumps(p) + "\n" for p in phases))
     return out
 
@@ -83,8 +92,26 @@ def test_a_ledgers_cost_by_hand(tmp_path):
     # side by side on 2 CPUs: a, b from 0; c from 30; C1's e from 40; A1's d when its first batch ends (50)
     assert cost["total"]["wall_seconds"] == {1: 87.0 + 105.0, 2: 87.0 + 60.0}
     assert cost["total"]["wall_seconds_one_by_one"] == {1: 140.0 + 2.0 + 50.0, 2: 100.0 + 2.0 + 50.0}
+    assert (a1["flops"], b1["flops"], c1["flops"], cost["total"]["flops"]) == (4 * 1.056e6, 0.0, 1.056e6, 5 * 1.056e6)
+    assert "matmul_share" not in a1 and cost["matmul_gflops"] is None
     md = cost_markdown(cost, "quick")
-    assert "5 trained runs in 3 batches" in md and "| A1 | 4 | 2 | 1.7 | 0.7 | 2.3 | 1.7 |" in md and "| B1 |" not in md
+    assert "5 trained runs in 3 batches" in md and "| A1 | 4 | 2 | 1.7 | 0.7 | 2.3 | 1.7 | 0.0 |" in md
+    assert "| B1 |" not in md and "matmul rate" not in md
+
+
+def test_the_floor_at_a_matmul_rate_by_hand(tmp_path):
+    out = _ledger(tmp_path, [{"session": "s", "claim": "A1", "runs": ["a", "b"], "trained": 2, "seconds": 70.0}])
+    rate = 2.112e-6  # GFLOP/s: each run's 1.056 MFLOP takes 500 s of one core at this rate
+    cost = ledger_cost(out, cpus=(1, 4), matmul_gflops=rate)
+    a1, total = cost["claims"][0], cost["total"]
+    assert a1["floor_seconds"] == pytest.approx({1: 1000.0, 4: 250.0}) and total["floor_seconds"] == a1["floor_seconds"]
+    assert a1["matmul_share"] == pytest.approx(1000.0 / 70.0) and cost["claims"][1]["matmul_share"] is None
+    md = cost_markdown(cost, "quick")
+    assert "| A1 | 2 | 1 | 1.2 | 0.5 | 1.7 | 1.2 | 0.0 | 1429% |" in md
+    assert "those FLOPs alone take 16.7 min on 1 CPU, 4.2 min on 4 CPUs" in md
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="matmul_gflops must be a positive rate"):
+            ledger_cost(out, matmul_gflops=bad)
 
 
 def test_cost_is_one_line_where_the_batches_were_not_recorded(tmp_path):
@@ -95,9 +122,16 @@ def test_cost_is_one_line_where_the_batches_were_not_recorded(tmp_path):
     out.joinpath(PHASES).write_text(json.dumps({"session": "s", "claim": "A1", "runs": ["a"], "trained": 1,
                                                 "seconds": 40.0}) + "\n")
     r = CliRunner().invoke(app, ["reproduce", "--cost", "--out", str(out)])
-    assert r.exit_code == 0 and "min on 128 CPUs" in r.output
+    assert r.exit_code == 0 and "min on 128 CPUs" in r.output and "% of matmul rate" in r.output
     r = CliRunner().invoke(app, ["reproduce", "--cost", "--json", "--out", str(out)])
-    assert json.loads(r.output)["total"]["cpu_seconds"] == 40.0
+    total = json.loads(r.output)["total"]
+    assert total["cpu_seconds"] == 40.0 and total["flops"] == 1.056e6 and 0 < total["matmul_share"] < 1
+    r = CliRunner().invoke(app, ["reproduce", "--cost", "--json", "--matmul-gflops", "2.112e-6", "--out", str(out)])
+    assert json.loads(r.output)["total"]["floor_seconds"]["1"] == 500.0
+    for args, said in ((["--cost", "--matmul-gflops", "0"], "matmul_gflops must be a positive rate, got 0.0"),
+                       (["--matmul-gflops", "90"], "--matmul-gflops goes with --cost")):
+        r = CliRunner().invoke(app, ["reproduce", *args, "--out", str(out)])
+        assert r.exit_code != 0 and said in r.output and "Traceback" not in r.output
 
 
 def test_the_memo_records_each_batch_of_runs_by_claim(tmp_path):

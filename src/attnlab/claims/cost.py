@@ -11,6 +11,11 @@ queued on the shared workers as its claim's previous batch ends, plus every clai
 after another, an upper bound). A run that an earlier batch trained (one arm shared by two claims) costs
 nothing the second time. The seconds are this machine's, measured as the runs trained (beside each other,
 ``--jobs`` at a time): a faster core scales every number alike.
+
+Beside the seconds, each run's FLOPs counted from below (:mod:`attnlab.train.flops`): given one core's
+matmul rate, measured in the same command, they give the share of that rate the training ran at and the
+least time any code could train the same runs in on c such cores. The gap between that floor and the
+measured time is all that faster training code can still take off the ledger.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import heapq
 import json
 from pathlib import Path
 
+from ..train.flops import run_flops
 from .runner import PHASES, load_cache
 
 CPUS = (1, 2, 8, 32, 128)
@@ -82,55 +88,82 @@ def phases_by_claim(out: Path) -> dict[str, list[dict]]:
     return {cid: rows[list(rows)[-1]] for cid, rows in by.items()}
 
 
-def ledger_cost(out: Path, cpus: tuple[int, ...] = CPUS) -> dict:
+def ledger_cost(out: Path, cpus: tuple[int, ...] = CPUS, matmul_gflops: float | None = None) -> dict:
     """Per claim and in total: trained runs, batches, CPU seconds of training, the claim's own seconds outside
-    training, and the wall seconds on each number of ``cpus``."""
+    training, the wall seconds on each number of ``cpus`` and the training's FLOPs counted from below; with
+    ``matmul_gflops`` (one core's float32 matmul rate), the share of it the training ran at and the floor: the
+    seconds that many FLOPs take at that rate on each number of ``cpus``."""
     out = Path(out)
+    if matmul_gflops is not None and not matmul_gflops > 0:
+        raise ValueError(f"matmul_gflops must be a positive rate, got {matmul_gflops}")
     claims = load_cache(out)
     phases = phases_by_claim(out)
     seen: set[str] = set()
     rows, chains = [], []
     for cid, c in claims.items():
         own = float(c.get("seconds") or 0.0)
-        batches = []
+        batches, flops = [], 0.0
         for ph in phases.get(cid, []):
             new = [r for r in ph["runs"] if r not in seen]
             seen.update(new)
-            batches.append([_run_seconds(out, r) for r in new])
+            done = [_run(out, r) for r in new]
+            batches.append([sec for sec, _ in done])
+            flops += sum(f for _, f in done)
             own -= ph["seconds"]
         own = max(0.0, own)
         chains.append(batches)
         rows.append({"claim": cid, "runs": sum(map(len, batches)), "batches": len(batches),
-                     "cpu_seconds": sum(map(sum, batches)), "own_seconds": own,
+                     "cpu_seconds": sum(map(sum, batches)), "own_seconds": own, "flops": flops,
                      "wall_seconds": {n: own + sum(schedule(b, n) for b in batches if b) for n in cpus}})
     total = {"claim": "all", "runs": sum(r["runs"] for r in rows), "batches": sum(r["batches"] for r in rows),
              "cpu_seconds": sum(r["cpu_seconds"] for r in rows), "own_seconds": sum(r["own_seconds"] for r in rows),
+             "flops": sum(r["flops"] for r in rows),
              "wall_seconds": {n: sum(r["own_seconds"] for r in rows) + side_by_side(chains, n) for n in cpus},
              "wall_seconds_one_by_one": {n: sum(r["wall_seconds"][n] for r in rows) for n in cpus}}
-    return {"claims": rows, "total": total, "cpus": list(cpus)}
+    if matmul_gflops is not None:
+        for r in [*rows, total]:
+            at_rate = r["flops"] / (matmul_gflops * 1e9)  # seconds of one core at the matmul rate
+            r["matmul_share"] = at_rate / r["cpu_seconds"] if r["cpu_seconds"] else None
+            r["floor_seconds"] = {n: at_rate / n for n in cpus}
+    return {"claims": rows, "total": total, "cpus": list(cpus), "matmul_gflops": matmul_gflops}
 
 
-def _run_seconds(out: Path, name: str) -> float:
-    p = out / "runs" / name / "summary.json"
-    if not p.exists():
-        raise FileNotFoundError(f"{p} does not exist: phases.jsonl names a run the memo does not hold")
-    return float(json.loads(p.read_text())["seconds"])
+def _run(out: Path, name: str) -> tuple[float, float]:
+    """A finished run's seconds and its FLOPs counted from below."""
+    run = out / "runs" / name
+    for f in ("summary.json", "config.json"):
+        if not (run / f).exists():
+            raise FileNotFoundError(f"{run / f} does not exist: phases.jsonl names a run the memo does not hold")
+    summary = json.loads((run / "summary.json").read_text())
+    return float(summary["seconds"]), run_flops(json.loads((run / "config.json").read_text()), summary)["total"]
 
 
 def cost_markdown(cost: dict, budget: str) -> str:
     """The cost as a table: the trained claims, then the ledger, minutes throughout."""
     m = lambda s: f"{s / 60:.1f}"  # noqa: E731
+    rate = cost.get("matmul_gflops")
+    extra = ["useful TFLOP (at least)"] + (["% of matmul rate"] if rate else [])
     head = ("| claim | trained runs | batches | CPU min of training | min outside training | "
-            + " | ".join(f"min on {n} CPU{'s' * (n > 1)}" for n in cost["cpus"]) + " |")
-    lines = [head, "|" + "---|" * (5 + len(cost["cpus"]))]
+            + " | ".join(f"min on {n} CPU{'s' * (n > 1)}" for n in cost["cpus"]) + " | " + " | ".join(extra) + " |")
+    lines = [head, "|" + "---|" * (5 + len(cost["cpus"]) + len(extra))]
     for r in [*[r for r in cost["claims"] if r["runs"]], cost["total"]]:
         bold = (lambda x: f"**{x}**") if r["claim"] == "all" else str  # noqa: E731
+        cells = [f"{r['flops'] / 1e12:.1f}"]
+        if rate:
+            cells.append(f"{100 * r['matmul_share']:.0f}%" if r["matmul_share"] is not None else "")
         lines.append(f"| {bold(r['claim'])} | {r['runs']} | {r['batches']} | {m(r['cpu_seconds'])} | "
                      f"{m(r['own_seconds'])} | " + " | ".join(bold(m(r["wall_seconds"][n])) for n in cost["cpus"])
-                     + " |")
+                     + " | " + " | ".join(cells) + " |")
     t = cost["total"]
+    floor = ""
+    if rate:
+        floor = (f" At one core's float32 matmul rate, measured as this table was made ({rate:.1f} GFLOP/s), "
+                 f"those FLOPs alone take " + ", ".join(f"{m(t['floor_seconds'][n])} min on {n} CPU{'s' * (n > 1)}"
+                                                        for n in cost["cpus"])
+                 + ": no code trains these runs faster on such cores.")
     return (f"_{budget} budget: {t['runs']} trained runs in {t['batches']} batches, "
             f"{t['cpu_seconds'] / 3600:.2f} CPU-hours of training; the untrained claims and each claim's work "
             f"outside training run on one machine ({m(t['own_seconds'])} min). A claim's row is its time alone; "
             "the ledger's runs its trained claims side by side on the shared workers (`reproduce --jobs`), so its "
-            "total is less than the sum of the rows._\n\n" + "\n".join(lines) + "\n")
+            "total is less than the sum of the rows. Useful TFLOP: the training's arithmetic counted from below "
+            f"(`attnlab.train.flops`).{floor}_\n\n" + "\n".join(lines) + "\n")

@@ -74,7 +74,11 @@ def reproduce(
     against: Path | None = typer.Option(None, "--against", help="Another budget's results folder: print which "
                                         "verdicts differ from it and how (and write that block into --readme)."),
     cost: bool = typer.Option(False, "--cost", help="Run nothing: print what the ledger in --out cost (CPU time of "
-                              "its trained runs) and how long it would take on 1 to 128 CPUs (with --json: JSON)."),
+                              "its trained runs), how long it would take on 1 to 128 CPUs, and the least time "
+                              "its FLOPs need at one core's matmul rate, measured now (with --json: JSON)."),
+    matmul_gflops: float | None = typer.Option(None, "--matmul-gflops", help="With --cost: one core's float32 matmul "
+                                               "rate to cost against, instead of measuring it now (a busy machine "
+                                               "measures less than its cores can do)."),
 ) -> None:
     """Run every claim of the ledger (or --only some) and write DIR/claims.json and DIR/report.html."""
     from ..claims import REGISTRY, Budget, run_claims
@@ -114,11 +118,13 @@ def reproduce(
         require_ray()
     if against is not None:
         _budget_of(against, "--against")  # refuse a folder that holds no ledger before running anything
+    if matmul_gflops is not None and not cost:
+        raise ValueError("--matmul-gflops goes with --cost")
     if cost:
         from ..claims.cost import cost_markdown, ledger_cost
 
         held = _budget_of(out, "--cost")
-        c = ledger_cost(out)
+        c = ledger_cost(out, matmul_gflops=matmul_gflops if matmul_gflops is not None else _core_matmul_gflops())
         typer.echo(json.dumps(c) if as_json else cost_markdown(c, held))
         return
     if report_only:
@@ -201,6 +207,20 @@ def _budget_of(out: Path, option: str = "--report-only") -> str:
         raise ValueError(f"{option}: {p} is not a claims.json written by attnlab reproduce") from None
 
 
+def _core_matmul_gflops() -> float:
+    """One core's float32 matmul rate now: each trained run of the ledger ran on one thread."""
+    import torch
+
+    from ..bench.ops import matmul_gflops
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return matmul_gflops(reps=20)
+    finally:
+        torch.set_num_threads(threads)
+
+
 def _write_cost(out: Path, budget: str) -> None:
     """``cost.md`` beside the verdicts where the ledger recorded its batches of runs and its memo holds them."""
     from ..claims.cost import cost_markdown, ledger_cost
@@ -209,7 +229,7 @@ def _write_cost(out: Path, budget: str) -> None:
     if not (out / PHASES).exists():
         return
     try:
-        table = cost_markdown(ledger_cost(out), budget)
+        table = cost_markdown(ledger_cost(out, matmul_gflops=_core_matmul_gflops()), budget)
     except FileNotFoundError as e:  # the runs folder was not kept (a copied claims.json): no cost, said why
         typer.echo(f"note: no cost.md: {e}", err=True)
         return
