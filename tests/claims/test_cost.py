@@ -2,13 +2,14 @@
 
 import itertools
 import json
+import shutil
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from attnlab.claims.cost import cost_markdown, ledger_cost, schedule, side_by_side
+from attnlab.claims.cost import DIGEST, cost_markdown, ledger_cost, schedule, side_by_side, write_digest
 from attnlab.claims.runner import PHASES, ReportingMemo
 from attnlab.cli import app
 
@@ -151,7 +152,37 @@ def test_the_ledgers_outputs_include_its_cost_where_its_runs_are_kept(tmp_path):
     out = _ledger(tmp_path, [{"session": "s", "claim": "A1", "runs": ["a", "b"], "trained": 2, "seconds": 40.0}])
     r = CliRunner().invoke(app, ["reproduce", "--report-only", "--out", str(out)])
     assert r.exit_code == 0 and "| A1 | 2 | 1 | 1.2 |" in (out / "cost.md").read_text()
+    written = (out / "cost.md").read_text()
     (out / "cost.md").unlink()
-    (out / "runs" / "b" / "summary.json").unlink()
+    shutil.rmtree(out / "runs" / "b")  # the memo lost a run: its digest keeps what the cost reads of it
+    r = CliRunner().invoke(app, ["reproduce", "--report-only", "--out", str(out)])
+    assert r.exit_code == 0 and _rows(out / "cost.md") == _rows_of(written)
+    (out / "cost.md").unlink()
+    (out / DIGEST).unlink()
     r = CliRunner().invoke(app, ["reproduce", "--report-only", "--out", str(out)])
     assert r.exit_code == 0 and "no cost.md" in r.output and not (out / "cost.md").exists()
+
+
+def _rows_of(md: str) -> list[str]:
+    """A cost table's rows without the matmul rate's share (measured anew each time)."""
+    return [line.rsplit("|", 2)[0] for line in md.splitlines() if line.startswith("| ")]
+
+
+def _rows(p) -> list[str]:
+    return _rows_of(p.read_text())
+
+
+def test_the_digest_costs_a_ledger_whose_memo_is_gone_and_is_refreshed_from_the_memo_where_it_holds_a_run(tmp_path):
+    out = _ledger(tmp_path, [{"session": "s", "claim": "A1", "runs": ["a", "b"], "trained": 2, "seconds": 70.0},
+                             {"session": "s", "claim": "C1", "runs": ["c"], "trained": 1, "seconds": 20.0}])
+    assert write_digest(out) == 3
+    before = ledger_cost(out, matmul_gflops=1.0)
+    shutil.rmtree(out / "runs")
+    assert ledger_cost(out, matmul_gflops=1.0) == before
+    (out / "runs" / "c").mkdir(parents=True)  # a later sitting retrained c, taking 25 s this time
+    (out / "runs" / "c" / "summary.json").write_text(json.dumps({"seconds": 25.0, "steps": 10, "params": 1064,
+                                                                  "valid_curve": {"step": [10]}}))
+    (out / "runs" / "c" / "config.json").write_text(json.dumps(RUN_CONFIG))
+    assert write_digest(out) == 3 and ledger_cost(out)["total"]["cpu_seconds"] == 40.0 + 30.0 + 25.0
+    shutil.rmtree(out / "runs")
+    assert ledger_cost(out)["total"]["cpu_seconds"] == 95.0  # the digest kept a and b, and took c's new seconds

@@ -16,6 +16,11 @@ Beside the seconds, each run's FLOPs counted from below (:mod:`attnlab.train.flo
 matmul rate, measured in the same command, they give the share of that rate the training ran at and the
 least time any code could train the same runs in on c such cores. The gap between that floor and the
 measured time is all that faster training code can still take off the ledger.
+
+What the cost reads of each run (its seconds and FLOPs) is also kept in a digest beside the ledger
+(``runs.jsonl``, :func:`write_digest`), so that the cost survives without the run memo: a ledger copied
+without its ``runs`` folder, or one recorded over several machines or sittings whose memo was not kept,
+is still costed from what its runs recorded when they finished. A run the memo holds is read from it.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from ..train.flops import run_flops
 from .runner import PHASES, load_cache
 
 CPUS = (1, 2, 8, 32, 128)
+DIGEST = "runs.jsonl"  # beside claims.json: each costed run's seconds and FLOPs (write_digest)
 
 
 def schedule(seconds: list[float], cpus: int) -> float:
@@ -98,6 +104,7 @@ def ledger_cost(out: Path, cpus: tuple[int, ...] = CPUS, matmul_gflops: float | 
         raise ValueError(f"matmul_gflops must be a positive rate, got {matmul_gflops}")
     claims = load_cache(out)
     phases = phases_by_claim(out)
+    digest = _digest(out)
     seen: set[str] = set()
     rows, chains = [], []
     for cid, c in claims.items():
@@ -106,7 +113,7 @@ def ledger_cost(out: Path, cpus: tuple[int, ...] = CPUS, matmul_gflops: float | 
         for ph in phases.get(cid, []):
             new = [r for r in ph["runs"] if r not in seen]
             seen.update(new)
-            done = [_run(out, r) for r in new]
+            done = [_run(out, r, digest) for r in new]
             batches.append([sec for sec, _ in done])
             flops += sum(f for _, f in done)
             own -= ph["seconds"]
@@ -128,14 +135,48 @@ def ledger_cost(out: Path, cpus: tuple[int, ...] = CPUS, matmul_gflops: float | 
     return {"claims": rows, "total": total, "cpus": list(cpus), "matmul_gflops": matmul_gflops}
 
 
-def _run(out: Path, name: str) -> tuple[float, float]:
-    """A finished run's seconds and its FLOPs counted from below."""
+def _held(out: Path, name: str) -> dict | None:
+    """A run's seconds and FLOPs from the memo (None where the memo does not hold it finished)."""
     run = out / "runs" / name
-    for f in ("summary.json", "config.json"):
-        if not (run / f).exists():
-            raise FileNotFoundError(f"{run / f} does not exist: phases.jsonl names a run the memo does not hold")
+    if not ((run / "summary.json").exists() and (run / "config.json").exists()):
+        return None
     summary = json.loads((run / "summary.json").read_text())
-    return float(summary["seconds"]), run_flops(json.loads((run / "config.json").read_text()), summary)["total"]
+    return {"run": name, "seconds": float(summary["seconds"]),
+            "flops": run_flops(json.loads((run / "config.json").read_text()), summary)["total"]}
+
+
+def _digest(out: Path) -> dict[str, dict]:
+    p = out / DIGEST
+    if not p.exists():
+        return {}
+    return {r["run"]: r for r in map(json.loads, filter(str.strip, p.read_text().splitlines()))}
+
+
+def write_digest(out: Path) -> int:
+    """Write ``runs.jsonl`` beside the ledger: every run its batches name, from the memo where it holds the run,
+    else from the digest already there; the number of runs written. A run neither holds is left out (the cost
+    then names it)."""
+    out = Path(out)
+    old = _digest(out)
+    rows = {}
+    for batches in phases_by_claim(out).values():
+        for ph in batches:
+            for name in ph["runs"]:
+                if name not in rows and (r := _held(out, name) or old.get(name)) is not None:
+                    rows[name] = r
+    tmp = out / f".{DIGEST}.tmp"
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows.values()))
+    tmp.replace(out / DIGEST)
+    return len(rows)
+
+
+def _run(out: Path, name: str, digest: dict[str, dict]) -> tuple[float, float]:
+    """A finished run's seconds and its FLOPs counted from below: from the memo, else from the digest."""
+    r = _held(out, name) or digest.get(name)
+    if r is None:
+        raise FileNotFoundError(f"{out / 'runs' / name} does not exist and {out / DIGEST} does not list it: "
+                                "phases.jsonl names a run the memo does not hold")
+    return float(r["seconds"]), float(r["flops"])
 
 
 def cost_markdown(cost: dict, budget: str) -> str:
