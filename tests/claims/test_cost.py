@@ -186,3 +186,19 @@ def test_the_digest_costs_a_ledger_whose_memo_is_gone_and_is_refreshed_from_the_
     assert write_digest(out) == 3 and ledger_cost(out)["total"]["cpu_seconds"] == 40.0 + 30.0 + 25.0
     shutil.rmtree(out / "runs")
     assert ledger_cost(out)["total"]["cpu_seconds"] == 95.0  # the digest kept a and b, and took c's new seconds
+
+
+def test_a_claims_cost_is_that_of_the_session_that_produced_its_recorded_result(tmp_path):
+    # A1's result finished in the session that started at 1000 s; a rerun that started at 5000 s has trained
+    # one batch so far: until it replaces A1's result, A1 costs what its own session trained
+    out = _ledger(tmp_path, [{"session": "1000-7", "claim": "A1", "runs": ["a", "b"], "trained": 2, "seconds": 70.0},
+                             {"session": "5000-9", "claim": "A1", "runs": ["d"], "trained": 1, "seconds": 10.0}])
+    data = json.loads((out / "claims.json").read_text())
+    data["claims"][0]["finished"] = "1970-01-01T00:30:00Z"  # 1800 s
+    (out / "claims.json").write_text(json.dumps(data))
+    assert ledger_cost(out)["claims"][0]["cpu_seconds"] == 70.0
+    assert write_digest(out) == 3  # every session's runs: d too
+    data["claims"][0]["finished"] = "1970-01-01T02:00:00Z"  # 7200 s: the rerun replaced it
+    (out / "claims.json").write_text(json.dumps(data))
+    assert ledger_cost(out)["claims"][0]["cpu_seconds"] == 10.0
+

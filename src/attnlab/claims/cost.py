@@ -25,6 +25,7 @@ is still costed from what its runs recorded when they finished. A run the memo h
 
 from __future__ import annotations
 
+import datetime
 import heapq
 import json
 from pathlib import Path
@@ -80,18 +81,38 @@ def side_by_side(chains: list[list[list[float]]], cpus: int) -> float:
     return now
 
 
-def phases_by_claim(out: Path) -> dict[str, list[dict]]:
-    """Each claim's batches of runs from its latest ``reproduce`` (earlier sessions' lines are superseded)."""
+def phases_by_claim(out: Path, finished: dict[str, str] | None = None) -> dict[str, list[dict]]:
+    """Each claim's batches of runs from the latest ``reproduce`` that recorded any for it (earlier sessions'
+    lines are superseded); with ``finished`` (claim → when its recorded result finished, UTC ISO 8601), the
+    latest that had started by then: a later session's batches belong to a rerun that has not replaced it."""
+    by: dict[str, dict[str, list[dict]]] = {}
+    for row in _phase_rows(out):
+        by.setdefault(row["claim"], {}).setdefault(row["session"], []).append(row)
+    out_rows = {}
+    for cid, rows in by.items():
+        until = (finished or {}).get(cid)
+        sessions = [s for s in rows if not until or _started(s) <= until]
+        if sessions:
+            out_rows[cid] = rows[sessions[-1]]
+    return out_rows
+
+
+def _phase_rows(out: Path) -> list[dict]:
     p = Path(out) / PHASES
     if not p.exists():
         raise FileNotFoundError(f"{p} does not exist: the ledger in {out} was run before reproduce recorded its "
                                 "batches of runs; rerun it (finished runs are reused) to cost it")
-    by: dict[str, dict[str, list[dict]]] = {}
-    for line in p.read_text().splitlines():
-        if line.strip():
-            row = json.loads(line)
-            by.setdefault(row["claim"], {}).setdefault(row["session"], []).append(row)
-    return {cid: rows[list(rows)[-1]] for cid, rows in by.items()}
+    return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+
+
+def _started(session: str) -> str:
+    """A session's start (``<unix seconds>-<pid>``, :class:`~attnlab.claims.runner.ReportingMemo`) in UTC ISO 8601;
+    "" (before everything) for a name of another form."""
+    try:
+        t = datetime.datetime.fromtimestamp(float(session.split("-")[0]), datetime.UTC)
+    except (ValueError, OverflowError, OSError):
+        return ""
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def ledger_cost(out: Path, cpus: tuple[int, ...] = CPUS, matmul_gflops: float | None = None) -> dict:
@@ -103,7 +124,7 @@ def ledger_cost(out: Path, cpus: tuple[int, ...] = CPUS, matmul_gflops: float | 
     if matmul_gflops is not None and not matmul_gflops > 0:
         raise ValueError(f"matmul_gflops must be a positive rate, got {matmul_gflops}")
     claims = load_cache(out)
-    phases = phases_by_claim(out)
+    phases = phases_by_claim(out, {cid: c["finished"] for cid, c in claims.items() if c.get("finished")})
     digest = _digest(out)
     seen: set[str] = set()
     rows, chains = [], []
@@ -153,17 +174,16 @@ def _digest(out: Path) -> dict[str, dict]:
 
 
 def write_digest(out: Path) -> int:
-    """Write ``runs.jsonl`` beside the ledger: every run its batches name, from the memo where it holds the run,
-    else from the digest already there; the number of runs written. A run neither holds is left out (the cost
-    then names it)."""
+    """Write ``runs.jsonl`` beside the ledger: every run its batches name (in any session), from the memo where it
+    holds the run, else from the digest already there; the number of runs written. A run neither holds is left
+    out (the cost then names it)."""
     out = Path(out)
     old = _digest(out)
     rows = {}
-    for batches in phases_by_claim(out).values():
-        for ph in batches:
-            for name in ph["runs"]:
-                if name not in rows and (r := _held(out, name) or old.get(name)) is not None:
-                    rows[name] = r
+    for ph in _phase_rows(out):  # every session's: the cost reads the one that produced each recorded result
+        for name in ph["runs"]:
+            if name not in rows and (r := _held(out, name) or old.get(name)) is not None:
+                rows[name] = r
     tmp = out / f".{DIGEST}.tmp"
     tmp.write_text("".join(json.dumps(r) + "\n" for r in rows.values()))
     tmp.replace(out / DIGEST)
