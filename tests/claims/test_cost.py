@@ -198,6 +198,11 @@ def test_a_claims_cost_is_that_of_the_session_that_produced_its_recorded_result(
     (out / "claims.json").write_text(json.dumps(data))
     assert ledger_cost(out)["claims"][0]["cpu_seconds"] == 70.0
     assert write_digest(out) == 3  # every session's runs: d too
+    data["claims"][2]["measured"] = {"training": {}}  # C1 trained, and no batch of it was recorded
+    (out / "claims.json").write_text(json.dumps(data))
+    cost = ledger_cost(out)
+    assert cost["uncosted"] == ["C1"] and "Not costed here, as their batches of runs were not recorded" in \
+        cost_markdown(cost, "full") and ledger_cost(_ledger(tmp_path / "other", []))["uncosted"] == []
     data["claims"][0]["finished"] = "1970-01-01T02:00:00Z"  # 7200 s: the rerun replaced it
     (out / "claims.json").write_text(json.dumps(data))
     assert ledger_cost(out)["claims"][0]["cpu_seconds"] == 10.0

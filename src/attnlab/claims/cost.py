@@ -153,7 +153,10 @@ def ledger_cost(out: Path, cpus: tuple[int, ...] = CPUS, matmul_gflops: float | 
             at_rate = r["flops"] / (matmul_gflops * 1e9)  # seconds of one core at the matmul rate
             r["matmul_share"] = at_rate / r["cpu_seconds"] if r["cpu_seconds"] else None
             r["floor_seconds"] = {n: at_rate / n for n in cpus}
-    return {"claims": rows, "total": total, "cpus": list(cpus), "matmul_gflops": matmul_gflops}
+    # a claim whose result names trained runs but whose batches this ledger did not record (a result kept from a
+    # ledger recorded before batches were, or copied without them): its training is not in the total
+    uncosted = [cid for cid, c in claims.items() if cid not in phases and "training" in (c.get("measured") or {})]
+    return {"claims": rows, "total": total, "cpus": list(cpus), "matmul_gflops": matmul_gflops, "uncosted": uncosted}
 
 
 def _held(out: Path, name: str) -> dict | None:
@@ -218,10 +221,13 @@ def cost_markdown(cost: dict, budget: str) -> str:
     t = cost["total"]
     floor = ""
     if rate:
-        floor = (f" At one core's float32 matmul rate, measured as this table was made ({rate:.1f} GFLOP/s), "
+        floor = (f" At one core's float32 matmul rate ({rate:.1f} GFLOP/s: measured as the table was made, or given), "
                  f"those FLOPs alone take " + ", ".join(f"{m(t['floor_seconds'][n])} min on {n} CPU{'s' * (n > 1)}"
                                                         for n in cost["cpus"])
                  + ": no code trains these runs faster on such cores.")
+    if cost.get("uncosted"):
+        floor += (" Not costed here, as their batches of runs were not recorded with their results: "
+                  + ", ".join(cost["uncosted"]) + ".")
     return (f"_{budget} budget: {t['runs']} trained runs in {t['batches']} batches, "
             f"{t['cpu_seconds'] / 3600:.2f} CPU-hours of training; the untrained claims and each claim's work "
             f"outside training run on one machine ({m(t['own_seconds'])} min). A claim's row is its time alone; "
