@@ -31,6 +31,7 @@ import json
 from pathlib import Path
 
 from ..train.flops import run_flops
+from ..train.metrics import read_rows
 from .runner import PHASES, load_cache
 
 CPUS = (1, 2, 8, 32, 128)
@@ -102,7 +103,7 @@ def _phase_rows(out: Path) -> list[dict]:
     if not p.exists():
         raise FileNotFoundError(f"{p} does not exist: the ledger in {out} was run before reproduce recorded its "
                                 "batches of runs; rerun it (finished runs are reused) to cost it")
-    return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+    return read_rows(p)
 
 
 def _started(session: str) -> str:
@@ -170,10 +171,7 @@ def _held(out: Path, name: str) -> dict | None:
 
 
 def _digest(out: Path) -> dict[str, dict]:
-    p = out / DIGEST
-    if not p.exists():
-        return {}
-    return {r["run"]: r for r in map(json.loads, filter(str.strip, p.read_text().splitlines()))}
+    return {r["run"]: r for r in read_rows(out / DIGEST)}
 
 
 def write_digest(out: Path) -> int:
