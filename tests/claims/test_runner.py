@@ -196,6 +196,15 @@ def test_git_commit_names_the_checkout_and_marks_local_edits(tmp_path):
     subprocess.run(git + ["commit", "-qm", "c"], check=True)
     head = subprocess.run(git[:3] + ["rev-parse", "--short=12", "HEAD"], capture_output=True, text=True).stdout.strip()
     assert git_commit(tmp_path) == head
+    (tmp_path / "docs" / "results-full").mkdir(parents=True)
+    for doc in ("docs/results-full/phases.jsonl", "README.md", "docs/results-full/README.md"):
+        (tmp_path / doc).write_text("a")
+        subprocess.run(git + ["add", doc], check=True)
+    subprocess.run(git + ["commit", "-qm", "docs"], check=True)
+    head = subprocess.run(git[:3] + ["rev-parse", "--short=12", "HEAD"], capture_output=True, text=True).stdout.strip()
+    for doc in ("docs/results-full/phases.jsonl", "README.md", "docs/results-full/README.md"):
+        (tmp_path / doc).write_text("b")  # a ledger appending its own results, the README's tables
+    assert git_commit(tmp_path) == head  # documentation is not code that ran
     (tmp_path / "f.txt").write_text("b")
     assert git_commit(tmp_path) == head + "+dirty"
 

@@ -23,15 +23,25 @@ def now_utc() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# Documentation does not change what a run computes, and a ledger writes its own results into the
+# tracked docs/results-* folders (and the README's tables): counting those would mark every claim
+# after the first of a rerun `+dirty` with no code changed.
+DOCUMENTATION = (":(exclude)docs", ":(exclude,glob)*.md")
+
+
 def git_commit(root: Path | None = None) -> str | None:
-    """The checkout's short commit, ``+dirty`` when tracked files differ from it; None outside a git checkout."""
+    """The checkout's short commit, ``+dirty`` when tracked files other than documentation differ from it.
+
+    None outside a git checkout.
+    """
     root = Path(__file__).resolve().parents[3] if root is None else Path(root)
     if not (root / ".git").exists():
         return None  # an installed wheel: there is no commit to name
     try:
         head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"],
                               capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no",
+                                "--", ".", *DOCUMENTATION],
                                capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         return None
