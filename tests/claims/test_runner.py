@@ -194,19 +194,21 @@ def test_git_commit_names_the_checkout_and_marks_local_edits(tmp_path):
     (tmp_path / "f.txt").write_text("a")
     subprocess.run(git + ["add", "f.txt"], check=True)
     subprocess.run(git + ["commit", "-qm", "c"], check=True)
-    head = subprocess.run(git[:3] + ["rev-parse", "--short=12", "HEAD"], capture_output=True, text=True).stdout.strip()
-    assert git_commit(tmp_path) == head
+
+    def head() -> str:
+        return subprocess.run(git[:3] + ["rev-parse", "--short=12", "HEAD"], capture_output=True, text=True).stdout.strip()
+
+    assert git_commit(tmp_path) == head()
     (tmp_path / "docs" / "results-full").mkdir(parents=True)
     for doc in ("docs/results-full/phases.jsonl", "README.md", "docs/results-full/README.md"):
         (tmp_path / doc).write_text("a")
         subprocess.run(git + ["add", doc], check=True)
     subprocess.run(git + ["commit", "-qm", "docs"], check=True)
-    head = subprocess.run(git[:3] + ["rev-parse", "--short=12", "HEAD"], capture_output=True, text=True).stdout.strip()
     for doc in ("docs/results-full/phases.jsonl", "README.md", "docs/results-full/README.md"):
         (tmp_path / doc).write_text("b")  # a ledger appending its own results, the README's tables
-    assert git_commit(tmp_path) == head  # documentation is not code that ran
+    assert git_commit(tmp_path) == head()  # documentation is not code that ran
     (tmp_path / "f.txt").write_text("b")
-    assert git_commit(tmp_path) == head + "+dirty"
+    assert git_commit(tmp_path) == head() + "+dirty"
 
 
 def test_a_second_reproduce_into_the_same_results_folder_fails_at_once(tmp_path, fake_claims):
