@@ -25,14 +25,13 @@ is still costed from what its runs recorded when they finished. A run the memo h
 
 from __future__ import annotations
 
-import datetime
 import heapq
 import json
 from pathlib import Path
 
 from ..train.flops import run_flops
 from ..train.metrics import read_rows
-from .runner import PHASES, load_cache
+from .runner import PHASES, load_cache, session_started
 
 CPUS = (1, 2, 8, 32, 128)
 DIGEST = "runs.jsonl"  # beside claims.json: each costed run's seconds and FLOPs (write_digest)
@@ -92,7 +91,7 @@ def phases_by_claim(out: Path, finished: dict[str, str] | None = None) -> dict[s
     out_rows = {}
     for cid, rows in by.items():
         until = (finished or {}).get(cid)
-        sessions = [s for s in rows if not until or _started(s) <= until]
+        sessions = [s for s in rows if not until or session_started(s) <= until]
         if sessions:
             out_rows[cid] = rows[sessions[-1]]
     return out_rows
@@ -104,16 +103,6 @@ def _phase_rows(out: Path) -> list[dict]:
         raise FileNotFoundError(f"{p} does not exist: the ledger in {out} was run before reproduce recorded its "
                                 "batches of runs; rerun it (finished runs are reused) to cost it")
     return read_rows(p)
-
-
-def _started(session: str) -> str:
-    """A session's start (``<unix seconds>-<pid>``, :class:`~attnlab.claims.runner.ReportingMemo`) in UTC ISO 8601;
-    "" (before everything) for a name of another form."""
-    try:
-        t = datetime.datetime.fromtimestamp(float(session.split("-")[0]), datetime.UTC)
-    except (ValueError, OverflowError, OSError):
-        return ""
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def ledger_cost(out: Path, cpus: tuple[int, ...] = CPUS, matmul_gflops: float | None = None) -> dict:

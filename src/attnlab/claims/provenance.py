@@ -11,6 +11,7 @@ import functools
 import os
 import platform
 import subprocess
+import time
 from pathlib import Path
 
 import torch
@@ -19,8 +20,13 @@ from .. import __version__
 from ..ops import native
 
 
+def utc(seconds: float) -> str:
+    """Unix seconds as UTC ISO 8601 to the second: the form every recorded time takes (it sorts as it reads)."""
+    return datetime.datetime.fromtimestamp(seconds, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def now_utc() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return utc(time.time())
 
 
 # Documentation does not change what a run computes, and a ledger writes its own results into the

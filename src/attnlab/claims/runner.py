@@ -29,7 +29,7 @@ from typing import Any
 from ..train.memo import RunMemo
 from ..train.ownership import locked
 from .keys import claim_key
-from .provenance import environment, now_utc
+from .provenance import environment, now_utc, utc
 from .registry import REGISTRY, Budget, Claim, Evidence
 
 PENDING = "pending"
@@ -144,6 +144,15 @@ def write_json_atomic(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
+def session_started(session: str) -> str:
+    """When the ``reproduce`` that wrote a phases line started (its session, ``<unix seconds>-<pid>``, as
+    :class:`ReportingMemo` names it), UTC ISO 8601; "" (before everything) for a name of another form."""
+    try:
+        return utc(float(session.split("-")[0]))
+    except (ValueError, OverflowError, OSError):
+        return ""
+
+
 class ReportingMemo(RunMemo):
     """A :class:`RunMemo` that says, before each batch of runs, how many will train and how many it reuses,
     ticks as each run finishes, and says after the batch how long it took: a claim at the full budget trains
@@ -157,7 +166,7 @@ class ReportingMemo(RunMemo):
         self.tick = tick or (lambda done, total: None)
         # each batch of runs is a phase: its runs are independent, the next batch waits for it. Recorded (one
         # JSON line per batch, ``claims.cost``) so that what the ledger would take on c CPUs can be computed
-        self.phases, self.session = phases, f"{time.time():.0f}-{os.getpid()}"
+        self.phases, self.session = phases, f"{time.time():.0f}-{os.getpid()}"  # read by session_started
         self._current = threading.local()  # the claim each thread runs
         self._write = threading.Lock()
 
