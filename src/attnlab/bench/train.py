@@ -111,11 +111,11 @@ def step_call(kind: str, d_model: int, T: int, seed: int = 0, labelled: float = 
     only at labelled positions), or with ``head_everywhere`` the logits of every position; the peer always
     computes every position's logits, as a minimal model does."""
     from ..checks import finite_checks
-    from ..train.loop import labelled_loss
+    from ..train.loop import adamw, labelled_loss
 
     torch.manual_seed(seed)
     model = build(kind, d_model, T)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    opt = adamw(list(model.parameters()), lr=1e-3)  # the trainer's optimizer, for the peer too: models compared
     g = torch.Generator().manual_seed(seed)
     x = torch.randint(VOCAB, (batch_for(T), T + 1), generator=g)
     inp, lab = x[:, :-1], labels_for(x, labelled)

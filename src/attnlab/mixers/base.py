@@ -14,7 +14,6 @@ from collections.abc import Callable
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from ..checks import check_positive_int, check_tensor
 from ..ops.conv import short_conv
@@ -40,10 +39,9 @@ class ShortConv(nn.Module):
 
     def forward(self, x: torch.Tensor, cache: Cache | None = None, key: str = "") -> torch.Tensor:
         if cache is None:
-            y = short_conv(x, self.weight)
-        else:
-            y, cache[key] = short_conv(x, self.weight, cache=cache.get(key), output_cache=True)
-        return F.silu(y) if self.activation == "silu" else y
+            return short_conv(x, self.weight, activation=self.activation)
+        y, cache[key] = short_conv(x, self.weight, cache=cache.get(key), output_cache=True, activation=self.activation)
+        return y
 
 
 class Mixer(nn.Module, ABC):

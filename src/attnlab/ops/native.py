@@ -1,6 +1,6 @@
 """Compiled CPU kernels (``csrc/``): the chunkwise (gated) delta rule forward and backward, decayed linear
-attention's chunk forward, SwiGLU (:mod:`attnlab.ops.swiglu`) and the row normalisations (RMSNorm, and the L2
-norm of SiLU features; :mod:`attnlab.ops.norm`).
+attention's chunk forward, SwiGLU (:mod:`attnlab.ops.swiglu`), the row normalisations (RMSNorm, and the L2
+norm of SiLU features; :mod:`attnlab.ops.norm`) and the short causal convolution (:mod:`attnlab.ops.conv`).
 
 On two CPU cores the PyTorch chunk form spends most of its time between small products: Python
 dispatch, a 64-step state pass of ``[b·h, 64, 64]`` matmuls that BLAS runs at a fraction of its rate,
@@ -41,9 +41,9 @@ import torch
 from .chunking import chunk_length
 
 CSRC = pathlib.Path(__file__).with_name("csrc")
-# one library: the delta rule's and decayed linear attention's chunk forms, SwiGLU (attnlab.ops.swiglu), and the
-# row normalisations (attnlab.ops.norm)
-SOURCES = (CSRC / "delta_chunk.c", CSRC / "swiglu.c", CSRC / "norms.c")
+# one library: the delta rule's and decayed linear attention's chunk forms, SwiGLU (attnlab.ops.swiglu), the
+# row normalisations (attnlab.ops.norm) and the short convolution (attnlab.ops.conv)
+SOURCES = (CSRC / "delta_chunk.c", CSRC / "swiglu.c", CSRC / "norms.c", CSRC / "conv.c")
 HEADERS = (CSRC / "vmath.h",)
 FLAGS = ("-O3", "-fno-math-errno", "-fno-trapping-math", "-fopenmp", "-shared", "-fPIC")
 # -march=native first; a compiler that refuses it gets the portable build
@@ -178,7 +178,9 @@ def _load() -> dict:
     rows = {"rms_norm_fwd": ([p] * 4 + [ctypes.c_long, i, ctypes.c_float, i], None),
             "rms_norm_bwd": ([p] * 6 + [ctypes.c_long, i, i], i),
             "silu_l2_fwd": ([p] * 3 + [ctypes.c_long, i, ctypes.c_float, i], None),
-            "silu_l2_bwd": ([p] * 4 + [ctypes.c_long, i, ctypes.c_float, i], None)}
+            "silu_l2_bwd": ([p] * 4 + [ctypes.c_long, i, ctypes.c_float, i], None),
+            "short_conv_fwd": ([p] * 3 + [i] * 6, i),
+            "short_conv_bwd": ([p] * 5 + [i] * 6, i)}
     found = {}
     for name, (args, res) in rows.items():
         found[name] = getattr(lib, f"attnlab_{name}")
@@ -228,6 +230,12 @@ def engine() -> str:
     """
     why = unavailable_reason()
     return "native" if why is None else f"pytorch ({why})"
+
+
+def runs(x: torch.Tensor) -> bool:
+    """Whether a row-wise kernel (SwiGLU, the norms, the short convolution) runs ``x`` here: float32 on the CPU,
+    where the compiled kernels are available (elsewhere the PyTorch ops do)."""
+    return x.dtype == torch.float32 and x.device.type == "cpu" and unavailable_reason() is None
 
 
 def _f32(x: torch.Tensor) -> torch.Tensor:
@@ -405,6 +413,29 @@ def silu_l2_backward(x, nrm, g, eps: float) -> torch.Tensor:
     gx = torch.empty_like(x)
     _kernel()["silu_l2_bwd"](x.data_ptr(), nrm.data_ptr(), g.data_ptr(), gx.data_ptr(), rows, d, eps, threads)
     return gx
+
+
+def short_conv(x: torch.Tensor, weight: torch.Tensor, silu: bool) -> torch.Tensor:
+    """The causal depthwise conv of ``x [b, t, c]`` by ``weight [c, K]`` (contiguous float32, zeros before the
+    start), then SiLU if ``silu``, in C."""
+    b, t, c = x.shape
+    y = torch.empty_like(x)
+    rc = _kernel()["short_conv_fwd"](x.data_ptr(), weight.data_ptr(), y.data_ptr(), b, t, c, weight.shape[1],
+                                     int(silu), max(1, torch.get_num_threads()))
+    if rc:
+        raise MemoryError("native short convolution: its transposed weight could not be allocated")
+    return y
+
+
+def short_conv_backward(x, weight, g, silu: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """The gradients ``(dx, dweight)`` of :func:`short_conv` for the output's gradient ``g`` (contiguous float32)."""
+    b, t, c = x.shape
+    dx, dw = torch.empty_like(x), torch.empty_like(weight)
+    rc = _kernel()["short_conv_bwd"](x.data_ptr(), weight.data_ptr(), g.data_ptr(), dx.data_ptr(), dw.data_ptr(),
+                                     b, t, c, weight.shape[1], int(silu), max(1, torch.get_num_threads()))
+    if rc:
+        raise MemoryError("native short convolution backward: its buffers could not be allocated")
+    return dx, dw
 
 
 class NativeDelta(torch.autograd.Function):

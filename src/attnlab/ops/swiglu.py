@@ -32,7 +32,7 @@ class _SwiGLU(torch.autograd.Function):
 
 def compiled(u: torch.Tensor) -> bool:
     """Whether :func:`swiglu` runs ``u`` in the compiled kernel (float32 on the CPU, where it is available)."""
-    return u.dtype == torch.float32 and u.device.type == "cpu" and native.unavailable_reason() is None
+    return native.runs(u)
 
 
 def swiglu(u: torch.Tensor) -> torch.Tensor:

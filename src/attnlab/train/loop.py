@@ -202,6 +202,15 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         torch.set_num_threads(before)
 
 
+def adamw(groups, **options) -> torch.optim.AdamW:
+    """The trainer's optimizer: AdamW with its fused update where the parameters' device has one (CPU, CUDA). The
+    fused update is one kernel a step instead of about ten small ops per parameter: 0.2 against 1.1 ms a step
+    for S5's one-layer MQAR model on one thread, 0.4 against 2.3 ms for its BPE language model."""
+    params = [p for g in groups for p in (g["params"] if isinstance(g, dict) else [g])]
+    fused = bool(params) and all(p.device.type in ("cpu", "cuda") and p.dtype.is_floating_point for p in params)
+    return torch.optim.AdamW(groups, fused=fused or None, **options)
+
+
 def _train(cfg: TrainConfig, resume: bool, progress: bool) -> dict:
     dist = _Dist()
     if cfg.batch_size % dist.world:
@@ -210,8 +219,8 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool) -> dict:
     n_params = model.num_params()
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=tuple(cfg.betas))
+    opt = adamw([{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+                lr=cfg.lr, betas=tuple(cfg.betas))
     run_dir = cfg.run_dir
     lead = dist.rank == 0
     with contextlib.ExitStack() as owner:

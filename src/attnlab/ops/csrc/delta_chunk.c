@@ -36,6 +36,34 @@ static void gemm(sgemm_t f, int ta, int tb, int M, int N, int K, float alpha, co
 
 #define LEAF 16
 
+/* products with a lower-triangular [c, c] factor (row stride ldl, zeros above its diagonal), by halves so
+   that the zero block [:m, m:] (a quarter of the square) is neither computed nor read:
+   the lower triangle of alpha X Y^T (blocks [:, :m] and [m:, m:]; the block [:m, m:] is left unwritten) */
+static void lower_of(sgemm_t f, int c, int d, float alpha, const float *X, int ldx, const float *Y, int ldy,
+                     float *L, int ldl) {
+    const int m = c / 2;
+    gemm(f, 0, 1, c, m, d, alpha, X, ldx, Y, ldy, 0.f, L, ldl);
+    gemm(f, 0, 1, c - m, c - m, d, alpha, X + (size_t)m * ldx, ldx, Y + (size_t)m * ldy, ldy, 0.f,
+         L + (size_t)m * ldl + m, ldl);
+}
+
+/* R = alpha L B + beta R (rows [:m] read L[:m, :m], rows [m:] read L[m:, :]) */
+static void lower_times(sgemm_t f, int c, int n, float alpha, const float *L, int ldl, const float *B, int ldb,
+                        float beta, float *R, int ldr) {
+    const int m = c / 2;
+    gemm(f, 0, 0, m, n, m, alpha, L, ldl, B, ldb, beta, R, ldr);
+    gemm(f, 0, 0, c - m, n, c, alpha, L + (size_t)m * ldl, ldl, B, ldb, beta, R + (size_t)m * ldr, ldr);
+}
+
+/* R = alpha L^T B + beta R (rows [:m] read L[:, :m], rows [m:] read L[m:, m:]) */
+static void lower_t_times(sgemm_t f, int c, int n, float alpha, const float *L, int ldl, const float *B, int ldb,
+                          float beta, float *R, int ldr) {
+    const int m = c / 2;
+    gemm(f, 1, 0, m, n, c, alpha, L, ldl, B, ldb, beta, R, ldr);
+    gemm(f, 1, 0, c - m, n, c - m, alpha, L + (size_t)m * ldl + m, ldl, B + (size_t)m * ldb, ldb, beta,
+         R + (size_t)m * ldr, ldr);
+}
+
 /* O = scale (diag(exp(G)) Q S + P V) of one chunk (G NULL: no decay; S NULL: a zero state, whose products are
    skipped), P [c, c] lower-triangular (row stride C): its product by halves, the [m:, :m] block and the lower
    [m:, m:] one */
@@ -112,12 +140,9 @@ static float head(const job_t *J, int bh, float *ws) {
             float acc = 0.f;
             for (int i = 0; i < c; i++) { acc += g[(size_t)(c0 + i) * h]; G[i] = acc; }
         }
-        /* lower triangles of K K^T and Q K^T by halves: [:, :m] for all rows, [m:, m:] */
-        const int m = c / 2;
-        gemm(f, 0, 1, c, m, dk, 1.f, kc, lk, kc, lk, 0.f, A, C);
-        gemm(f, 0, 1, c - m, c - m, dk, 1.f, kc + (size_t)m * lk, lk, kc + (size_t)m * lk, lk, 0.f, A + (size_t)m * C + m, C);
-        gemm(f, 0, 1, c, m, dk, 1.f, qc, lk, kc, lk, 0.f, P, C);
-        gemm(f, 0, 1, c - m, c - m, dk, 1.f, qc + (size_t)m * lk, lk, kc + (size_t)m * lk, lk, 0.f, P + (size_t)m * C + m, C);
+        /* lower triangles of K K^T and Q K^T by halves */
+        lower_of(f, c, dk, 1.f, kc, lk, kc, lk, A, C);
+        lower_of(f, c, dk, 1.f, qc, lk, kc, lk, P, C);
         for (int i = 0; i < c; i++) {
             const float w = fabsf(bc[(size_t)i * h]) * A[(size_t)i * C + i];
             if (w > worst) worst = w;
@@ -330,8 +355,8 @@ static void head_chunk_bwd(const void *job, int bh, float *ws) {
                 for (int j = i; j < c; j++) ai[j] = 0.f;
             }
         } else {
-            gemm(f, 0, 1, c, c, dk, 1.f, kc, lk, kc, lk, 0.f, KK, C);
-            gemm(f, 0, 1, c, c, dk, 1.f, qc, lk, kc, lk, 0.f, P, C);
+            lower_of(f, c, dk, 1.f, kc, lk, kc, lk, KK, C);
+            lower_of(f, c, dk, 1.f, qc, lk, kc, lk, P, C);
             for (int i = 0; i < c; i++) {
                 const float b_ = bc[(size_t)i * h], gi = gc_ ? gam[i] : 1.f;
                 float *ai = A + (size_t)i * C, *pi = P + (size_t)i * C, *kki = KK + (size_t)i * C;
@@ -364,9 +389,9 @@ static void head_chunk_bwd(const void *job, int bh, float *ws) {
             lkd = dk;
         }
         /* dVn; dP (and through E, dG); dQ; dK (direct) */
-        gemm(f, 1, 0, c, dv, c, s, Pp, C, doc, lv, 0.f, dVn, dv);
+        lower_t_times(f, c, dv, s, Pp, C, doc, lv, 0.f, dVn, dv);
         if (!dS_zero) gemm(f, 0, 0, c, dv, dk, 1.f, Kx, lkd, dS, dv, 1.f, dVn, dv);
-        gemm(f, 0, 1, c, c, dv, s, doc, lv, Vnp, dv, 0.f, dP, C);
+        lower_of(f, c, dv, s, doc, lv, Vnp, dv, dP, C);
         for (int i = 0; i < c; i++) for (int j = i + 1; j < c; j++) dP[(size_t)i * C + j] = 0.f;
         if (gc_) {
             decay_grad(dP, Pp, c, C, 0, dG);
@@ -384,8 +409,8 @@ static void head_chunk_bwd(const void *job, int bh, float *ws) {
                 for (int l = 0; l < dk; l++) dqi[l] *= gam[i];
             }
         }
-        gemm(f, 0, 0, c, dk, c, 1.f, dP, C, kc, lk, S_zero ? 0.f : 1.f, dqc, lk);
-        gemm(f, 1, 0, c, dk, c, 1.f, dP, C, qc, lk, 0.f, dkc, lk);
+        lower_times(f, c, dk, 1.f, dP, C, kc, lk, S_zero ? 0.f : 1.f, dqc, lk);
+        lower_t_times(f, c, dk, 1.f, dP, C, qc, lk, 0.f, dkc, lk);
         if (gc_ && !dS_zero) {
             gemm(f, 0, 1, c, dk, dv, 1.f, Vnp, dv, dS, dv, 0.f, T1, dk);
             for (int i = 0; i < c; i++) {
@@ -437,7 +462,7 @@ static void head_chunk_bwd(const void *job, int bh, float *ws) {
             r1 = r0;
         }
         /* dA = strict_lower(-dB X^T), into dP; its decay terms into dG; then H = diag(beta) (dA o E) */
-        gemm(f, 0, 1, c, c, lx, -1.f, dX, lx, Xp, lx, 0.f, dP, C);
+        lower_of(f, c, lx, -1.f, dX, lx, Xp, lx, dP, C);
         if (gc_) decay_grad(dP, A, c, C, 1, dG);
         for (int i = 0; i < c; i++) {
             const float b_ = bc[(size_t)i * h], gi = gc_ ? gam[i] : 1.f;
@@ -459,8 +484,10 @@ static void head_chunk_bwd(const void *job, int bh, float *ws) {
             for (int l = 0; l < dk; l++) dki[l] += b_ * gi * x[l];
             for (int l = 0; l < dv; l++) dvi[l] = b_ * x[dk + l];
         }
+        /* dK += (H + H^T) K: H strictly lower, so the sum is H below the diagonal and H^T above, one product */
+        for (int i = 0; i < c; i++)
+            for (int j = 0; j < i; j++) dP[(size_t)j * C + i] = dP[(size_t)i * C + j];
         gemm(f, 0, 0, c, dk, c, 1.f, dP, C, kc, lk, 1.f, dkc, lk);
-        gemm(f, 1, 0, c, dk, c, 1.f, dP, C, kc, lk, 1.f, dkc, lk);
         if (gc_) { /* G_i = g_1 + ... + g_i: dg is dG's reverse cumulative sum in the chunk */
             float *dgc = J->dg + off_b + (size_t)c0 * h, acc = 0.f;
             for (int i = c - 1; i >= 0; i--) { acc += dG[i]; dgc[(size_t)i * h] = acc; }
@@ -517,10 +544,7 @@ static void head_decay(const void *job, int bh, float *ws) {
             float acc = 0.f;
             for (int i = 0; i < c; i++) { acc += g[(size_t)(c0 + i) * h]; G[i] = acc; }
         }
-        const int m = c / 2; /* the lower triangle of Q K^T by halves, as in the delta rule's forward */
-        gemm(f, 0, 1, c, m, dk, 1.f, qc, lk, kc, lk, 0.f, P, C);
-        gemm(f, 0, 1, c - m, c - m, dk, 1.f, qc + (size_t)m * lk, lk, kc + (size_t)m * lk, lk, 0.f,
-             P + (size_t)m * C + m, C);
+        lower_of(f, c, dk, 1.f, qc, lk, kc, lk, P, C); /* the lower triangle of Q K^T by halves */
         for (int i = 0; i < c; i++) {
             float *pi = P + (size_t)i * C;
             if (g) {
