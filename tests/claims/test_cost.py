@@ -163,6 +163,15 @@ def test_the_ledgers_outputs_include_its_cost_where_its_runs_are_kept(tmp_path):
     assert r.exit_code == 0 and "no cost.md" in r.output and not (out / "cost.md").exists()
 
 
+def test_a_report_rebuilt_from_the_ledger_keeps_its_cost_table(tmp_path):
+    """cost.md holds the matmul rate of the day the runs were recorded; --report-only, run on another day, keeps it."""
+    out = _ledger(tmp_path, [{"session": "s", "claim": "A1", "runs": ["a", "b"], "trained": 2, "seconds": 40.0}])
+    (out / "cost.md").write_text("_the table of the day, rate given_\n")
+    r = CliRunner().invoke(app, ["reproduce", "--report-only", "--out", str(out)])
+    assert r.exit_code == 0 and "kept" in r.output
+    assert (out / "cost.md").read_text() == "_the table of the day, rate given_\n"
+
+
 def _rows_of(md: str) -> list[str]:
     """A cost table's rows without the matmul rate's share (measured anew each time)."""
     return [line.rsplit("|", 2)[0] for line in md.splitlines() if line.startswith("| ")]
