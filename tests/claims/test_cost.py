@@ -115,6 +115,38 @@ def test_the_floor_at_a_matmul_rate_by_hand(tmp_path):
             ledger_cost(out, matmul_gflops=bad)
 
 
+def test_each_claim_is_costed_at_the_rate_its_reproduce_recorded(tmp_path):
+    """Recorded seconds move with the machine's speed from day to day: a claim's share of the matmul rate is
+    computed at the rate measured as its runs began, not at one measured when the table is made."""
+    out = _ledger(tmp_path, [
+        {"session": "1", "claim": "A1", "runs": ["a", "b", "c", "d"], "trained": 4, "seconds": 60.0,
+         "matmul_gflops": 2.112e-6},  # each run's 1.056 MFLOP: 500 s of one core at this rate
+        {"session": "2", "claim": "C1", "runs": ["c", "e"], "trained": 1, "seconds": 5.0,
+         "matmul_gflops": 4.224e-6},  # 250 s at this one
+    ])
+    cost = ledger_cost(out, cpus=(1,), measure=lambda: pytest.fail("a recorded rate is not measured again"))
+    a1, _, c1 = cost["claims"]
+    assert a1["matmul_share"] == pytest.approx(2000.0 / 100.0) and c1["matmul_share"] == pytest.approx(250.0 / 5.0)
+    assert cost["total"]["matmul_share"] == pytest.approx(2250.0 / 105.0)
+    assert cost["total"]["floor_seconds"] == pytest.approx({1: 2250.0})
+    assert cost["recorded"] == {"A1": 2.112e-6, "C1": 4.224e-6} and cost["matmul_gflops"] == pytest.approx(3.168e-6)
+    assert "the median of the rates each claim's `reproduce` recorded as its runs began" in cost_markdown(cost, "q")
+    given = ledger_cost(out, cpus=(1,), matmul_gflops=2.112e-6)  # a given rate overrides the recorded ones
+    assert given["recorded"] == {} and given["claims"][2]["matmul_share"] == pytest.approx(500.0 / 5.0)
+    assert "measured as the table was made, or given" in cost_markdown(given, "q")
+
+
+def test_a_claim_without_a_recorded_rate_has_the_table_measure_one(tmp_path):
+    out = _ledger(tmp_path, [
+        {"session": "1", "claim": "A1", "runs": ["a"], "trained": 1, "seconds": 40.0, "matmul_gflops": 2.112e-6},
+        {"session": "2", "claim": "C1", "runs": ["e"], "trained": 1, "seconds": 5.0},  # recorded before rates were
+    ])
+    cost = ledger_cost(out, cpus=(1,), measure=lambda: 4.224e-6)
+    assert cost["recorded"] == {} and cost["matmul_gflops"] == 4.224e-6
+    assert cost["claims"][0]["matmul_share"] == pytest.approx(250.0 / 40.0)
+    assert "matmul_share" not in ledger_cost(out, cpus=(1,))["claims"][0]  # no rate at all: no shares
+
+
 def test_cost_is_one_line_where_the_batches_were_not_recorded(tmp_path):
     out = _ledger(tmp_path, [])
     (out / PHASES).unlink()
@@ -138,13 +170,14 @@ def test_cost_is_one_line_where_the_batches_were_not_recorded(tmp_path):
 def test_the_memo_records_each_batch_of_runs_by_claim(tmp_path):
     from tests.train.test_memo import _tiny
 
-    memo = ReportingMemo(tmp_path / "runs", phases=tmp_path / PHASES)
+    memo = ReportingMemo(tmp_path / "runs", phases=tmp_path / PHASES, matmul_gflops=61.9)
     memo.claim = "X1"
     memo.trained_many([_tiny(0), _tiny(1)])
     memo.claim = "X2"
     memo.trained_many([_tiny(1)])  # reused
     rows = [json.loads(x) for x in (tmp_path / PHASES).read_text().splitlines()]
     assert [(r["claim"], len(r["runs"]), r["trained"]) for r in rows] == [("X1", 2, 2), ("X2", 1, 0)]
+    assert [r["matmul_gflops"] for r in rows] == [61.9, 61.9]
     assert rows[1]["runs"][0] == rows[0]["runs"][1] and (tmp_path / "runs" / rows[0]["runs"][0]).is_dir()
 
 

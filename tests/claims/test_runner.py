@@ -271,11 +271,17 @@ def test_trained_claims_run_side_by_side_and_equal_a_serial_ledger(tmp_path, mon
                      on_done=lambda r: done.append(r.id))
     (z1, z2) = spans["Z1"], spans["Z2"]
     assert z1[0] < z2[1] and z2[0] < z1[1] and z1[2] != z2[2]  # side by side, in two threads
-    serial = run_claims(["Z1", "Z2", "Z3"], Budget.get("quick"), tmp_path / "serial")
+    measured = []
+    serial = run_claims(["Z1", "Z2", "Z3"], Budget.get("quick"), tmp_path / "serial",
+                        measure_rate=lambda: measured.append(1) or 61.9)
+    assert measured == [1]  # once, before anything trained, and kept with every batch of runs
+    assert {json.loads(x)["matmul_gflops"] for x in (tmp_path / "serial" / runner_mod.PHASES).read_text().splitlines()
+            } == {61.9}
     assert [r.id for r in par] == ["Z1", "Z2", "Z3"] and sorted(done) == ["Z1", "Z2", "Z3"]
     assert [(r.verdict, r.reason) for r in par] == [(r.verdict, r.reason) for r in serial]
     assert len(list((tmp_path / "par" / "runs").iterdir())) == 5  # seed 2 trained once for both claims
     rows = [json.loads(x) for x in (tmp_path / "par" / runner_mod.PHASES).read_text().splitlines()]
     assert sorted((r["claim"], len(r["runs"])) for r in rows) == [("Z1", 3), ("Z2", 3)]
+    assert not any("matmul_gflops" in r for r in rows)  # no rate was measured for this one
     written = json.loads((tmp_path / "par" / "claims.json").read_text())
     assert [c["id"] for c in written["claims"]] == ["Z1", "Z2", "Z3"]

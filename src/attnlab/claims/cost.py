@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import heapq
 import json
+import statistics
+from collections.abc import Callable
 from pathlib import Path
 
 from ..train.flops import run_flops
@@ -105,11 +107,14 @@ def _phase_rows(out: Path) -> list[dict]:
     return read_rows(p)
 
 
-def ledger_cost(out: Path, cpus: tuple[int, ...] = CPUS, matmul_gflops: float | None = None) -> dict:
+def ledger_cost(out: Path, cpus: tuple[int, ...] = CPUS, matmul_gflops: float | None = None,
+                measure: Callable[[], float] | None = None) -> dict:
     """Per claim and in total: trained runs, batches, CPU seconds of training, the claim's own seconds outside
-    training, the wall seconds on each number of ``cpus`` and the training's FLOPs counted from below; with
-    ``matmul_gflops`` (one core's float32 matmul rate), the share of it the training ran at and the floor: the
-    seconds that many FLOPs take at that rate on each number of ``cpus``."""
+    training, the wall seconds on each number of ``cpus`` and the training's FLOPs counted from below; with one
+    core's float32 matmul rate, the share of it the training ran at and the floor: the seconds that many FLOPs
+    take at that rate on each number of ``cpus``. The rate: ``matmul_gflops`` if given; else the one each claim's
+    ``reproduce`` recorded with its batches as it began (``recorded``: claim → rate), when every costed claim has
+    one; else ``measure()`` now, if given."""
     out = Path(out)
     if matmul_gflops is not None and not matmul_gflops > 0:
         raise ValueError(f"matmul_gflops must be a positive rate, got {matmul_gflops}")
@@ -138,15 +143,29 @@ def ledger_cost(out: Path, cpus: tuple[int, ...] = CPUS, matmul_gflops: float | 
              "flops": sum(r["flops"] for r in rows),
              "wall_seconds": {n: sum(r["own_seconds"] for r in rows) + side_by_side(chains, n) for n in cpus},
              "wall_seconds_one_by_one": {n: sum(r["wall_seconds"][n] for r in rows) for n in cpus}}
-    if matmul_gflops is not None:
+    recorded = {cid: batches[0].get("matmul_gflops") for cid, batches in phases.items()}  # one per session
+    if matmul_gflops is None and recorded and all(recorded.values()):
+        rates = recorded
+    else:
+        recorded = {}
+        if matmul_gflops is None and measure is not None:
+            matmul_gflops = measure()
+        rates = None if matmul_gflops is None else {cid: matmul_gflops for cid in phases}
+    if rates is not None:
+        seconds_at_rate = {r["claim"]: r["flops"] / (rates[r["claim"]] * 1e9) if r["claim"] in rates else 0.0
+                           for r in rows}  # of one core at the claim's matmul rate
+        seconds_at_rate["all"] = sum(seconds_at_rate.values())
         for r in [*rows, total]:
-            at_rate = r["flops"] / (matmul_gflops * 1e9)  # seconds of one core at the matmul rate
+            at_rate = seconds_at_rate[r["claim"]]
             r["matmul_share"] = at_rate / r["cpu_seconds"] if r["cpu_seconds"] else None
             r["floor_seconds"] = {n: at_rate / n for n in cpus}
+        if recorded:
+            matmul_gflops = statistics.median(recorded.values())
     # a claim whose result names trained runs but whose batches this ledger did not record (a result kept from a
     # ledger recorded before batches were, or copied without them): its training is not in the total
     uncosted = [cid for cid, c in claims.items() if cid not in phases and "training" in (c.get("measured") or {})]
-    return {"claims": rows, "total": total, "cpus": list(cpus), "matmul_gflops": matmul_gflops, "uncosted": uncosted}
+    return {"claims": rows, "total": total, "cpus": list(cpus), "matmul_gflops": matmul_gflops, "recorded": recorded,
+            "uncosted": uncosted}
 
 
 def _held(out: Path, name: str) -> dict | None:
@@ -208,7 +227,12 @@ def cost_markdown(cost: dict, budget: str) -> str:
     t = cost["total"]
     floor = ""
     if rate:
-        floor = (f" At one core's float32 matmul rate ({rate:.1f} GFLOP/s: measured as the table was made, or given), "
+        recorded = sorted(set(cost.get("recorded", {}).values()))
+        how = ("measured as the table was made, or given" if not recorded else
+               "recorded as the runs began" if len(recorded) == 1 else
+               f"the median of the rates each claim's `reproduce` recorded as its runs began, {recorded[0]:.1f} to "
+               f"{recorded[-1]:.1f}; each claim's share is of its own")
+        floor = (f" At one core's float32 matmul rate ({rate:.1f} GFLOP/s: {how}), "
                  f"those FLOPs alone take " + ", ".join(f"{m(t['floor_seconds'][n])} min on {n} CPU{'s' * (n > 1)}"
                                                         for n in cost["cpus"])
                  + ": no code trains these runs faster on such cores.")

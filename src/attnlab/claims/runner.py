@@ -160,8 +160,11 @@ class ReportingMemo(RunMemo):
 
     def __init__(self, root: str | Path, jobs: int = 1, report: Callable[[str], None] | None = None,
                  ray_address: str | None = None, tick: Callable[[int, int], None] | None = None,
-                 phases: Path | None = None):
+                 phases: Path | None = None, matmul_gflops: float | None = None):
         super().__init__(root, jobs, ray_address)
+        # one core's float32 matmul rate as this session began, kept with its batches: runs' seconds move with
+        # the machine's speed from day to day, and a rate measured on another day would misstate their share of it
+        self.matmul_gflops = matmul_gflops
         self.report = report or (lambda msg: None)
         self.tick = tick or (lambda done, total: None)
         # each batch of runs is a phase: its runs are independent, the next batch waits for it. Recorded (one
@@ -203,8 +206,11 @@ class ReportingMemo(RunMemo):
             self.report(f"trained {todo} run{'s' * (todo > 1)} in {seconds / 60:.1f} min")
         if self.phases is not None:
             with self._write, open(self.phases, "a") as f:
-                f.write(json.dumps({"session": self.session, "claim": self.claim, "runs": list(names), "trained": todo,
-                                    "seconds": seconds}) + "\n")
+                row = {"session": self.session, "claim": self.claim, "runs": list(names), "trained": todo,
+                       "seconds": seconds}
+                if self.matmul_gflops is not None:
+                    row["matmul_gflops"] = self.matmul_gflops
+                f.write(json.dumps(row) + "\n")
         return out
 
 
@@ -212,7 +218,8 @@ def run_claims(ids: list[str], budget: Budget, out: Path, *, force: bool = False
                on_start: Callable[[str], None] | None = None,
                on_done: Callable[[ClaimResult], None] | None = None,
                on_runs: Callable[[str, str], None] | None = None, ray_address: str | None = None,
-               on_tick: Callable[[str, int, int], None] | None = None) -> list[ClaimResult]:
+               on_tick: Callable[[str, int, int], None] | None = None,
+               measure_rate: Callable[[], float] | None = None) -> list[ClaimResult]:
     """Run (or take from the cache) each claim in ``ids``; rewrite ``out/claims.json`` after every claim.
 
     The file always holds the whole ledger: claims not run this time keep their cached entries.
@@ -221,7 +228,8 @@ def run_claims(ids: list[str], budget: Budget, out: Path, *, force: bool = False
     ``ray_address``: train the runs as tasks of that Ray cluster (``"local"``: a local instance) instead;
     ``on_tick(claim id, runs done, runs to train)``: as each run of a batch finishes. With ``jobs`` > 1 and no
     Ray cluster the claims that train run side by side (module docstring) and the callbacks come from their
-    threads, one at a time.
+    threads, one at a time. ``measure_rate()``: one core's float32 matmul rate, measured before anything trains
+    and recorded with each batch of runs (``claims.cost`` shares the runs' FLOPs over it).
     """
     out.mkdir(parents=True, exist_ok=True)
     said = threading.Lock()  # one callback at a time, whichever thread calls
@@ -239,6 +247,8 @@ def run_claims(ids: list[str], budget: Budget, out: Path, *, force: bool = False
     memo = ReportingMemo(out / "runs", jobs=jobs, report=report, ray_address=ray_address, tick=tick,
                          phases=out / PHASES)  # beside the ledger
     with locked(out), memo as runs:
+        if measure_rate:  # before any worker starts or any run trains
+            memo.matmul_gflops = measure_rate()
         start, finish = serial(on_start), serial(on_done)
 
         def started(cid: str) -> None:

@@ -75,10 +75,11 @@ def reproduce(
                                         "verdicts differ from it and how (and write that block into --readme)."),
     cost: bool = typer.Option(False, "--cost", help="Run nothing: print what the ledger in --out cost (CPU time of "
                               "its trained runs), how long it would take on 1 to 128 CPUs, and the least time "
-                              "its FLOPs need at one core's matmul rate, measured now (with --json: JSON)."),
+                              "its FLOPs need at one core's matmul rate: the one each reproduce recorded as its "
+                              "runs began, else measured now (with --json: JSON)."),
     matmul_gflops: float | None = typer.Option(None, "--matmul-gflops", help="With --cost: one core's float32 matmul "
-                                               "rate to cost against, instead of measuring it now (a busy machine "
-                                               "measures less than its cores can do)."),
+                                               "rate to cost against, instead of the recorded one or one measured "
+                                               "now (a busy machine measures less than its cores can do)."),
 ) -> None:
     """Run every claim of the ledger (or --only some) and write DIR/claims.json and DIR/report.html."""
     from ..claims import REGISTRY, Budget, run_claims
@@ -124,7 +125,7 @@ def reproduce(
         from ..claims.cost import cost_markdown, ledger_cost
 
         held = _budget_of(out, "--cost")
-        c = ledger_cost(out, matmul_gflops=matmul_gflops if matmul_gflops is not None else _core_matmul_gflops())
+        c = ledger_cost(out, matmul_gflops=matmul_gflops, measure=_core_matmul_gflops)
         typer.echo(json.dumps(c) if as_json else cost_markdown(c, held))
         return
     if report_only:
@@ -168,7 +169,7 @@ def reproduce(
                         visible=done_runs < total)
 
         run_claims(ids, budget, out, force=force, jobs=jobs or os.cpu_count() or 1, on_start=start, on_done=done,
-                   on_runs=runs, ray_address=ray, on_tick=tick)
+                   on_runs=runs, ray_address=ray, on_tick=tick, measure_rate=_core_matmul_gflops)
     _write_outputs(out, readme, budget.name)
     if against is not None:
         _compare_budgets(out, against, readme)
@@ -231,7 +232,7 @@ def _write_cost(out: Path, budget: str) -> None:
         return
     write_digest(out)  # what the cost reads of each run, kept beside the ledger for when the memo is not
     try:
-        table = cost_markdown(ledger_cost(out, matmul_gflops=_core_matmul_gflops()), budget)
+        table = cost_markdown(ledger_cost(out, measure=_core_matmul_gflops), budget)
     except FileNotFoundError as e:  # neither the memo nor the digest holds a run (a bare copied claims.json): said why
         typer.echo(f"note: no cost.md: {e}", err=True)
         return
