@@ -277,6 +277,8 @@ def test_trained_claims_run_side_by_side_and_equal_a_serial_ledger(tmp_path, mon
     assert measured == [1]  # once, before anything trained, and kept with every batch of runs
     assert {json.loads(x)["matmul_gflops"] for x in (tmp_path / "serial" / runner_mod.PHASES).read_text().splitlines()
             } == {61.9}
+    run_claims(["Z1", "Z2", "Z3"], Budget.get("quick"), tmp_path / "serial", measure_rate=lambda: measured.append(2))
+    assert measured == [1]  # all cached: nothing trains, nothing is measured
     assert [r.id for r in par] == ["Z1", "Z2", "Z3"] and sorted(done) == ["Z1", "Z2", "Z3"]
     assert [(r.verdict, r.reason) for r in par] == [(r.verdict, r.reason) for r in serial]
     assert len(list((tmp_path / "par" / "runs").iterdir())) == 5  # seed 2 trained once for both claims

@@ -229,7 +229,8 @@ def run_claims(ids: list[str], budget: Budget, out: Path, *, force: bool = False
     ``on_tick(claim id, runs done, runs to train)``: as each run of a batch finishes. With ``jobs`` > 1 and no
     Ray cluster the claims that train run side by side (module docstring) and the callbacks come from their
     threads, one at a time. ``measure_rate()``: one core's float32 matmul rate, measured before anything trains
-    and recorded with each batch of runs (``claims.cost`` shares the runs' FLOPs over it).
+    (and only if a claim will train) and recorded with each batch of runs (``claims.cost`` shares the runs' FLOPs
+    over it).
     """
     out.mkdir(parents=True, exist_ok=True)
     said = threading.Lock()  # one callback at a time, whichever thread calls
@@ -247,8 +248,6 @@ def run_claims(ids: list[str], budget: Budget, out: Path, *, force: bool = False
     memo = ReportingMemo(out / "runs", jobs=jobs, report=report, ray_address=ray_address, tick=tick,
                          phases=out / PHASES)  # beside the ledger
     with locked(out), memo as runs:
-        if measure_rate:  # before any worker starts or any run trains
-            memo.matmul_gflops = measure_rate()
         start, finish = serial(on_start), serial(on_done)
 
         def started(cid: str) -> None:
@@ -257,12 +256,18 @@ def run_claims(ids: list[str], budget: Budget, out: Path, *, force: bool = False
                 start(cid)
 
         side_by_side = jobs > 1 and ray_address is None
-        return _run_all(ids, budget, out, runs, force, started, finish, side_by_side)
+        def before_training() -> None:  # before any worker starts or any run trains
+            if measure_rate:
+                memo.matmul_gflops = measure_rate()
+
+        return _run_all(ids, budget, out, runs, force, started, finish, side_by_side, before_training)
 
 
 def _run_all(ids: list[str], budget: Budget, out: Path, runs: RunMemo, force: bool,
              on_start: Callable[[str], None], on_done: Callable[[ClaimResult], None] | None,
-             side_by_side: bool = False) -> list[ClaimResult]:
+             side_by_side: bool = False, before_training: Callable[[], None] | None = None) -> list[ClaimResult]:
+    """``before_training()`` is called once, before the first claim runs, when a claim that trains is not taken
+    from the cache (a ledger whose trained claims are all cached measures nothing)."""
     cache = load_cache(out, budget.name)
     results: dict[str, dict] = dict(cache)
     done: dict[str, ClaimResult] = {}
@@ -277,6 +282,8 @@ def _run_all(ids: list[str], budget: Budget, out: Path, runs: RunMemo, force: bo
         return r
 
     reuse = {cid: cached(cid) for cid in ids}
+    if before_training and any(REGISTRY[cid].trains and reuse[cid] is None for cid in ids):
+        before_training()
 
     def one(cid: str) -> ClaimResult:
         on_start(cid)
