@@ -266,11 +266,23 @@ def test_trained_claims_run_side_by_side_and_equal_a_serial_ledger(tmp_path, mon
            "Z2": registry.Claim("Z2", "trains too", "test", "m", "t", trainer("Z2", [2, 3, 4]), True),
            "Z3": registry.Claim("Z3", "a pending claim", "test")}
     monkeypatch.setattr(runner_mod, "REGISTRY", reg)
+    # source hashes parse with ast, which CPython 3.11 cannot do in two threads at once: all of it in this thread
+    from attnlab import sourcegraph
+    from attnlab.claims import keys
+    from attnlab.train import memo
+
+    parsed_in = set()
+    real = sourcegraph.imports_of
+    monkeypatch.setattr(sourcegraph, "imports_of",
+                        lambda *a: parsed_in.add(threading.current_thread().name) or real(*a))
+    keys._code_hash_now.cache_clear()
+    memo.code_hash.cache_clear()
     done = []
     par = run_claims(["Z1", "Z2", "Z3"], Budget.get("quick"), tmp_path / "par", jobs=2,
                      on_done=lambda r: done.append(r.id))
     (z1, z2) = spans["Z1"], spans["Z2"]
     assert z1[0] < z2[1] and z2[0] < z1[1] and z1[2] != z2[2]  # side by side, in two threads
+    assert parsed_in == {threading.main_thread().name}
     measured = []
     serial = run_claims(["Z1", "Z2", "Z3"], Budget.get("quick"), tmp_path / "serial",
                         measure_rate=lambda: measured.append(1) or 61.9)

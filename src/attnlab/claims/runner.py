@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..train.memo import RunMemo
+from ..train.memo import code_hash as trainer_hash
 from ..train.ownership import locked
 from .keys import claim_key
 from .provenance import environment, now_utc, utc
@@ -272,10 +273,16 @@ def _run_all(ids: list[str], budget: Budget, out: Path, runs: RunMemo, force: bo
     results: dict[str, dict] = dict(cache)
     done: dict[str, ClaimResult] = {}
     written = threading.Lock()
+    # Every source hash is read here, in this thread, before a worker starts: the hashes parse the source with
+    # ast, and CPython 3.11's AST constructor keeps its recursion depth for the whole interpreter, so two threads
+    # parsing at once fail at random with "AST constructor recursion depth mismatch" (python/cpython#106905).
+    keys = {cid: claim_key(REGISTRY[cid], budget) for cid in ids}  # cached per module: later calls parse nothing
+    if any(REGISTRY[cid].trains for cid in ids):
+        trainer_hash()
 
     def cached(cid: str) -> ClaimResult | None:
         hit = cache.get(cid)
-        if force or not hit or hit.get("key") != claim_key(REGISTRY[cid], budget) or hit.get("verdict") == ERROR:
+        if force or not hit or hit.get("key") != keys[cid] or hit.get("verdict") == ERROR:
             return None
         r = ClaimResult(**{f.name: hit[f.name] for f in dataclasses.fields(ClaimResult) if f.name in hit})
         r.cached = True
