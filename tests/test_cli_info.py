@@ -31,3 +31,12 @@ def test_user_text_is_not_eaten_as_markup_and_docstrings_are_plain():
     r = CliRunner().invoke(app, ["reproduce", "--list"], env={"COLUMNS": "250"})
     assert r.exit_code == 0 and "E[e^ε] cancels" in r.output
     assert _summary("Uses :func:`~attnlab.ops.attention` and ``x``:\n\nmore") == "Uses attnlab.ops.attention and x"
+
+
+def test_a_batch_of_runs_says_what_is_left_from_its_own_pace():
+    from attnlab.cli.reproduce import batch_left
+
+    assert batch_left(0.0, 0, 4) == ""  # nothing finished: no pace to extrapolate
+    assert batch_left(600.0, 2, 6) == "about 20 min left"  # 5 min a run (two side by side) × 4 runs
+    assert batch_left(180.0, 3, 4) == "about 1 min left" and batch_left(30.0, 3, 4) == "under a minute left"
+    assert batch_left(600.0, 4, 4) == ""  # done: the bar is hidden

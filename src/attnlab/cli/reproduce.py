@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from pathlib import Path
 
 import typer
@@ -29,6 +30,15 @@ def verdict_table_md(claims: list[dict]) -> str:
         reason = c["reason"].replace("|", "\\|").replace("\n", " ")
         lines.append(f"| {c['id']} | **{c['verdict']}** | {reason} |")
     return "\n".join(lines)
+
+
+def batch_left(elapsed: float, done: int, total: int) -> str:
+    """What is left of a batch of runs, extrapolated from its finished runs (they train side by side, so the
+    batch's own pace already counts the workers): "" before the first run finishes or after the last."""
+    if done <= 0 or done >= total:
+        return ""
+    left = elapsed / done * (total - done)
+    return "under a minute left" if left < 60 else f"about {round(left / 60)} min left"
 
 
 def replace_block(readme: Path, start: str, end: str, body: str) -> None:
@@ -142,8 +152,8 @@ def reproduce(
 
     console = Console(stderr=True)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeElapsedColumn(), console=console) as prog:
-        task = prog.add_task("claims", total=len(ids))
+                  TimeElapsedColumn(), TextColumn("[dim]{task.fields[left]}"), console=console) as prog:
+        task = prog.add_task("claims", total=len(ids), left="")  # claims differ too much in size to extrapolate
         running: list[str] = []  # with --jobs > 1 the trained claims run side by side
 
         def start(cid):
@@ -159,14 +169,19 @@ def reproduce(
             prog.update(task, description=f"running {', '.join(running)}" if running else "claims")
             prog.advance(task)
 
-        run_bar = prog.add_task("runs", total=None, visible=False)
+        batches: dict[str, tuple[int, float]] = {}  # claim → the bar of its batch of runs, and when it began
 
         def runs(cid, msg):
             prog.console.print(f"  [dim]{cid}: {escape(msg)}[/]")
 
-        def tick(cid, done_runs, total):  # the current batch of trained runs, under the claims' bar
-            prog.update(run_bar, description=f"  {cid}: runs", completed=done_runs, total=total,
-                        visible=done_runs < total)
+        def tick(cid, done_runs, total):  # each claim's batch of trained runs, on a bar of its own under the claims'
+            if done_runs == 0 or cid not in batches:
+                if cid in batches:
+                    prog.remove_task(batches[cid][0])
+                batches[cid] = (prog.add_task(f"  {cid}: runs", total=total, left=""), time.monotonic())
+            bar, began = batches[cid]
+            prog.update(bar, completed=done_runs, total=total, visible=done_runs < total,
+                        left=batch_left(time.monotonic() - began, done_runs, total))
 
         run_claims(ids, budget, out, force=force, jobs=jobs or os.cpu_count() or 1, on_start=start, on_done=done,
                    on_runs=runs, ray_address=ray, on_tick=tick, measure_rate=_core_matmul_gflops)
