@@ -49,3 +49,10 @@ def test_s3_holds_and_turns_to_a_caveat_when_the_span_tolerance_is_out_of_reach(
     monkeypatch.setattr(ttt, "S3_SPAN_TOL", 1e-12)
     ev = REGISTRY["S3"].run(QUICK)
     assert ev.verdict == "caveat" and "> 1e-12" in ev.reason and "does not reach the identity" in ev.reason
+
+
+def test_s6_says_what_its_newton_schulz_spectrum_is_from_the_numbers():
+    assert ttt.spectrum_clause(0.08, 1.20, 0.87) == "not orthogonal: 87% of them within 0.3 of 1"
+    assert ttt.spectrum_clause(1 - 1e-6, 1 + 1e-6, 1.0).startswith("orthogonal: every singular value")
+    ev = REGISTRY["S6"].run(QUICK)
+    assert ev.verdict == "holds" and "(not orthogonal: " in ev.reason  # 5 quintic steps leave small values small

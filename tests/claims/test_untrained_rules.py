@@ -51,3 +51,12 @@ def test_spectral_entropy_of_a_permutation_is_log_n():
 
     P = torch.eye(5)[[1, 2, 3, 4, 0]]  # eigenvalues: the 5th roots of unity, all of modulus 1
     assert abs(float(information.spectral_entropy(P)) - math.log(5)) < 1e-12
+
+
+def test_r2_says_the_noise_mean_biases_identity_only_when_the_gumbel_run_is_biased():
+    from attnlab.claims import robustness
+
+    said = robustness.identity_clause(0.0009, -0.3161, -0.3169, gumbel_biased=True)
+    assert "(+0.0009" in said and "(-0.3161; limit -0.3169): the noise's mean is what biases it" in said
+    said = robustness.identity_clause(0.0009, -0.0002, -0.3169, gumbel_biased=False)
+    assert "mean is what biases" not in said and "under Gumbel noise as well (-0.0002)" in said

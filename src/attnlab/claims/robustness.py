@@ -72,14 +72,25 @@ def r2(budget: Budget) -> Evidence:
               f"+ 0.005: {vanishes['exp/gaussian']}, {vanishes['exp/gumbel']}), relu²'s "
               f"{'stays' if relu_ok else 'does not stay'} above {R2_MIN_BIAS}")
     if not stays["identity/gaussian"]:
-        reason += (f"; identity under zero-mean noise is unbiased ({last['identity/gaussian'][0]:+.4f}: its weights "
-                   "are linear in ε), biased only by the noise's mean")
+        reason += "; " + identity_clause(last["identity/gaussian"][0], last["identity/gumbel"][0],
+                                         limit["identity/gumbel"], stays["identity/gumbel"])
     series = [{"label": c, "x": list(R2_NS), "y": [abs(sim[c][n][0]) for n in R2_NS],
                "yerr": [sim[c][n][1] for n in R2_NS], "style": "-o"} for c in sim]
     return Evidence(verdict(ok, caveat=not stays["identity/gaussian"]), reason,
                     {"bias": {c: {str(n): list(v) for n, v in sim[c].items()} for c in sim}, "limit_bias": limit},
                     figures=[Figure("|bias| of the noisy weighted mean against n (v = s)", "n", "|õ − o|", series,
                                     logx=True)])
+
+
+def identity_clause(zero_mean: float, gumbel: float, gumbel_limit: float, gumbel_biased: bool) -> str:
+    """R2's reason on the identity kernel (called once it is unbiased under zero-mean noise): its weights are
+    linear in ε, so what is left to bias it is the noise's mean, which Gumbel noise has and Gaussian noise
+    lacks. Said only when the Gumbel run is biased too (``gumbel_biased``), with both numbers."""
+    head = f"identity under zero-mean noise is unbiased ({zero_mean:+.4f}: its weights are linear in ε)"
+    if gumbel_biased:
+        return (f"{head}, and biased under Gumbel noise, whose mean is not zero ({gumbel:+.4f}; limit "
+                f"{gumbel_limit:+.4f}): the noise's mean is what biases it")
+    return f"{head}, and under Gumbel noise as well ({gumbel:+.4f})"
 
 
 def tail_rate(b: float) -> float:
