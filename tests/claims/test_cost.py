@@ -249,3 +249,25 @@ def test_a_claims_cost_is_that_of_the_session_that_produced_its_recorded_result(
     (out / "claims.json").write_text(json.dumps(data))
     assert ledger_cost(out)["claims"][0]["cpu_seconds"] == 10.0
 
+
+
+def test_a_run_costs_the_ledger_at_recorded_rates_only_and_keeps_a_table_it_cannot_rate(tmp_path, monkeypatch):
+    """After a reproduce, cost.md is remade from the rates each reproduce recorded; none is measured then (the cores
+    may be busy or it may be another day), so a ledger whose batches recorded none keeps the table it has."""
+    import importlib
+
+    cli_reproduce = importlib.import_module("attnlab.cli.reproduce")  # the module; the package names the command
+    monkeypatch.setattr(cli_reproduce, "_core_matmul_gflops", lambda: pytest.fail("no rate is measured after a run"))
+    out = _ledger(tmp_path, [{"session": "s", "claim": "A1", "runs": ["a", "b"], "trained": 2, "seconds": 40.0}])
+    (out / "cost.md").write_text("_the table of the day, rate given_\n")
+    cli_reproduce._write_outputs(out, None, "quick")
+    assert (out / "cost.md").read_text() == "_the table of the day, rate given_\n"
+    (out / PHASES).write_text(json.dumps({"session": "s", "claim": "A1", "runs": ["a", "b"], "trained": 2,
+                                          "seconds": 40.0, "matmul_gflops": 50.0}) + "\n")
+    cli_reproduce._write_outputs(out, None, "quick")
+    assert "| A1 | 2 | 1 | 1.2 |" in (out / "cost.md").read_text() and "50.0 GFLOP/s" in (out / "cost.md").read_text()
+    (out / "cost.md").unlink()
+    (out / PHASES).write_text(json.dumps({"session": "s", "claim": "A1", "runs": ["a", "b"], "trained": 2,
+                                          "seconds": 40.0}) + "\n")
+    cli_reproduce._write_outputs(out, None, "quick")  # none yet: written, without a rate's columns
+    assert "| A1 | 2 | 1 | 1.2 |" in (out / "cost.md").read_text()
