@@ -292,3 +292,16 @@ def test_d4_stands_only_if_training_the_control_on_could_not_overturn_it(control
     d = ev.measured["decisions"][0]
     assert d["comparison"].startswith("(a) causal NoPE recovers") and d["capped"]
     assert d["outcome"] == expected, ev.reason
+
+
+def test_d1_says_equal_parameters_only_when_every_run_has_the_same_count():
+    from attnlab.claims.arms import Arm
+    from attnlab.claims.decoding import parameters_clause
+
+    def arm(*counts):
+        return Arm("a", 0.003, {}, runs=[{"params": n} for n in counts])
+
+    assert parameters_clause({"decoder": arm(148100, 148100), "prefix-LM": arm(148100, 148100)}) == \
+        "equal parameters: 148,100 in every run"
+    assert parameters_clause({"decoder": arm(148100, 148100), "prefix-LM": arm(148164, 148164)}) == \
+        "parameters differ: decoder 148,100, prefix-LM 148,164"

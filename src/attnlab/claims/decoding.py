@@ -35,6 +35,16 @@ def _text_arms(runs: RunMemo, budget: Budget, arms: dict[str, tuple[str, dict]])
     return train_arms(runs, makers, budget, family=list(arms))
 
 
+def parameters_clause(arms: dict[str, Arm]) -> str:
+    """Whether the arms' runs have one parameter count between them, with it (read from the runs, not assumed:
+    the comparison is at equal parameters only if they do)."""
+    counts = {a: sorted({r["params"] for r in arm.runs}) for a, arm in arms.items()}
+    every = {n for c in counts.values() for n in c}
+    if len(every) == 1:
+        return f"equal parameters: {every.pop():,} in every run"
+    return "parameters differ: " + ", ".join(f"{a} {'/'.join(f'{n:,}' for n in c)}" for a, c in counts.items())
+
+
 WHY_D1 = (
     'A decoder trained on every token sees twice the labels of a prefix-LM trained on the continuation; '
     "the equal-supervision decoder makes the mask the only difference. 'At least as good' is a "
@@ -64,7 +74,8 @@ def d1(budget: Budget, runs: RunMemo) -> Evidence:
                           delta=D1_MARGIN, claimed="a < b",
                           **robust(arms["decoder, every token"], arms["prefix-LM"], loss))
     return Evidence(verdict_of([d]), f"{d.text()}; reported: {d_every.text()}; continuation loss (nats/byte): "
-                    f"decoder-only {fmt(dec)} (every token: {fmt(every)}), prefix-LM {fmt(pre)} (equal parameters); "
+                    f"decoder-only {fmt(dec)} (every token: {fmt(every)}), prefix-LM {fmt(pre)} "
+                    f"({parameters_clause(arms)}); "
                     f"{training_note(arms)}",
                     {"decoder": dec, "decoder_every_token": every, "prefix_lm": pre,
                      "decisions": [d.to_json(), d_every.to_json()],
