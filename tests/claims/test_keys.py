@@ -69,3 +69,23 @@ def test_reproduce_list_json_shows_each_claims_key_for_the_budget(flag):
     rows = {row["id"]: row for row in json.loads(r.output)}
     b = Budget.get(flag[2:])
     assert all(rows[cid]["key"] == claim_key(c, b) and rows[cid]["budget"] == b.name for cid, c in REGISTRY.items())
+
+
+def test_reproduce_list_says_which_results_a_folder_holds_for_the_current_keys(tmp_path):
+    b = Budget.get("quick")
+    out = tmp_path / "res"
+    out.mkdir()
+    ids = list(REGISTRY)
+    held = [{"id": ids[0], "key": claim_key(REGISTRY[ids[0]], b), "verdict": "holds"},
+            {"id": ids[1], "key": "0" * 16, "verdict": "holds"},
+            {"id": ids[2], "key": claim_key(REGISTRY[ids[2]], b), "verdict": "error"}]
+    (out / "claims.json").write_text(json.dumps({"budget": "quick", "claims": held}))
+    r = CliRunner().invoke(app, ["reproduce", "--list", "--json", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    status = {row["id"]: row["recorded"] for row in json.loads(r.output)}
+    assert [status[c] for c in ids[:4]] == ["current", "stale", "error", None]
+    r = CliRunner().invoke(app, ["reproduce", "--list", "--json", "--full", "--out", str(out)])
+    assert {row["recorded"] for row in json.loads(r.output)} == {None}  # the folder holds the other budget
+    (out / "claims.json").write_text("{not json")
+    r = CliRunner().invoke(app, ["reproduce", "--list", "--out", str(out)], env={"COLUMNS": "250"})
+    assert r.exit_code == 0 and (out / "claims.json").read_text() == "{not json"  # read only: nothing moved aside

@@ -32,6 +32,27 @@ def verdict_table_md(claims: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def recorded_status(held: dict | None, key: str) -> str | None:
+    """How a results folder holds a claim against its current key: "current" (a reproduce reuses it), "stale"
+    (recorded by other code or another budget's settings: a reproduce recomputes it), "error" (recomputed too),
+    or None (not recorded)."""
+    if held is None:
+        return None
+    if held.get("verdict") == "error":
+        return "error"
+    return "current" if held.get("key") == key else "stale"
+
+
+def _held_results(out: Path, budget: str) -> dict[str, dict]:
+    """The claims ``out`` holds for ``budget``: none where it holds none, another budget's, or a file that does not
+    read (read only: --list moves nothing aside, as a reproduce would)."""
+    try:
+        data = json.loads((out / "claims.json").read_text(encoding="utf-8"))
+        return {c["id"]: c for c in data["claims"]} if data.get("budget") == budget else {}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
 def batch_left(elapsed: float, done: int, total: int) -> str:
     """What is left of a batch of runs, extrapolated from its finished runs (they train side by side, so the
     batch's own pace already counts the workers): "" before the first run finishes or after the last."""
@@ -71,8 +92,9 @@ def reproduce(
     out: Path | None = typer.Option(None, "--out", help="Output folder for claims.json and report.html (default: "
                                     "results for the quick budget, results-full for the full one; a folder holds "
                                     "one budget)."),
-    list_: bool = typer.Option(False, "--list", help="Print the registry (id, statement, source, and the cache key "
-                               "for the chosen budget) and exit."),
+    list_: bool = typer.Option(False, "--list", help="Print the registry (id, statement, source, the cache key "
+                               "for the chosen budget, and whether --out holds its result for that key: current, "
+                               "stale or error) and exit."),
     as_json: bool = typer.Option(False, "--json", help="With --list: print JSON."),
     markdown: bool = typer.Option(False, "--markdown", help="With --list: print docs/claims.md (each claim's design, "
                                   "decision rule and reasons, from the registry)."),
@@ -110,15 +132,19 @@ def reproduce(
         b = Budget.get("full" if full else "quick")
         rows = [{"id": c.id, "statement": c.statement, "source": c.source, "implemented": c.run is not None,
                  "budget": b.name, "key": claim_key(c, b)} for c in REGISTRY.values()]
+        held = _held_results(out, b.name)
+        for r in rows:
+            r["recorded"] = recorded_status(held.get(r["id"]), r["key"])
         if as_json:
             typer.echo(json.dumps(rows, ensure_ascii=False))
         else:
             from rich.console import Console
 
 
-            t = table("id", "source", "statement", "experiment")
+            t = table("id", "source", "statement", "experiment", f"in {out}")
             for r in rows:
-                t.add_row(r["id"], escape(r["source"]), escape(r["statement"]), "yes" if r["implemented"] else "pending")
+                t.add_row(r["id"], escape(r["source"]), escape(r["statement"]), "yes" if r["implemented"] else "pending",
+                          r["recorded"] or "—")
             Console().print(t)
         return
     if jobs < 0:
