@@ -116,6 +116,27 @@ def _evaluate(claim: Claim, budget: Budget, runs: RunMemo) -> ClaimResult:
                        figures=[_clean(dataclasses.asdict(f)) for f in ev.figures])
 
 
+def recorded_status(held: dict | None, key: str) -> str | None:
+    """How a results folder holds a claim against its current key: "current" (a reproduce reuses it), "stale"
+    (recorded by other code or another budget's settings: a reproduce recomputes it), "error" (recomputed too),
+    or None (not recorded)."""
+    if held is None:
+        return None
+    if held.get("verdict") == ERROR:
+        return ERROR
+    return "current" if held.get("key") == key else "stale"
+
+
+def held_results(out: Path, budget: str) -> dict[str, dict]:
+    """The claims ``out`` holds for ``budget``: none where it holds none, another budget's, or a file that does not
+    read. Read only: unlike :func:`load_cache`, it moves nothing aside (``reproduce --list`` looks, it does not run)."""
+    try:
+        data = json.loads((Path(out) / "claims.json").read_text(encoding="utf-8"))
+        return {c["id"]: c for c in data["claims"]} if data.get("budget") == budget else {}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
 def load_cache(out: Path, budget: str | None = None) -> dict[str, dict]:
     """The finished claims of ``out/claims.json``. A damaged file is never dropped silently: it is moved aside
     to ``claims.json.corrupt-<time>`` with a warning, and its claims are recomputed. A folder holds one
@@ -282,7 +303,7 @@ def _run_all(ids: list[str], budget: Budget, out: Path, runs: RunMemo, force: bo
 
     def cached(cid: str) -> ClaimResult | None:
         hit = cache.get(cid)
-        if force or not hit or hit.get("key") != keys[cid] or hit.get("verdict") == ERROR:
+        if force or recorded_status(hit, keys[cid]) != "current":
             return None
         r = ClaimResult(**{f.name: hit[f.name] for f in dataclasses.fields(ClaimResult) if f.name in hit})
         r.cached = True

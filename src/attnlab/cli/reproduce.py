@@ -32,27 +32,6 @@ def verdict_table_md(claims: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def recorded_status(held: dict | None, key: str) -> str | None:
-    """How a results folder holds a claim against its current key: "current" (a reproduce reuses it), "stale"
-    (recorded by other code or another budget's settings: a reproduce recomputes it), "error" (recomputed too),
-    or None (not recorded)."""
-    if held is None:
-        return None
-    if held.get("verdict") == "error":
-        return "error"
-    return "current" if held.get("key") == key else "stale"
-
-
-def _held_results(out: Path, budget: str) -> dict[str, dict]:
-    """The claims ``out`` holds for ``budget``: none where it holds none, another budget's, or a file that does not
-    read (read only: --list moves nothing aside, as a reproduce would)."""
-    try:
-        data = json.loads((out / "claims.json").read_text(encoding="utf-8"))
-        return {c["id"]: c for c in data["claims"]} if data.get("budget") == budget else {}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return {}
-
-
 def batch_left(elapsed: float, done: int, total: int) -> str:
     """What is left of a batch of runs, extrapolated from its finished runs (they train side by side, so the
     batch's own pace already counts the workers): "" before the first run finishes or after the last."""
@@ -115,7 +94,7 @@ def reproduce(
 ) -> None:
     """Run every claim of the ledger (or --only some) and write DIR/claims.json and DIR/report.html."""
     from ..claims import REGISTRY, Budget, run_claims
-    from ..claims.runner import parse_only
+    from ..claims.runner import held_results, parse_only, recorded_status
 
     if quick and full:
         raise ValueError("choose one of --quick and --full, not both")
@@ -132,7 +111,7 @@ def reproduce(
         b = Budget.get("full" if full else "quick")
         rows = [{"id": c.id, "statement": c.statement, "source": c.source, "implemented": c.run is not None,
                  "budget": b.name, "key": claim_key(c, b)} for c in REGISTRY.values()]
-        held = _held_results(out, b.name)
+        held = held_results(out, b.name)
         for r in rows:
             r["recorded"] = recorded_status(held.get(r["id"]), r["key"])
         if as_json:
