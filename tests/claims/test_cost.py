@@ -271,3 +271,19 @@ def test_a_run_costs_the_ledger_at_recorded_rates_only_and_keeps_a_table_it_cann
                                           "seconds": 40.0}) + "\n")
     cli_reproduce._write_outputs(out, None, "quick")  # none yet: written, without a rate's columns
     assert "| A1 | 2 | 1 | 1.2 |" in (out / "cost.md").read_text()
+
+
+def test_each_run_is_costed_at_the_rate_of_the_reproduce_that_trained_it(tmp_path):
+    """A claim decided anew by a reproduce that trained nothing (it reused the runs: no rate recorded) is costed at
+    the rates of the sessions that trained its runs; runs of two sessions give their FLOP-weighted harmonic mean."""
+    out = _ledger(tmp_path, [
+        {"session": "1", "claim": "A1", "runs": ["a", "b"], "trained": 2, "seconds": 40.0,
+         "matmul_gflops": 2.112e-6},  # each run's 1.056 MFLOP: 500 s of one core at this rate
+        {"session": "2", "claim": "A1", "runs": ["c"], "trained": 1, "seconds": 20.0,
+         "matmul_gflops": 4.224e-6},  # 250 s at this one
+        {"session": "3", "claim": "A1", "runs": ["a", "b", "c"], "trained": 0, "seconds": 0.1},  # decided anew
+    ])
+    cost = ledger_cost(out, cpus=(1,), measure=lambda: pytest.fail("every run has the rate it trained at"))
+    a1 = cost["claims"][0]
+    assert a1["runs"] == 3 and a1["matmul_share"] == pytest.approx(1250.0 / 90.0)
+    assert cost["recorded"]["A1"] == pytest.approx(3 * 1.056e6 / 1250.0 / 1e9)

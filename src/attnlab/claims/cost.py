@@ -107,22 +107,47 @@ def _phase_rows(out: Path) -> list[dict]:
     return read_rows(p)
 
 
+def _rates_of_runs(out: Path) -> dict[str, float | None]:
+    """Each run's matmul rate: the one recorded by the ``reproduce`` that first handed it to the memo, which is the
+    one that trained it (a later reproduce that reuses it, to decide a claim anew, trains nothing and records no
+    rate). None where that reproduce recorded none."""
+    rates: dict[str, float | None] = {}
+    for row in _phase_rows(out):  # in the order the runs were handed to the memo
+        for name in row["runs"]:
+            rates.setdefault(name, row.get("matmul_gflops"))
+    return rates
+
+
+def _claim_rate(runs: list[tuple[float, float | None]]) -> float | None:
+    """The rate a claim's runs trained at, as one number: theirs where they share one, else the rate at which their
+    FLOPs take the seconds they take at their own rates (FLOP-weighted harmonic mean); None if a run has none."""
+    if any(rate is None for _, rate in runs):
+        return None
+    rates = {rate for _, rate in runs}
+    if len(rates) == 1:
+        return rates.pop()
+    flops = sum(f for f, _ in runs)
+    return flops / sum(f / rate for f, rate in runs) if flops else statistics.median(rates)
+
+
 def ledger_cost(out: Path, cpus: tuple[int, ...] = CPUS, matmul_gflops: float | None = None,
                 measure: Callable[[], float] | None = None) -> dict:
     """Per claim and in total: trained runs, batches, CPU seconds of training, the claim's own seconds outside
     training, the wall seconds on each number of ``cpus`` and the training's FLOPs counted from below; with one
     core's float32 matmul rate, the share of it the training ran at and the floor: the seconds that many FLOPs
-    take at that rate on each number of ``cpus``. The rate: ``matmul_gflops`` if given; else the one each claim's
-    ``reproduce`` recorded with its batches as it began (``recorded``: claim → rate), when every costed claim has
-    one; else ``measure()`` now, if given."""
+    take at that rate on each number of ``cpus``. The rate: ``matmul_gflops`` if given; else the ones recorded as
+    the runs began (``recorded``: claim → the rate its runs trained at, each run at the rate of the ``reproduce``
+    that trained it), when every costed run has one; else ``measure()`` now, if given."""
     out = Path(out)
     if matmul_gflops is not None and not matmul_gflops > 0:
         raise ValueError(f"matmul_gflops must be a positive rate, got {matmul_gflops}")
     claims = load_cache(out)
     phases = phases_by_claim(out, {cid: c["finished"] for cid, c in claims.items() if c.get("finished")})
     digest = _digest(out)
+    trained_at = _rates_of_runs(out)
     seen: set[str] = set()
     rows, chains = [], []
+    run_rates: dict[str, list[tuple[float, float | None]]] = {}  # claim → (FLOPs, rate it trained at) per run
     for cid, c in claims.items():
         own = float(c.get("seconds") or 0.0)
         batches, flops = [], 0.0
@@ -132,6 +157,7 @@ def ledger_cost(out: Path, cpus: tuple[int, ...] = CPUS, matmul_gflops: float | 
             done = [_run(out, r, digest) for r in new]
             batches.append([sec for sec, _ in done])
             flops += sum(f for _, f in done)
+            run_rates.setdefault(cid, []).extend((f, trained_at.get(r)) for r, (_, f) in zip(new, done))
             own -= ph["seconds"]
         own = max(0.0, own)
         chains.append(batches)
@@ -143,7 +169,7 @@ def ledger_cost(out: Path, cpus: tuple[int, ...] = CPUS, matmul_gflops: float | 
              "flops": sum(r["flops"] for r in rows),
              "wall_seconds": {n: sum(r["own_seconds"] for r in rows) + side_by_side(chains, n) for n in cpus},
              "wall_seconds_one_by_one": {n: sum(r["wall_seconds"][n] for r in rows) for n in cpus}}
-    recorded = {cid: batches[0].get("matmul_gflops") for cid, batches in phases.items()}  # one per session
+    recorded = {cid: _claim_rate(runs) for cid, runs in run_rates.items() if runs}
     if matmul_gflops is None and recorded and all(recorded.values()):
         rates = recorded
     else:
