@@ -23,7 +23,7 @@ class FakeRuns:
     def trained(self, cfg):
         self.configs.append(cfg)
         v = self.value(cfg.name, cfg.seed)
-        return {"valid": {"loss": v, "accuracy": v}, "optimum": 0.0, "run_dir": "unused", "steps": 100,
+        return {"valid": {"loss": v, "accuracy": v}, "optimum": 0.0, "run_dir": "unused", "steps": 100, "params": 1000,
                 "stop_reason": self.stop_reason,
                 "valid_curve": {"step": [50, 100], "loss": [v + 0.1, v], "accuracy": [v, v]}}
 
@@ -76,7 +76,7 @@ def test_d3(fwd_bwd_gain, wobble, expected):
                                                                      (0.0, spread, "undecided")])
 def test_d1_is_non_inferiority(decoder_excess, wobble, expected):
     ev = run("D1", lambda name, s: 1.5 + (decoder_excess + wobble(s) if name.startswith("d1-decoder") else 0.0))
-    assert ev.verdict == expected
+    assert ev.verdict == expected and "(equal parameters: 1,000 in every run)" in ev.reason
 
 
 @pytest.mark.parametrize(("causal_loss", "control_loss", "rope_gain", "expected"), [
