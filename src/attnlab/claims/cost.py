@@ -83,12 +83,13 @@ def side_by_side(chains: list[list[list[float]]], cpus: int) -> float:
     return now
 
 
-def phases_by_claim(out: Path, finished: dict[str, str] | None = None) -> dict[str, list[dict]]:
-    """Each claim's batches of runs from the latest ``reproduce`` that recorded any for it (earlier sessions'
-    lines are superseded); with ``finished`` (claim → when its recorded result finished, UTC ISO 8601), the
-    latest that had started by then: a later session's batches belong to a rerun that has not replaced it."""
+def phases_by_claim(batches: list[dict], finished: dict[str, str] | None = None) -> dict[str, list[dict]]:
+    """Each claim's batches of runs (``batches``: the rows of ``phases.jsonl``) from the latest ``reproduce`` that
+    recorded any for it (earlier sessions' lines are superseded); with ``finished`` (claim → when its recorded
+    result finished, UTC ISO 8601), the latest that had started by then: a later session's batches belong to a
+    rerun that has not replaced it."""
     by: dict[str, dict[str, list[dict]]] = {}
-    for row in _phase_rows(out):
+    for row in batches:
         by.setdefault(row["claim"], {}).setdefault(row["session"], []).append(row)
     out_rows = {}
     for cid, rows in by.items():
@@ -107,12 +108,12 @@ def _phase_rows(out: Path) -> list[dict]:
     return read_rows(p)
 
 
-def _rates_of_runs(out: Path) -> dict[str, float | None]:
+def _rates_of_runs(batches: list[dict]) -> dict[str, float | None]:
     """Each run's matmul rate: the one recorded by the ``reproduce`` that first handed it to the memo, which is the
     one that trained it (a later reproduce that reuses it, to decide a claim anew, trains nothing and records no
     rate). None where that reproduce recorded none."""
     rates: dict[str, float | None] = {}
-    for row in _phase_rows(out):  # in the order the runs were handed to the memo
+    for row in batches:  # in the order the runs were handed to the memo
         for name in row["runs"]:
             rates.setdefault(name, row.get("matmul_gflops"))
     return rates
@@ -142,9 +143,10 @@ def ledger_cost(out: Path, cpus: tuple[int, ...] = CPUS, matmul_gflops: float | 
     if matmul_gflops is not None and not matmul_gflops > 0:
         raise ValueError(f"matmul_gflops must be a positive rate, got {matmul_gflops}")
     claims = load_cache(out)
-    phases = phases_by_claim(out, {cid: c["finished"] for cid, c in claims.items() if c.get("finished")})
+    batches_recorded = _phase_rows(out)  # read once: the claims' batches and the rate each run trained at
+    phases = phases_by_claim(batches_recorded, {cid: c["finished"] for cid, c in claims.items() if c.get("finished")})
     digest = _digest(out)
-    trained_at = _rates_of_runs(out)
+    trained_at = _rates_of_runs(batches_recorded)
     seen: set[str] = set()
     rows, chains = [], []
     run_rates: dict[str, list[tuple[float, float | None]]] = {}  # claim → (FLOPs, rate it trained at) per run
