@@ -287,3 +287,27 @@ def test_each_run_is_costed_at_the_rate_of_the_reproduce_that_trained_it(tmp_pat
     a1 = cost["claims"][0]
     assert a1["runs"] == 3 and a1["matmul_share"] == pytest.approx(1250.0 / 90.0)
     assert cost["recorded"]["A1"] == pytest.approx(3 * 1.056e6 / 1250.0 / 1e9)
+
+
+def test_the_runs_are_also_costed_by_the_session_and_claim_that_trained_them(tmp_path):
+    """One rate measured as a session began cannot follow the machine over hours: the table says, per session and
+    claim, what share of its own session's rate the runs trained at (the sessions that trained nothing: no row)."""
+    out = _ledger(tmp_path, [
+        {"session": "100-1", "claim": "A1", "runs": ["a", "b"], "trained": 2, "seconds": 40.0,
+         "matmul_gflops": 2.112e-6},  # each run's 1.056 MFLOP: 500 s of one core at this rate
+        {"session": "200-1", "claim": "A1", "runs": ["c"], "trained": 1, "seconds": 20.0,
+         "matmul_gflops": 4.224e-6},  # 250 s at this one
+        {"session": "200-1", "claim": "C1", "runs": ["e"], "trained": 1, "seconds": 5.0, "matmul_gflops": 4.224e-6},
+        {"session": "300-1", "claim": "A1", "runs": ["a", "b", "c"], "trained": 0, "seconds": 0.1},  # decided anew
+    ])
+    cost = ledger_cost(out, cpus=(1,))
+    rows = [(s["started"], s["claim"], s["runs"], s["cpu_seconds"], s["matmul_gflops"]) for s in cost["sessions"]]
+    assert rows == [("1970-01-01T00:01:40Z", "A1", 2, 70.0, 2.112e-6), ("1970-01-01T00:03:20Z", "A1", 1, 20.0, 4.224e-6),
+                    ("1970-01-01T00:03:20Z", "C1", 1, 5.0, 4.224e-6)]
+    assert [s["matmul_share"] for s in cost["sessions"]] == pytest.approx([1000.0 / 70.0, 250.0 / 20.0, 250.0 / 5.0])
+    md = cost_markdown(cost, "quick")
+    assert "| 1970-01-01 00:01 | 0.0 | A1 | 2 | 1.2 | 0.0 | 1429% |" in md
+    assert "| 1970-01-01 00:03 | 0.0 | C1 | 1 | 0.1 | 0.0 | 5000% |" in md
+    one = _ledger(tmp_path / "one", [{"session": "100-1", "claim": "A1", "runs": ["a"], "trained": 1, "seconds": 40.0,
+                                      "matmul_gflops": 2.112e-6}])
+    assert "By the `reproduce` that trained them" not in cost_markdown(ledger_cost(one, cpus=(1,)), "quick")

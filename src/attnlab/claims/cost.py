@@ -108,15 +108,35 @@ def _phase_rows(out: Path) -> list[dict]:
     return read_rows(p)
 
 
-def _rates_of_runs(batches: list[dict]) -> dict[str, float | None]:
-    """Each run's matmul rate: the one recorded by the ``reproduce`` that first handed it to the memo, which is the
-    one that trained it (a later reproduce that reuses it, to decide a claim anew, trains nothing and records no
-    rate). None where that reproduce recorded none."""
-    rates: dict[str, float | None] = {}
+def _trained_by(batches: list[dict]) -> dict[str, dict]:
+    """Each run's batch in the ``reproduce`` that first handed it to the memo, which is the one that trained it (a
+    later reproduce that reuses it, to decide a claim anew, trains nothing and records no rate): its ``session``
+    and the ``matmul_gflops`` that session recorded (absent where it recorded none)."""
+    first: dict[str, dict] = {}
     for row in batches:  # in the order the runs were handed to the memo
         for name in row["runs"]:
-            rates.setdefault(name, row.get("matmul_gflops"))
-    return rates
+            first.setdefault(name, row)
+    return first
+
+
+def _by_session(costed: list[tuple[str, str, float, float]], trained_by: dict[str, dict]) -> list[dict]:
+    """The costed runs (claim, name, seconds, FLOPs) grouped by the ``reproduce`` that trained them and their claim,
+    oldest first: when it began, the rate it recorded and the share of that rate the claim's runs ran at there. A
+    claim trained over several sessions shows here how its share moved between them."""
+    by: dict[tuple[str, str], dict] = {}
+    for cid, name, sec, flops in costed:
+        row = trained_by.get(name, {})
+        session = row.get("session", "")
+        s = by.setdefault((session, cid), {"session": session, "started": session_started(session), "claim": cid,
+                                           "matmul_gflops": row.get("matmul_gflops"), "runs": 0,
+                                           "cpu_seconds": 0.0, "flops": 0.0})
+        s["runs"] += 1
+        s["cpu_seconds"] += sec
+        s["flops"] += flops
+    for s in by.values():
+        rate = s["matmul_gflops"]
+        s["matmul_share"] = s["flops"] / (rate * 1e9 * s["cpu_seconds"]) if rate and s["cpu_seconds"] else None
+    return sorted(by.values(), key=lambda s: s["started"])  # stable: a session's claims stay in ledger order
 
 
 def _claim_rate(runs: list[tuple[float, float | None]]) -> float | None:
@@ -146,8 +166,9 @@ def ledger_cost(out: Path, cpus: tuple[int, ...] = CPUS, matmul_gflops: float | 
     batches_recorded = _phase_rows(out)  # read once: the claims' batches and the rate each run trained at
     phases = phases_by_claim(batches_recorded, {cid: c["finished"] for cid, c in claims.items() if c.get("finished")})
     digest = _digest(out)
-    trained_at = _rates_of_runs(batches_recorded)
+    trained_by = _trained_by(batches_recorded)
     seen: set[str] = set()
+    costed: list[tuple[str, float, float]] = []
     rows, chains = [], []
     run_rates: dict[str, list[tuple[float, float | None]]] = {}  # claim → (FLOPs, rate it trained at) per run
     for cid, c in claims.items():
@@ -159,7 +180,9 @@ def ledger_cost(out: Path, cpus: tuple[int, ...] = CPUS, matmul_gflops: float | 
             done = [_run(out, r, digest) for r in new]
             batches.append([sec for sec, _ in done])
             flops += sum(f for _, f in done)
-            run_rates.setdefault(cid, []).extend((f, trained_at.get(r)) for r, (_, f) in zip(new, done))
+            run_rates.setdefault(cid, []).extend((f, trained_by.get(r, {}).get("matmul_gflops"))
+                                                 for r, (_, f) in zip(new, done))
+            costed.extend((cid, r, sec, f) for r, (sec, f) in zip(new, done))
             own -= ph["seconds"]
         own = max(0.0, own)
         chains.append(batches)
@@ -193,7 +216,7 @@ def ledger_cost(out: Path, cpus: tuple[int, ...] = CPUS, matmul_gflops: float | 
     # ledger recorded before batches were, or copied without them): its training is not in the total
     uncosted = [cid for cid, c in claims.items() if cid not in phases and "training" in (c.get("measured") or {})]
     return {"claims": rows, "total": total, "cpus": list(cpus), "matmul_gflops": matmul_gflops, "recorded": recorded,
-            "uncosted": uncosted}
+            "sessions": _by_session(costed, trained_by), "uncosted": uncosted}
 
 
 def _held(out: Path, name: str) -> dict | None:
@@ -267,9 +290,33 @@ def cost_markdown(cost: dict, budget: str) -> str:
     if cost.get("uncosted"):
         floor += (" Not costed here, as their batches of runs were not recorded with their results: "
                   + ", ".join(cost["uncosted"]) + ".")
+    return (_head(cost, budget, floor) + "\n".join(lines) + "\n" + _sessions_markdown(cost.get("sessions", [])))
+
+
+def _sessions_markdown(sessions: list[dict]) -> str:
+    """The runs by the ``reproduce`` that trained them, when there was more than one with a recorded rate."""
+    if len({s["session"] for s in sessions if s["matmul_gflops"] is not None}) < 2:
+        return ""
+    lines = ["| reproduce began (UTC) | its matmul rate (GFLOP/s) | claim | trained runs | CPU min of training | "
+             "useful TFLOP (at least) | % of its matmul rate |", "|---|---|---|---|---|---|---|"]
+    for s in sessions:
+        rate, share = s["matmul_gflops"], s["matmul_share"]
+        lines.append(f"| {s['started'][:16].replace('T', ' ') or 'unknown'} | {f'{rate:.1f}' if rate else ''} | "
+                     f"{s['claim']} | {s['runs']} | {s['cpu_seconds'] / 60:.1f} | {s['flops'] / 1e12:.1f} | "
+                     f"{f'{100 * share:.0f}%' if share is not None else ''} |")
+    return ("\n_By the `reproduce` that trained them: this ledger's runs trained in several sessions, each of which "
+            "measured one core's matmul rate once, as it began. A claim's runs in one session are of other kinds "
+            "than in another (pilots, seeds, reported arms), and the machine's speed moves over hours and with "
+            "other work beside the runs, which one rate per session cannot follow: the rows say how far a "
+            "claim's share moved between sessions._\n\n" + "\n".join(lines) + "\n")
+
+
+def _head(cost: dict, budget: str, floor: str) -> str:
+    t = cost["total"]
+    m = lambda s: f"{s / 60:.1f}"  # noqa: E731
     return (f"_{budget} budget: {t['runs']} trained runs in {t['batches']} batches, "
             f"{t['cpu_seconds'] / 3600:.2f} CPU-hours of training; the untrained claims and each claim's work "
             f"outside training run on one machine ({m(t['own_seconds'])} min). A claim's row is its time alone; "
             "the ledger's runs its trained claims side by side on the shared workers (`reproduce --jobs`), so its "
             "total is less than the sum of the rows. Useful TFLOP: the training's arithmetic counted from below "
-            f"(`attnlab.train.flops`).{floor}_\n\n" + "\n".join(lines) + "\n")
+            f"(`attnlab.train.flops`).{floor}_\n\n")
