@@ -196,13 +196,22 @@ def test_the_ledgers_outputs_include_its_cost_where_its_runs_are_kept(tmp_path):
     assert r.exit_code == 0 and "no cost.md" in r.output and not (out / "cost.md").exists()
 
 
-def test_a_report_rebuilt_from_the_ledger_keeps_its_cost_table(tmp_path):
-    """cost.md holds the matmul rate of the day the runs were recorded; --report-only, run on another day, keeps it."""
+def test_a_report_rebuilt_from_the_ledger_remakes_its_cost_at_recorded_rates_only(tmp_path, monkeypatch):
+    """--report-only, perhaps run on another day, measures no rate: it remakes cost.md at the rates the runs recorded,
+    and keeps a table whose ledger recorded none (its rate was given when it was made)."""
+    import importlib
+
+    cli_reproduce = importlib.import_module("attnlab.cli.reproduce")
+    monkeypatch.setattr(cli_reproduce, "_core_matmul_gflops", lambda: pytest.fail("--report-only measures no rate"))
     out = _ledger(tmp_path, [{"session": "s", "claim": "A1", "runs": ["a", "b"], "trained": 2, "seconds": 40.0}])
     (out / "cost.md").write_text("_the table of the day, rate given_\n")
     r = CliRunner().invoke(app, ["reproduce", "--report-only", "--out", str(out)])
     assert r.exit_code == 0 and "kept" in r.output
     assert (out / "cost.md").read_text() == "_the table of the day, rate given_\n"
+    (out / PHASES).write_text(json.dumps({"session": "s", "claim": "A1", "runs": ["a", "b"], "trained": 2,
+                                          "seconds": 40.0, "matmul_gflops": 50.0}) + "\n")
+    r = CliRunner().invoke(app, ["reproduce", "--report-only", "--out", str(out)])
+    assert r.exit_code == 0 and "50.0 GFLOP/s" in (out / "cost.md").read_text()
 
 
 def _rows_of(md: str) -> list[str]:
