@@ -13,9 +13,12 @@ nothing the second time. The seconds are this machine's, measured as the runs tr
 ``--jobs`` at a time): a faster core scales every number alike.
 
 Beside the seconds, each run's FLOPs counted from below (:mod:`attnlab.train.flops`): given one core's
-matmul rate, measured in the same command, they give the share of that rate the training ran at and the
-least time any code could train the same runs in on c such cores. The gap between that floor and the
-measured time is all that faster training code can still take off the ledger.
+matmul rate (each ``reproduce`` records one as it begins, and each run counts at the rate of the one that
+trained it; or one given), they give the share of that rate the training ran at and the least time any
+code could train the same runs in on c such cores. The gap between that floor and the measured time is
+all that faster training code can still take off the ledger. One rate per session cannot follow the
+machine over hours, so the runs are also grouped by the session and claim that trained them
+(``sessions``): how far a claim's share moved between sessions.
 
 What the cost reads of each run (its seconds and FLOPs) is also kept in a digest beside the ledger
 (``runs.jsonl``, :func:`write_digest`), so that the cost survives without the run memo: a ledger copied
@@ -168,7 +171,7 @@ def ledger_cost(out: Path, cpus: tuple[int, ...] = CPUS, matmul_gflops: float | 
     digest = _digest(out)
     trained_by = _trained_by(batches_recorded)
     seen: set[str] = set()
-    costed: list[tuple[str, float, float]] = []
+    costed: list[tuple[str, str, float, float]] = []  # claim, run, seconds, FLOPs
     rows, chains = [], []
     run_rates: dict[str, list[tuple[float, float | None]]] = {}  # claim → (FLOPs, rate it trained at) per run
     for cid, c in claims.items():
