@@ -14,9 +14,10 @@ nothing the second time. The seconds are this machine's, measured as the runs tr
 
 Beside the seconds, each run's FLOPs counted from below (:mod:`attnlab.train.flops`): given one core's
 matmul rate (each ``reproduce`` records one as it begins, and each run counts at the rate of the one that
-trained it; where none was recorded, one measured by ``reproduce --cost`` or given), they give the share of that rate the training ran at and the least time any
-code could train the same runs in on c such cores. The gap between that floor and the measured time is
-all that faster training code can still take off the ledger. One rate per session cannot follow the
+trained it; where none was recorded, one measured by ``reproduce --cost`` or given), they give the share
+of that rate the training ran at and the least time any code could train the same runs in on c such
+cores. The gap between that floor and the measured time is all that faster training code can still take
+off the ledger. One rate per session cannot follow the
 machine over hours, so the runs are also grouped by the session and claim that trained them
 (``sessions``): how far a claim's share moved between sessions.
 
