@@ -35,6 +35,10 @@ def test_a_small_run_prints_a_table_and_json():
     assert {row["model"] for row in data["rows"]} == {"softmax", "deltanet", bt.PEER}
     assert all(row["tokens_per_s"] > 0 and row["gflops"] > 0 for row in data["rows"])
     assert "× softmax" in bt.markdown(data) and "the peer" in bt.markdown(data)
+    peer, deltanet = (next(row for row in data["rows"] if row["model"] == m) for m in (bt.PEER, "deltanet"))
+    assert peer["softmax_vs_peer"][1:] == [None, None] and deltanet["vs_softmax"][0] > 0  # one round: no interval
+    assert "too few rounds for an interval" in bt.markdown(data) and "undecided" in bt.markdown(data)
+    assert data["setting"]["timing"] == "interleaved rounds"
 
 
 @pytest.mark.parametrize(("args", "message"), [(["--d-model", "48"], "--d-model values must be multiples of 32"),

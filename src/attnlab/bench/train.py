@@ -28,7 +28,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..tasks import IGNORE
-from .ops import matmul_gflops, timed
+from .ops import matmul_gflops
+from .paired import MET, MISSED, against_target, interleaved, paired_ratio
 
 MIXERS = ("softmax", "linear_attn", "retnet", "deltanet", "gated_deltanet", "mesanet")
 PEER = "nanogpt_sdpa"
@@ -148,7 +149,12 @@ def run_bench(mixers=MIXERS, d_models=(64, 128), Ts=(32, 128, 512), reps: int = 
               progress: Callable[[str], None] | None = None, labelled: float = 1.0, pytorch_ops: bool = False) -> dict:
     """Time each case; with ``labelled`` < 1 each of attnlab's models is also timed with the head at every
     position (``head_everywhere_s``), and with ``pytorch_ops`` with the compiled CPU kernels turned off
-    (``pytorch_ops_s``: the delta rule, SwiGLU and the norms in PyTorch ops), in the same run."""
+    (``pytorch_ops_s``: the delta rule, SwiGLU and the norms in PyTorch ops), in the same run.
+
+    The models of one size are timed in interleaved rounds (:func:`attnlab.bench.paired.interleaved`), so each
+    ratio is paired round by round: ``vs_softmax`` (a model's step time over attnlab's softmax LM's), and on the
+    peer's row ``softmax_vs_peer``, each ``[median, low, high]`` with a 95% interval; likewise
+    ``head_everywhere`` and ``pytorch_ops`` (over the model's own step)."""
     from ..ops import native
 
     for m in mixers:
@@ -160,38 +166,90 @@ def run_bench(mixers=MIXERS, d_models=(64, 128), Ts=(32, 128, 512), reps: int = 
     mm = matmul_gflops()
     for d in d_models:
         for T in Ts:
+            if progress:
+                progress(f"d={d} T={T}: {', '.join((PEER, *mixers))}")
+            calls, models = {}, {}
             for kind in (PEER, *mixers):
-                if progress:
-                    progress(f"{kind} d={d} T={T}")
-                call, model = step_call(kind, d, T, labelled=labelled)
-                ts = timed(call, reps, warmup=3)
-                med = statistics.median(ts)
-                fl = useful_flops(kind, model, d, T)
-                row = {"model": kind, "d_model": d, "T": T, "batch": batch_for(T), "params": _params(model),
-                       "median_s": med, "spread": (max(ts) - min(ts)) / med,
-                       "tokens_per_s": batch_for(T) * T / med, "gflops": fl / med / 1e9}
+                calls[kind], models[kind] = step_call(kind, d, T, labelled=labelled)
                 if labelled < 1 and kind != PEER:
-                    row["head_everywhere_s"] = statistics.median(
-                        timed(step_call(kind, d, T, labelled=labelled, head_everywhere=True)[0], reps, warmup=3))
+                    calls[(kind, "head_everywhere")] = step_call(kind, d, T, labelled=labelled, head_everywhere=True)[0]
                 if pytorch_ops and kind != PEER:
-                    with native.disabled():
-                        row["pytorch_ops_s"] = statistics.median(
-                            timed(step_call(kind, d, T, labelled=labelled)[0], reps, warmup=3))
+                    calls[(kind, "pytorch_ops")] = _without_kernels(step_call(kind, d, T, labelled=labelled)[0],
+                                                                     native.disabled)
+            ts = interleaved(calls, reps, warmup=3)
+            for kind in (PEER, *mixers):
+                med = statistics.median(ts[kind])
+                fl = useful_flops(kind, models[kind], d, T)
+                row = {"model": kind, "d_model": d, "T": T, "batch": batch_for(T), "params": _params(models[kind]),
+                       "median_s": med, "spread": (max(ts[kind]) - min(ts[kind])) / med,
+                       "tokens_per_s": batch_for(T) * T / med, "gflops": fl / med / 1e9}
+                if kind == PEER and "softmax" in ts:
+                    row["softmax_vs_peer"] = _bounded(paired_ratio(ts["softmax"], ts[PEER]))
+                elif "softmax" in ts:
+                    row["vs_softmax"] = _bounded(paired_ratio(ts[kind], ts["softmax"]))
+                for variant in ("head_everywhere", "pytorch_ops"):
+                    if (kind, variant) in ts:
+                        row[f"{variant}_s"] = statistics.median(ts[(kind, variant)])
+                        row[variant] = _bounded(paired_ratio(ts[(kind, variant)], ts[kind]))
                 rows.append(row)
     return {"matmul_gflops": mm, "setting": {"layers": LAYERS, "vocab": VOCAB, "dtype": "float32",
                                              "threads": torch.get_num_threads(), "reps": reps, "labelled": labelled,
-                                             "kernels": native.engine()},
+                                             "kernels": native.engine(), "timing": "interleaved rounds"},
             "rows": rows}
+
+
+def _bounded(ratio: tuple[float, float, float]) -> list:
+    """``[median, low, high]`` for JSON: an unbounded end (too few rounds for an interval) is None, not Infinity."""
+    return [x if math.isfinite(x) else None for x in ratio]
+
+
+def _without_kernels(call: Callable[[], object], disabled) -> Callable[[], object]:
+    def off():
+        with disabled():
+            return call()
+
+    return off
+
+
+def _ratio(r) -> str:
+    m, lo, hi = r
+    return f"{m:.2f}× [{lo:.2f}, {hi:.2f}]" if lo is not None and math.isfinite(lo) else \
+        f"{m:.2f}× (too few rounds for an interval)"
+
+
+def targets(result: dict) -> list[str]:
+    """The issue's two speed targets judged on the paired ratios' 95% intervals: attnlab's softmax LM within 1.1×
+    of the peer's step time, and each linear-family mixer at T = 512 no slower than attnlab's softmax LM."""
+    lines = []
+    peer = [r for r in result["rows"] if "softmax_vs_peer" in r]
+    if peer:
+        lines.append("softmax LM within 1.1× of the peer: " + "; ".join(
+            f"d {r['d_model']}, T {r['T']}: {_ratio(r['softmax_vs_peer'])} {against_target(r['softmax_vs_peer'], 1.1)}"
+            for r in peer))
+    long = [r for r in result["rows"] if r["T"] == 512 and "vs_softmax" in r and r["model"] != "softmax"]
+    if long:
+        lines.append("at T = 512, no slower than the softmax LM: " + "; ".join(
+            f"{r['model']} d {r['d_model']}: {_ratio(r['vs_softmax'])} {against_target(r['vs_softmax'], 1.0)}"
+            for r in long))
+    verdicts = [against_target(r["softmax_vs_peer"], 1.1) for r in peer] + \
+               [against_target(r["vs_softmax"], 1.0) for r in long]
+    if verdicts:
+        lines.append(f"{verdicts.count(MET)} within target, {verdicts.count(MISSED)} over target, "
+                     f"{len(verdicts) - verdicts.count(MET) - verdicts.count(MISSED)} undecided (the interval holds "
+                     "the target).")
+    return lines
 
 
 def markdown(result: dict) -> str:
     s = result["setting"]
     part = s.get("labelled", 1.0) < 1
-    off = any("pytorch_ops_s" in r for r in result["rows"])
+    off = any("pytorch_ops" in r for r in result["rows"])
     lines = [f"Setting: {s['layers']} layers, SwiGLU MLP ×4, vocabulary {s['vocab']}, {s['dtype']}, {s['threads']} "
-             f"threads, forward + backward + AdamW per step, median of {s['reps']}; float32 matmul rate in the same "
-             f"run: **{result['matmul_gflops']:.1f} GFLOP/s**. `× softmax`: step time over attnlab's softmax LM at "
-             f"the same size (the peer's row: over the peer, the target is ≤ 1.1× for softmax)."
+             f"threads, forward + backward + AdamW per step; the models of a size timed in {s['reps']} interleaved "
+             "rounds (each round runs each model once), so that their ratios are paired round by round: the median "
+             f"ratio with its 95% interval (order statistics); float32 matmul rate in the same run: "
+             f"**{result['matmul_gflops']:.1f} GFLOP/s**. `× softmax`: step time over attnlab's softmax LM at the "
+             "same size (the peer's row: attnlab's softmax over the peer, the target is ≤ 1.1×)."
              + (f" One position in {round(1 / s['labelled'])} is labelled; `head everywhere`: the step time with "
                 "every position's logits over the step time with the head at labelled positions only." if part else "")
              + (" `PyTorch ops`: the step time with the compiled CPU kernels turned off (the delta rule, SwiGLU and "
@@ -199,21 +257,17 @@ def markdown(result: dict) -> str:
              "", "| model | d_model | T | batch | params | step (ms) | spread | tokens/s | % of matmul | × softmax |"
              + (" head everywhere |" if part else "") + (" PyTorch ops |" if off else ""),
              "|---|---|---|---|---|---|---|---|---|---|" + ("---|" if part else "") + ("---|" if off else "")]
-    by = {(r["model"], r["d_model"], r["T"]): r for r in result["rows"]}
     for r in result["rows"]:
-        ref = by.get(("softmax", r["d_model"], r["T"]))
-        if r["model"] == PEER:
-            rel = f"softmax {ref['median_s'] / r['median_s']:.2f}× the peer" if ref else ""
-        else:
-            rel = f"{r['median_s'] / ref['median_s']:.2f}×" if ref else ""
+        rel = (f"softmax {_ratio(r['softmax_vs_peer'])} the peer" if "softmax_vs_peer" in r else
+               _ratio(r["vs_softmax"]) if "vs_softmax" in r else "")
         lines.append(f"| {r['model']} | {r['d_model']} | {r['T']} | {r['batch']} | {r['params']:,} | "
                      f"{r['median_s'] * 1e3:.1f} | {100 * r['spread']:.0f}% | {r['tokens_per_s']:,.0f} | "
                      f"{100 * r['gflops'] / result['matmul_gflops']:.0f}% | {rel} |"
-                     + (f" {r['head_everywhere_s'] / r['median_s']:.2f}× |" if "head_everywhere_s" in r
-                        else " |" if part else "")
-                     + (f" {r['pytorch_ops_s'] / r['median_s']:.2f}× |" if "pytorch_ops_s" in r
-                        else " |" if off else ""))
-    return "\n".join(lines)
+                     + (f" {_ratio(r['head_everywhere'])} |" if "head_everywhere" in r else " |" if part else "")
+                     + (f" {_ratio(r['pytorch_ops'])} |" if "pytorch_ops" in r else " |" if off else ""))
+    goals = targets(result)
+    return "\n".join(lines) + ("\n\nTargets (95% intervals of the paired ratios): " + " ".join(
+        g if g.endswith(".") else g + "." for g in goals) if goals else "")
 
 
 def check_sizes(d_models, Ts) -> None:
