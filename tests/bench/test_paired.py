@@ -76,9 +76,9 @@ def test_the_tables_targets_are_judged_on_the_intervals():
                        {**row, "model": "mesanet", "T": 512, "vs_softmax": [1.02, 0.97, 1.08]},
                        {**row, "model": "deltanet", "T": 128, "vs_softmax": [1.3, 1.2, 1.4]}]}
     goals = bt.targets(result)
-    assert goals[0] == "softmax LM within 1.1× of the peer: d 64, T 512: 1.14× [1.11, 1.18] over target"
-    assert goals[1] == ("at T = 512, no slower than the softmax LM: deltanet d 64: 0.80× [0.75, 0.85] within target; "
-                        "mesanet d 64: 1.02× [0.97, 1.08] undecided")
+    assert goals[0] == "softmax LM within 1.1× of the peer: d 64, T 512: 1.140× [1.110, 1.180] over target"
+    assert goals[1] == ("at T = 512, no slower than the softmax LM: deltanet d 64: 0.800× [0.750, 0.850] within "
+                        "target; mesanet d 64: 1.020× [0.970, 1.080] undecided")
     assert goals[2].startswith("1 within target, 1 over target, 1 undecided")
     md = bt.markdown(result)
     assert "| softmax 1.14× [1.11, 1.18] the peer |" in md and "Targets (95% intervals of the paired ratios)" in md
