@@ -174,8 +174,7 @@ def run_bench(mixers=MIXERS, d_models=(64, 128), Ts=(32, 128, 512), reps: int = 
                 if labelled < 1 and kind != PEER:
                     calls[(kind, "head_everywhere")] = step_call(kind, d, T, labelled=labelled, head_everywhere=True)[0]
                 if pytorch_ops and kind != PEER:
-                    calls[(kind, "pytorch_ops")] = _without_kernels(step_call(kind, d, T, labelled=labelled)[0],
-                                                                     native.disabled)
+                    calls[(kind, "pytorch_ops")] = _without_kernels(step_call(kind, d, T, labelled=labelled)[0])
             ts = interleaved(calls, reps, warmup=3)
             for kind in (PEER, *mixers):
                 med = statistics.median(ts[kind])
@@ -203,9 +202,13 @@ def _bounded(ratio: tuple[float, float, float]) -> list:
     return [x if math.isfinite(x) else None for x in ratio]
 
 
-def _without_kernels(call: Callable[[], object], disabled) -> Callable[[], object]:
+def _without_kernels(call: Callable[[], object]) -> Callable[[], object]:
+    """``call`` with the compiled CPU kernels turned off for its duration only, so that it can share rounds with
+    calls that use them."""
+    from ..ops import native
+
     def off():
-        with disabled():
+        with native.disabled():
             return call()
 
     return off
