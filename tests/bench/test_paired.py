@@ -82,3 +82,5 @@ def test_the_tables_targets_are_judged_on_the_intervals():
     assert goals[2].startswith("1 within target, 1 over target, 1 undecided")
     md = bt.markdown(result)
     assert "| softmax 1.14× [1.11, 1.18] the peer |" in md and "Targets (95% intervals of the paired ratios)" in md
+    result["setting"]["labelled"] = 0.0625  # the peer computes the head everywhere, attnlab at the labels only
+    assert bt.targets(result) == [] and "Targets" not in bt.markdown(result)
