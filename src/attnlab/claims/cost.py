@@ -174,7 +174,6 @@ def ledger_cost(out: Path, cpus: tuple[int, ...] = CPUS, matmul_gflops: float | 
     seen: set[str] = set()
     costed: list[tuple[str, str, float, float]] = []  # claim, run, seconds, FLOPs
     rows, chains = [], []
-    run_rates: dict[str, list[tuple[float, float | None]]] = {}  # claim → (FLOPs, rate it trained at) per run
     for cid, c in claims.items():
         own = float(c.get("seconds") or 0.0)
         batches, flops = [], 0.0
@@ -184,8 +183,6 @@ def ledger_cost(out: Path, cpus: tuple[int, ...] = CPUS, matmul_gflops: float | 
             done = [_run(out, r, digest) for r in new]
             batches.append([sec for sec, _ in done])
             flops += sum(f for _, f in done)
-            run_rates.setdefault(cid, []).extend((f, trained_by.get(r, {}).get("matmul_gflops"))
-                                                 for r, (_, f) in zip(new, done))
             costed.extend((cid, r, sec, f) for r, (sec, f) in zip(new, done))
             own -= ph["seconds"]
         own = max(0.0, own)
@@ -198,7 +195,10 @@ def ledger_cost(out: Path, cpus: tuple[int, ...] = CPUS, matmul_gflops: float | 
              "flops": sum(r["flops"] for r in rows),
              "wall_seconds": {n: sum(r["own_seconds"] for r in rows) + side_by_side(chains, n) for n in cpus},
              "wall_seconds_one_by_one": {n: sum(r["wall_seconds"][n] for r in rows) for n in cpus}}
-    recorded = {cid: _claim_rate(runs) for cid, runs in run_rates.items() if runs}
+    run_rates: dict[str, list[tuple[float, float | None]]] = {}  # claim → (FLOPs, rate it trained at) per run
+    for cid, name, _, f in costed:
+        run_rates.setdefault(cid, []).append((f, trained_by.get(name, {}).get("matmul_gflops")))
+    recorded = {cid: _claim_rate(runs) for cid, runs in run_rates.items()}
     if matmul_gflops is None and recorded and all(recorded.values()):
         rates = recorded
     else:
@@ -294,7 +294,12 @@ def cost_markdown(cost: dict, budget: str) -> str:
     if cost.get("uncosted"):
         floor += (" Not costed here, as their batches of runs were not recorded with their results: "
                   + ", ".join(cost["uncosted"]) + ".")
-    return (_head(cost, budget, floor) + "\n".join(lines) + "\n" + _sessions_markdown(cost.get("sessions", [])))
+    return (f"_{budget} budget: {t['runs']} trained runs in {t['batches']} batches, "
+            f"{t['cpu_seconds'] / 3600:.2f} CPU-hours of training; the untrained claims and each claim's work "
+            f"outside training run on one machine ({m(t['own_seconds'])} min). A claim's row is its time alone; "
+            "the ledger's runs its trained claims side by side on the shared workers (`reproduce --jobs`), so its "
+            "total is less than the sum of the rows. Useful TFLOP: the training's arithmetic counted from below "
+            f"(`attnlab.train.flops`).{floor}_\n\n" + "\n".join(lines) + "\n" + _sessions_markdown(cost.get("sessions", [])))
 
 
 def _sessions_markdown(sessions: list[dict]) -> str:
@@ -313,14 +318,3 @@ def _sessions_markdown(sessions: list[dict]) -> str:
             "than in another (pilots, seeds, reported arms), and the machine's speed moves over hours and with "
             "other work beside the runs, which one rate per session cannot follow: the rows say how far a "
             "claim's share moved between sessions._\n\n" + "\n".join(lines) + "\n")
-
-
-def _head(cost: dict, budget: str, floor: str) -> str:
-    t = cost["total"]
-    m = lambda s: f"{s / 60:.1f}"  # noqa: E731
-    return (f"_{budget} budget: {t['runs']} trained runs in {t['batches']} batches, "
-            f"{t['cpu_seconds'] / 3600:.2f} CPU-hours of training; the untrained claims and each claim's work "
-            f"outside training run on one machine ({m(t['own_seconds'])} min). A claim's row is its time alone; "
-            "the ledger's runs its trained claims side by side on the shared workers (`reproduce --jobs`), so its "
-            "total is less than the sum of the rows. Useful TFLOP: the training's arithmetic counted from below "
-            f"(`attnlab.train.flops`).{floor}_\n\n")
