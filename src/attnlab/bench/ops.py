@@ -36,11 +36,12 @@ import math
 import multiprocessing as mp
 import resource
 import statistics
-import time
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+
+from .paired import interleaved
 
 B, H, D = 1, 4, 64
 CHUNK = 64
@@ -64,16 +65,7 @@ def timed(call: Callable[[], object], reps: int, device: str = "cpu", warmup: in
     Two warm-up calls: the first allocates every buffer fresh, the second runs on memory the
     allocator already holds, as every later call does.
     """
-    for _ in range(warmup):
-        call()
-    _sync(device)
-    ts = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        call()
-        _sync(device)
-        ts.append(time.perf_counter() - t0)
-    return ts
+    return interleaved({0: call}, reps, warmup, sync=lambda: _sync(device))[0]  # one call: rounds of one
 
 
 def matmul_gflops(n: int = 1024, reps: int = 10, device: str = "cpu") -> float:
