@@ -133,3 +133,47 @@ def train(
         typer.echo(json.dumps(result))
     elif markdown is None:
         typer.echo(table)
+
+
+@app.command("seeds")
+@one_line_errors
+def seeds(
+    kind: str = typer.Option("", "--kind", help="Comma-separated kinds of the ledger's runs (s5-mqar-64, s5-mqar-256, "
+                                                "s5-bpe, text, mqar, markov); default all."),
+    members: int = typer.Option(3, "--members", help="Seeds trained together (the ledger's arms have 3)."),
+    reps: int = typer.Option(10, "--reps", help="Interleaved rounds (each times both steps once)."),
+    threads: int = typer.Option(1, "--threads", help="Threads per step (the ledger's runs use 1)."),
+    as_json: bool = typer.Option(False, "--json", help="Print {setting, rows: [...]} as JSON."),
+    markdown: Path | None = typer.Option(None, "--markdown", help="Rewrite the seeds table in this Markdown file."),
+) -> None:
+    """Bound what training an arm's seeds as one batched model could save: the trainer's step of the ledger's runs
+    at their batch and at members × it, timed in interleaved rounds."""
+    from rich.console import Console
+
+    from ..bench.seeds import KINDS, run_bench
+    from ..bench.seeds import markdown as to_md
+
+    kinds = [k.strip() for k in kind.split(",") if k.strip()] or list(KINDS)
+    for k in kinds:
+        if k not in KINDS:
+            raise ValueError(f"--kind: unknown kind {k!r}; valid: {', '.join(KINDS)}")
+    if reps < 1:
+        raise ValueError(f"--reps must be >= 1, got {reps}")
+    if threads < 1:
+        raise ValueError(f"--threads must be a positive number, got {threads}")
+    import torch
+
+    torch.set_num_threads(threads)
+    with Console(stderr=True).status("benchmarking") as status:
+        result = run_bench(kinds, members=members, reps=reps, progress=lambda s: status.update(f"timing {s}"))
+    table = to_md(result)
+    if markdown is not None:
+        cmd = "attnlab bench seeds" + (f" --kind {kind}" if kind else "") + (f" --members {members}" if members != 3
+                                                                            else "")
+        cmd += (f" --reps {reps}" if reps != 10 else "") + (f" --threads {threads}" if threads != 1 else "")
+        write_block(markdown, "<!-- bench-seeds:start -->", "<!-- bench-seeds:end -->", f"{cmd} --markdown {markdown}",
+                    table)
+    if as_json:
+        typer.echo(json.dumps(result))
+    elif markdown is None:
+        typer.echo(table)
