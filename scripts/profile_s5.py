@@ -22,27 +22,24 @@ from pathlib import Path
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from attnlab.claims import recipes
-from attnlab.claims.registry import Budget
+from attnlab.bench.seeds import config_for
 from attnlab.train import train
 from attnlab.train.flops import run_flops
 
+# S5's two kinds of run, as attnlab.bench.seeds builds them from the recipe (MQAR's first regime, one layer, as S5
+# trains it at every budget; the BPE language model)
+KINDS = {"mqar": "s5-mqar-64", "bpe": "s5-bpe"}
+
 
 def config(kind: str, steps: int, out: Path, name: str):
-    full = Budget.get("full")
-    if kind == "bpe":
-        cfg = recipes.text(name, 0, full, task=recipes.BPE_TASK, mixer="deltanet", short_conv="k")
-    else:  # MQAR's first regime, one layer, as S5 trains it (d = 64 at every budget)
-        task = recipes.s5_task(64, 4)
-        cfg = recipes.mqar("deltanet", 0, dataclasses.replace(full, model_scale=1), short_conv="k", task=task,
-                           n_layers=1, batch_size=recipes.s5_batch(task))
+    cfg = config_for(KINDS[kind])
     return dataclasses.replace(cfg, name=name, out=str(out), steps=steps, early_stop=None, plateau=None, threads=1)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("out", type=Path, help="a new folder for the two runs")
-    p.add_argument("--kind", choices=["mqar", "bpe"], default="mqar")
+    p.add_argument("--kind", choices=list(KINDS), default="mqar")
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--rows", type=int, default=20)
     a = p.parse_args(argv)

@@ -82,3 +82,20 @@ def test_cli_json_and_markdown(tmp_path, monkeypatch):
     assert row["kind"] == "s5-mqar-64" and row["step_s"] > 0 and row["batched_s"] > 0
     text = md.read_text()
     assert "bench seeds --kind s5-mqar-64 --members 2 --reps 2 --markdown" in text and "| s5-mqar-64 |" in text
+
+
+def test_a_recorded_run_is_bounded_from_its_config(tmp_path, monkeypatch):
+    from attnlab.train.config import to_dict
+
+    run = tmp_path / "my-run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps(to_dict(_small("s5-mqar-64"))))
+    r = CliRunner().invoke(app, ["bench", "seeds", "--run", str(run), "--reps", "2", "--json"])
+    assert r.exit_code == 0, r.output
+    (row,) = json.loads(r.stdout.strip().splitlines()[-1])["rows"]  # with --run alone, only the run is timed
+    assert row["kind"] == "my-run" and row["what"] == f"the run at {run}" and row["batch"] == 32
+    r = CliRunner().invoke(app, ["bench", "seeds", "--run", str(tmp_path)])
+    assert r.exit_code == 2 and "has no config.json" in r.output
+    (run / "config.json").write_text("{")
+    r = CliRunner().invoke(app, ["bench", "seeds", "--run", str(run)])
+    assert r.exit_code == 2 and "is not valid JSON" in r.output

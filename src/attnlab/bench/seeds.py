@@ -111,23 +111,46 @@ def step_call(cfg, members: int = 1) -> tuple[Callable[[], object], int]:
     return call, batches[0][0].numel()
 
 
+def run_config(path) -> tuple[str, object]:
+    """The config of a recorded run folder (its ``config.json``: a researcher's own run, or one of the ledger's),
+    as ``(name, config)``."""
+    import json
+    from pathlib import Path
+
+    from ..train.config import make_config
+
+    folder = Path(path)
+    file = folder / "config.json"
+    if not file.is_file():
+        raise ValueError(f"--run: {folder} has no config.json (give a run folder that attnlab train or sweep wrote)")
+    try:
+        return folder.name, make_config(json.loads(file.read_text()))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"--run: {file} is not valid JSON ({e.msg} at line {e.lineno})") from None
+
+
 def run_bench(kinds=tuple(KINDS), members: int = 3, reps: int = 10,
-              progress: Callable[[str], None] | None = None) -> dict:
-    """For each kind, one step at the run's batch (``step_s``) and one at ``members`` × it (``batched_s``), timed in
-    the same rounds; ``bound``: ``members`` × the first over the second, ``[median, low, high]`` with a 95%
-    interval, the most that training ``members`` seeds as one batched model could save."""
+              progress: Callable[[str], None] | None = None, runs=()) -> dict:
+    """For each kind (and each recorded run folder in ``runs``), one step at the run's batch (``step_s``) and one
+    at ``members`` × it (``batched_s``), timed in the same rounds; ``bound``: ``members`` × the first over the
+    second, ``[median, low, high]`` with a 95% interval, the most that training ``members`` seeds as one batched
+    model could save."""
     if members < 2:
         raise ValueError(f"--members must be at least 2 (seeds trained together), got {members}")
+    cases = [(kind, config_for(kind)) for kind in kinds]  # unknown kinds fail here, before anything is timed
+    cases = [(kind, KINDS[kind][0], cfg) for kind, cfg in cases]
+    for path in runs:
+        name, cfg = run_config(path)
+        cases.append((name, f"the run at {path}", cfg))
     rows = []
-    for kind in kinds:
-        cfg = config_for(kind)
+    for kind, what, cfg in cases:
         if progress:
             progress(kind)
         single, tokens = step_call(cfg)
         batched, _ = step_call(cfg, members)
         ts = interleaved({"single": single, "batched": batched}, reps, warmup=3)
         ratio = paired_ratio([members * s for s in ts["single"]], ts["batched"])
-        rows.append({"kind": kind, "what": KINDS[kind][0], "batch": cfg.batch_size, "tokens": tokens,
+        rows.append({"kind": kind, "what": what, "batch": cfg.batch_size, "tokens": tokens,
                      "step_s": statistics.median(ts["single"]), "batched_s": statistics.median(ts["batched"]),
                      "bound": [x if math.isfinite(x) else None for x in ratio]})
     return {"setting": {"members": members, "reps": reps, "threads": torch.get_num_threads(), "dtype": "float32",
@@ -138,11 +161,11 @@ def markdown(result: dict) -> str:
     s = result["setting"]
     m = s["members"]
     lines = [f"Setting: the trainer's step (forward, loss at the labelled positions, backward, clipping, AdamW) of "
-             f"each kind's full-budget run, on its task's batches, float32, {s['threads']} thread(s); the step at the "
-             f"run's batch and at {m} × it timed in {s['reps']} interleaved rounds. `bound`: {m} steps at the batch "
-             f"over one at {m} × the batch, the median round with its 95% interval (order statistics): the most "
-             f"that training {m} seeds as one batched model could save (1: nothing; {m}: the whole step is "
-             "overhead).", "",
+             "each kind's full-budget run (or of a recorded run's config), on its task's batches, float32, "
+             f"{s['threads']} thread(s); the step at the run's batch and at {m} × it timed in {s['reps']} "
+             f"interleaved rounds. `bound`: {m} steps at the batch over one at {m} × the batch, the median round "
+             "with its 95% interval (order statistics): the most that training "
+             f"{m} seeds as one batched model could save (1: nothing; {m}: the whole step is overhead).", "",
              f"| kind | run | batch | tokens | step (ms) | at {m} × the batch (ms) | bound |",
              "|---|---|---|---|---|---|---|"]
     for r in result["rows"]:

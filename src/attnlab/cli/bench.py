@@ -140,6 +140,8 @@ def train(
 def seeds(
     kind: str = typer.Option("", "--kind", help="Comma-separated kinds of the ledger's runs (s5-mqar-64, s5-mqar-256, "
                                                 "s5-bpe, text, mqar, markov); default all."),
+    run: list[Path] = typer.Option([], "--run", help="A recorded run folder (its config.json) to bound as well; "
+                                   "repeat for several. With --run and no --kind, only the runs are timed."),
     members: int = typer.Option(3, "--members", help="Seeds trained together (the ledger's arms have 3)."),
     reps: int = typer.Option(10, "--reps", help="Interleaved rounds (each times both steps once)."),
     threads: int = typer.Option(1, "--threads", help="Threads per step (the ledger's runs use 1)."),
@@ -153,7 +155,7 @@ def seeds(
     from ..bench.seeds import KINDS, run_bench
     from ..bench.seeds import markdown as to_md
 
-    kinds = [k.strip() for k in kind.split(",") if k.strip()] or list(KINDS)
+    kinds = [k.strip() for k in kind.split(",") if k.strip()] or ([] if run else list(KINDS))
     for k in kinds:
         if k not in KINDS:
             raise ValueError(f"--kind: unknown kind {k!r}; valid: {', '.join(KINDS)}")
@@ -165,11 +167,12 @@ def seeds(
 
     torch.set_num_threads(threads)
     with Console(stderr=True).status("benchmarking") as status:
-        result = run_bench(kinds, members=members, reps=reps, progress=lambda s: status.update(f"timing {s}"))
+        result = run_bench(kinds, members=members, reps=reps, progress=lambda s: status.update(f"timing {s}"),
+                           runs=run)
     table = to_md(result)
     if markdown is not None:
-        cmd = "attnlab bench seeds" + (f" --kind {kind}" if kind else "") + (f" --members {members}" if members != 3
-                                                                            else "")
+        cmd = "attnlab bench seeds" + (f" --kind {kind}" if kind else "") + "".join(f" --run {p}" for p in run)
+        cmd += f" --members {members}" if members != 3 else ""
         cmd += (f" --reps {reps}" if reps != 10 else "") + (f" --threads {threads}" if threads != 1 else "")
         write_block(markdown, "<!-- bench-seeds:start -->", "<!-- bench-seeds:end -->", f"{cmd} --markdown {markdown}",
                     table)
