@@ -180,3 +180,39 @@ def seeds(
         typer.echo(json.dumps(result))
     elif markdown is None:
         typer.echo(table)
+
+
+@app.command("matmul")
+@one_line_errors
+def matmul(
+    d_model: str = typer.Option("64,128", "--d-model", help="Comma-separated widths of the LM's layers."),
+    vocab: str = typer.Option("256,1024", "--vocab", help="Comma-separated vocabularies (the head's products)."),
+    reps: int = typer.Option(20, "--reps", help="Interleaved rounds (each times every product once)."),
+    threads: int = typer.Option(1, "--threads", help="Threads (the ledger's runs use 1)."),
+    as_json: bool = typer.Option(False, "--json", help="Print {reference_gflops, setting, rows: [...]} as JSON."),
+    markdown: Path | None = typer.Option(None, "--markdown", help="Rewrite the matmul table in this Markdown file."),
+) -> None:
+    """The matmul rate at the shapes of the ledger's layers (2048 tokens a step) as a fraction of the 1024 × 1024
+    rate that the ledger's cost and the training table divide by."""
+    from ..bench.matmul import markdown as to_md
+    from ..bench.matmul import run_bench
+
+    ds, vs = _ints("--d-model", d_model), _ints("--vocab", vocab)
+    if reps < 1:
+        raise ValueError(f"--reps must be >= 1, got {reps}")
+    if threads < 1:
+        raise ValueError(f"--threads must be a positive number, got {threads}")
+    import torch
+
+    torch.set_num_threads(threads)
+    result = run_bench(ds, vs, reps=reps)
+    table = to_md(result)
+    if markdown is not None:
+        cmd = "attnlab bench matmul" + (f" --d-model {d_model}" if d_model != "64,128" else "")
+        cmd += (f" --vocab {vocab}" if vocab != "256,1024" else "") + (f" --reps {reps}" if reps != 20 else "")
+        cmd += (f" --threads {threads}" if threads != 1 else "") + f" --markdown {markdown}"
+        write_block(markdown, "<!-- bench-matmul:start -->", "<!-- bench-matmul:end -->", cmd, table)
+    if as_json:
+        typer.echo(json.dumps(result))
+    elif markdown is None:
+        typer.echo(table)
