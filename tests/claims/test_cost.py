@@ -95,6 +95,8 @@ def test_a_ledgers_cost_by_hand(tmp_path):
     assert cost["total"]["wall_seconds_one_by_one"] == {1: 140.0 + 2.0 + 50.0, 2: 100.0 + 2.0 + 50.0}
     assert (a1["flops"], b1["flops"], c1["flops"], cost["total"]["flops"]) == (4 * 1.056e6, 0.0, 1.056e6, 5 * 1.056e6)
     assert "matmul_share" not in a1 and cost["matmul_gflops"] is None
+    assert [(r["claim"], r["run"], r["seconds"]) for r in cost["runs"]] == [  # each costed run once, under A1 first
+        ("A1", "a", 40.0), ("A1", "b", 30.0), ("A1", "c", 20.0), ("A1", "d", 10.0), ("C1", "e", 5.0)]
     md = cost_markdown(cost, "quick")
     assert "5 trained runs in 3 batches" in md and "| A1 | 4 | 2 | 1.7 | 0.7 | 2.3 | 1.7 | 0.0 |" in md
     assert "| B1 |" not in md and "matmul rate" not in md

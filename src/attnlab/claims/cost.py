@@ -158,7 +158,8 @@ def _claim_rate(runs: list[tuple[float, float | None]]) -> float | None:
 def ledger_cost(out: Path, cpus: tuple[int, ...] = CPUS, matmul_gflops: float | None = None,
                 measure: Callable[[], float] | None = None) -> dict:
     """Per claim and in total: trained runs, batches, CPU seconds of training, the claim's own seconds outside
-    training, the wall seconds on each number of ``cpus`` and the training's FLOPs counted from below; with one
+    training, the wall seconds on each number of ``cpus`` and the training's FLOPs counted from below (and in
+    ``runs``, each costed run's claim, seconds and FLOPs; a run two claims share, under the first); with one
     core's float32 matmul rate, the share of it the training ran at and the floor: the seconds that many FLOPs
     take at that rate on each number of ``cpus``. The rate: ``matmul_gflops`` if given; else the ones recorded as
     the runs began (``recorded``: claim → the rate its runs trained at, each run at the rate of the ``reproduce``
@@ -220,7 +221,8 @@ def ledger_cost(out: Path, cpus: tuple[int, ...] = CPUS, matmul_gflops: float | 
     # ledger recorded before batches were, or copied without them): its training is not in the total
     uncosted = [cid for cid, c in claims.items() if cid not in phases and "training" in (c.get("measured") or {})]
     return {"claims": rows, "total": total, "cpus": list(cpus), "matmul_gflops": matmul_gflops, "recorded": recorded,
-            "sessions": _by_session(costed, trained_by), "uncosted": uncosted}
+            "sessions": _by_session(costed, trained_by), "uncosted": uncosted,
+            "runs": [{"claim": cid, "run": name, "seconds": sec, "flops": f} for cid, name, sec, f in costed]}
 
 
 def _held(out: Path, name: str) -> dict | None:

@@ -216,3 +216,39 @@ def matmul(
         typer.echo(json.dumps(result))
     elif markdown is None:
         typer.echo(table)
+
+
+@app.command("ledger")
+@one_line_errors
+def ledger(
+    out: Path = typer.Option(Path("docs/results-full"), "--out", help="The recorded ledger (a reproduce --out folder "
+                             "with its runs memo)."),
+    sample: int = typer.Option(12, "--sample", help="Runs drawn (with replacement, by their recorded seconds)."),
+    jobs: int = typer.Option(0, "--jobs", help="Runs trained at once, one thread each (0: one per CPU, as reproduce)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the draw."),
+    as_json: bool = typer.Option(False, "--json", help="Print the draws, the ratio and the scaled cost as JSON."),
+    markdown: Path | None = typer.Option(None, "--markdown", help="Rewrite the ledger-retiming block in this Markdown "
+                                         "file."),
+) -> None:
+    """How long a recorded ledger's training would take on this machine now: a sample of its runs trained again
+    (into a temporary folder), their seconds over the recorded ones, the ledger's cost scaled by it."""
+    import os
+
+    from rich.console import Console
+
+    from ..bench.ledger import markdown as to_md
+    from ..bench.ledger import retime
+
+    if jobs < 0:
+        raise ValueError(f"--jobs must be 0 (one per CPU) or a positive number of processes, got {jobs}")
+    with Console(stderr=True).status("training the drawn runs again") as status:
+        result = retime(out, sample=sample, jobs=jobs or os.cpu_count() or 1, seed=seed, progress=status.update)
+    table = to_md(result)
+    if markdown is not None:
+        cmd = f"attnlab bench ledger --out {out} --sample {sample}" + (f" --jobs {jobs}" if jobs else "")
+        cmd += (f" --seed {seed}" if seed else "") + f" --markdown {markdown}"
+        write_block(markdown, "<!-- bench-ledger:start -->", "<!-- bench-ledger:end -->", cmd, table)
+    if as_json:
+        typer.echo(json.dumps(result))
+    elif markdown is None:
+        typer.echo(table)
