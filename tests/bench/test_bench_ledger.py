@@ -95,3 +95,19 @@ def test_bad_input_is_one_line(tmp_path):
         shutil.rmtree(run)
     r = CliRunner().invoke(app, ["bench", "ledger", "--out", str(out), "--sample", "2"])
     assert r.exit_code == 2 and "does not hold" in r.output and "from its recorded config" in r.output
+
+
+def test_the_rate_now_is_one_cores(monkeypatch):
+    """Each run trains on one thread: the rate it is compared with is measured on one, and the caller's count kept."""
+    import torch
+
+    from attnlab.bench import ops
+
+    seen = []
+    monkeypatch.setattr(ops, "matmul_gflops", lambda reps: seen.append(torch.get_num_threads()) or 50.0)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert ops.core_matmul_gflops() == 50.0 and seen == [1] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from attnlab.bench import ops as bench_ops
 from attnlab.claims.cost import DIGEST, cost_markdown, ledger_cost, schedule, side_by_side, write_digest
 from attnlab.claims.runner import PHASES, ReportingMemo
 from attnlab.cli import app
@@ -201,10 +202,7 @@ def test_the_ledgers_outputs_include_its_cost_where_its_runs_are_kept(tmp_path):
 def test_a_report_rebuilt_from_the_ledger_remakes_its_cost_at_recorded_rates_only(tmp_path, monkeypatch):
     """--report-only, perhaps run on another day, measures no rate: it remakes cost.md at the rates the runs recorded,
     and keeps a table whose ledger recorded none (its rate was given when it was made)."""
-    import importlib
-
-    cli_reproduce = importlib.import_module("attnlab.cli.reproduce")
-    monkeypatch.setattr(cli_reproduce, "_core_matmul_gflops", lambda: pytest.fail("--report-only measures no rate"))
+    monkeypatch.setattr(bench_ops, "core_matmul_gflops", lambda: pytest.fail("--report-only measures no rate"))
     out = _ledger(tmp_path, [{"session": "s", "claim": "A1", "runs": ["a", "b"], "trained": 2, "seconds": 40.0}])
     (out / "cost.md").write_text("_the table of the day, rate given_\n")
     r = CliRunner().invoke(app, ["reproduce", "--report-only", "--out", str(out)])
@@ -268,7 +266,7 @@ def test_a_run_costs_the_ledger_at_recorded_rates_only_and_keeps_a_table_it_cann
     import importlib
 
     cli_reproduce = importlib.import_module("attnlab.cli.reproduce")  # the module; the package names the command
-    monkeypatch.setattr(cli_reproduce, "_core_matmul_gflops", lambda: pytest.fail("no rate is measured after a run"))
+    monkeypatch.setattr(bench_ops, "core_matmul_gflops", lambda: pytest.fail("no rate is measured after a run"))
     out = _ledger(tmp_path, [{"session": "s", "claim": "A1", "runs": ["a", "b"], "trained": 2, "seconds": 40.0}])
     (out / "cost.md").write_text("_the table of the day, rate given_\n")
     cli_reproduce._write_outputs(out, None, "quick")

@@ -71,7 +71,7 @@ def retime(out: Path, sample: int = 12, jobs: int = 2, seed: int = 0,
     recorded cost by the mean ratio of their seconds now to their recorded seconds."""
     from ..claims.cost import ledger_cost
     from ..train.memo import RunMemo
-    from .ops import matmul_gflops
+    from .ops import core_matmul_gflops
 
     out = Path(out)
     if sample < 2:
@@ -84,7 +84,7 @@ def retime(out: Path, sample: int = 12, jobs: int = 2, seed: int = 0,
     draws = draw(cost["runs"], sample, seed)
     names = list(dict.fromkeys(d["run"] for d in draws))
     recorded = {name: _recorded(out, name) for name in names}
-    rate = matmul_gflops()
+    rate = core_matmul_gflops()
     with tempfile.TemporaryDirectory(prefix="attnlab-retime-") as tmp, RunMemo(tmp, jobs=jobs) as memo:
         resolved = [memo.resolve(recorded[name][0]) for name in names]
         finished = []

@@ -74,6 +74,17 @@ def matmul_gflops(n: int = 1024, reps: int = 10, device: str = "cpu") -> float:
     return 2 * n**3 / statistics.median(timed(lambda: a @ b, reps, device)) / 1e9
 
 
+def core_matmul_gflops() -> float:
+    """One core's float32 matmul rate now (the 1024 product on one thread): each trained run of the ledger ran on one
+    thread, and its cost is given as a share of this rate."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return matmul_gflops(reps=20)
+    finally:
+        torch.set_num_threads(threads)
+
+
 def flops(op: str, form: str, T: int) -> float:
     n, C, d = math.ceil(T / CHUNK), CHUNK, D
     s = MESA_CG_STEPS

@@ -137,10 +137,11 @@ def reproduce(
     if matmul_gflops is not None and not cost:
         raise ValueError("--matmul-gflops goes with --cost")
     if cost:
+        from ..bench.ops import core_matmul_gflops
         from ..claims.cost import cost_markdown, ledger_cost
 
         held = _budget_of(out, "--cost")
-        c = ledger_cost(out, matmul_gflops=matmul_gflops, measure=_core_matmul_gflops)
+        c = ledger_cost(out, matmul_gflops=matmul_gflops, measure=core_matmul_gflops)
         typer.echo(json.dumps(c) if as_json else cost_markdown(c, held))
         return
     if report_only:
@@ -188,8 +189,10 @@ def reproduce(
             prog.update(bar, completed=done_runs, total=total, visible=done_runs < total,
                         left=batch_left(time.monotonic() - began, done_runs, total))
 
+        from ..bench.ops import core_matmul_gflops
+
         run_claims(ids, budget, out, force=force, jobs=jobs or os.cpu_count() or 1, on_start=start, on_done=done,
-                   on_runs=runs, ray_address=ray, on_tick=tick, measure_rate=_core_matmul_gflops)
+                   on_runs=runs, ray_address=ray, on_tick=tick, measure_rate=core_matmul_gflops)
     _write_outputs(out, readme, budget.name)
     if against is not None:
         _compare_budgets(out, against, readme)
@@ -226,20 +229,6 @@ def _budget_of(out: Path, option: str = "--report-only") -> str:
         return json.loads(p.read_text())["budget"]
     except (ValueError, KeyError, TypeError):
         raise ValueError(f"{option}: {p} is not a claims.json written by attnlab reproduce") from None
-
-
-def _core_matmul_gflops() -> float:
-    """One core's float32 matmul rate now: each trained run of the ledger ran on one thread."""
-    import torch
-
-    from ..bench.ops import matmul_gflops
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return matmul_gflops(reps=20)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _write_cost(out: Path, budget: str) -> None:
