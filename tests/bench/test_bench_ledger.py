@@ -111,3 +111,16 @@ def test_the_rate_now_is_one_cores(monkeypatch):
         assert ops.core_matmul_gflops() == 50.0 and seen == [1] and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_the_command_says_each_run_as_it_ends_and_writes_its_block(tmp_path):
+    out = _recorded_ledger(tmp_path)
+    md = tmp_path / "b.md"
+    r = CliRunner().invoke(app, ["bench", "ledger", "--out", str(out), "--sample", "3", "--jobs", "1", "--json",
+                                 "--markdown", str(md)])
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout.strip().splitlines()[-1])
+    said = [line for line in r.output.splitlines() if "trained again: " in line]
+    assert len(said) == data["distinct_runs"] and said[-1].strip().startswith(f"{data['distinct_runs']}/")
+    text = md.read_text()
+    assert f"bench ledger --out {out} --sample 3 --jobs 1 --markdown {md}" in text and "Now over recorded" in text

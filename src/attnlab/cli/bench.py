@@ -231,8 +231,10 @@ def ledger(
 
     if jobs < 0:
         raise ValueError(f"--jobs must be 0 (one per CPU) or a positive number of processes, got {jobs}")
-    with Console(stderr=True).status("training the drawn runs again") as status:
-        result = retime(out, sample=sample, jobs=jobs or os.cpu_count() or 1, seed=seed, progress=status.update)
+    console = Console(stderr=True)
+    with console.status(f"training {sample} drawn runs again"):  # minutes: a line as each run ends, in any terminal
+        result = retime(out, sample=sample, jobs=jobs or os.cpu_count() or 1, seed=seed,
+                        progress=lambda line: console.print(f"  {line}", highlight=False))
     table = to_md(result)
     cmd = f"attnlab bench ledger --out {out} --sample {sample}" + (f" --jobs {jobs}" if jobs else "")
     cmd += f" --seed {seed}" if seed else ""
