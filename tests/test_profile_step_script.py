@@ -1,10 +1,10 @@
-"""scripts/profile_s5.py (the profile behind docs/benchmarks.md's "Where the gap is") runs as documented."""
+"""scripts/profile_step.py (the profiles behind docs/benchmarks.md) runs as documented."""
 
 import subprocess
 import sys
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "profile_s5.py"
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "profile_step.py"
 
 
 def _run(*args):
@@ -16,7 +16,7 @@ def test_the_profile_script_prints_the_operators_and_the_rate(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "aten::mm" in out.stdout and "Self CPU" in out.stdout
     last = out.stdout.strip().splitlines()[-1]
-    assert last.startswith("mqar: 3 steps in ") and "GFLOP counted from below" in last
+    assert last.startswith("s5-mqar-64: 3 steps in ") and "GFLOP counted from below" in last
     assert {p.name for p in (tmp_path / "p").iterdir()} == {"profiled", "timed"}  # the rate from the unprofiled run
 
 

@@ -1,10 +1,10 @@
-"""Where a training step of S5's runs goes: the profile behind docs/benchmarks.md, "Where the gap is".
+"""Where a training step of the ledger's runs goes: the profiles behind docs/benchmarks.md.
 
-    python scripts/profile_s5.py OUT [--kind mqar|bpe] [--steps N] [--rows K]
+    python scripts/profile_step.py OUT [--kind KIND] [--steps N] [--rows K]
 
-Trains one of S5's full-budget runs (seed 0, K conv, learning rate and stopping left to the
-recipe's defaults except that it runs exactly ``--steps`` steps) on one thread under
-``torch.profiler`` and prints the top operators by their own CPU time, then the run's seconds, its
+Trains one of the ledger's full-budget runs (a kind of ``attnlab bench seeds``: s5-mqar-64, the default,
+s5-mqar-256, s5-bpe, text, mqar or markov; seed 0, exactly ``--steps`` steps, no early stop) on one thread
+under ``torch.profiler`` and prints the top operators by their own CPU time, then the run's seconds, its
 FLOPs counted from below (``attnlab.train.flops``) and its rate. The profiler slows the run, so the
 rate is printed from a second, unprofiled run of the same length. Shares are what to compare; the
 machine's speed moves from day to day.
@@ -22,24 +22,19 @@ from pathlib import Path
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from attnlab.bench.seeds import config_for
+from attnlab.bench.seeds import KINDS, config_for
 from attnlab.train import train
 from attnlab.train.flops import run_flops
 
-# S5's two kinds of run, as attnlab.bench.seeds builds them from the recipe (MQAR's first regime, one layer, as S5
-# trains it at every budget; the BPE language model)
-KINDS = {"mqar": "s5-mqar-64", "bpe": "s5-bpe"}
-
-
 def config(kind: str, steps: int, out: Path, name: str):
-    cfg = config_for(KINDS[kind])
+    cfg = config_for(kind)
     return dataclasses.replace(cfg, name=name, out=str(out), steps=steps, early_stop=None, plateau=None, threads=1)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("out", type=Path, help="a new folder for the two runs")
-    p.add_argument("--kind", choices=list(KINDS), default="mqar")
+    p.add_argument("--kind", choices=list(KINDS), default="s5-mqar-64")
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--rows", type=int, default=20)
     a = p.parse_args(argv)
