@@ -22,17 +22,28 @@ TOKENS = 2048  # a training step of the ledger's text and S5 runs: 16 × 128 or 
 REFERENCE = 1024
 
 
-def shapes(d: int, vocab: int, tokens: int = TOKENS) -> list[tuple[str, int, int, int]]:
-    """``(what, m, k, n)`` of the products ``[m, k] @ [k, n]`` in a step of an LM of width ``d``."""
+def body_shapes(d: int, tokens: int = TOKENS) -> list[tuple[str, int, int, int]]:
+    """``(what, m, k, n)`` of the products ``[m, k] @ [k, n]`` in the layers of an LM of width ``d``."""
     return [
         (f"d {d}: projection", tokens, d, d),
         (f"d {d}: q, k, v together", tokens, d, 3 * d),
         (f"d {d}: SwiGLU up (×4, both halves)", tokens, d, 8 * d),
         (f"d {d}: MLP down", tokens, 4 * d, d),
         (f"d {d}: a projection's weight gradient", d, tokens, d),
+    ]
+
+
+def head_shapes(d: int, vocab: int, tokens: int = TOKENS) -> list[tuple[str, int, int, int]]:
+    """The head's products: its logits and their gradient's way back into the body."""
+    return [
         (f"d {d}, vocabulary {vocab}: head", tokens, d, vocab),
         (f"d {d}, vocabulary {vocab}: head's input gradient", tokens, vocab, d),
     ]
+
+
+def shapes(d: int, vocab: int, tokens: int = TOKENS) -> list[tuple[str, int, int, int]]:
+    """Every product of a step of an LM of width ``d`` and vocabulary ``vocab``."""
+    return body_shapes(d, tokens) + head_shapes(d, vocab, tokens)
 
 
 def _call(m: int, k: int, n: int) -> Callable[[], object]:
@@ -50,15 +61,8 @@ def run_bench(d_models=(64, 128), vocabs=(256, 1024), reps: int = 20) -> dict:
     for v in vocabs:
         if v < 1:
             raise ValueError(f"--vocab values must be positive, got {v}")
-    cases = {}
-    for d in d_models:
-        for what, m, k, n in shapes(d, vocabs[0]):
-            if "vocabulary" not in what:
-                cases[what] = (m, k, n)
-        for v in vocabs:
-            for what, m, k, n in shapes(d, v):
-                if "vocabulary" in what:
-                    cases[what] = (m, k, n)
+    cases = {what: (m, k, n) for d in d_models
+             for what, m, k, n in body_shapes(d) + [s for v in vocabs for s in head_shapes(d, v)]}
     calls = {"reference": _call(REFERENCE, REFERENCE, REFERENCE), **{w: _call(*s) for w, s in cases.items()}}
     ts = interleaved(calls, reps, warmup=3)
     ref_flops = 2.0 * REFERENCE**3
