@@ -124,3 +124,12 @@ def test_the_command_says_each_run_as_it_ends_and_writes_its_block(tmp_path):
     assert len(said) == data["distinct_runs"] and said[-1].strip().startswith(f"{data['distinct_runs']}/")
     text = md.read_text()
     assert f"bench ledger --out {out} --sample 3 --jobs 1 --markdown {md}" in text and "Now over recorded" in text
+
+
+def test_a_ledger_recorded_by_other_training_code_says_so(tmp_path, monkeypatch):
+    from attnlab.train import memo
+
+    out = _recorded_ledger(tmp_path)
+    monkeypatch.setattr(memo, "code_hash", lambda: "0123456789")  # as if the trainer had changed since
+    r = ledger.retime(out, sample=2, jobs=1, seed=0)
+    assert not r["same_code"] and "has changed since the ledger was recorded" in ledger.markdown(r)

@@ -86,7 +86,6 @@ def retime(out: Path, sample: int = 12, jobs: int = 2, seed: int = 0,
     recorded = {name: _recorded(out, name) for name in names}
     rate = core_matmul_gflops()
     with tempfile.TemporaryDirectory(prefix="attnlab-retime-") as tmp, RunMemo(tmp, jobs=jobs) as memo:
-        resolved = [memo.resolve(recorded[name][0]) for name in names]
         finished = []
 
         def on_run(name: str) -> None:
@@ -96,7 +95,7 @@ def retime(out: Path, sample: int = 12, jobs: int = 2, seed: int = 0,
 
         summaries = memo.trained_many([recorded[name][0] for name in names], on_run=on_run)
     now = {name: s for name, s in zip(names, summaries)}
-    same_code = all(r.name == name for r, name in zip(resolved, names))
+    same_code = all(Path(s["run_dir"]).name == name for name, s in now.items())  # the memo's key covers the code
     rows = []
     for d in draws:
         before, after = recorded[d["run"]][1], now[d["run"]]
