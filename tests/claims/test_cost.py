@@ -10,8 +10,9 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from attnlab.bench import ops as bench_ops
-from attnlab.claims.cost import DIGEST, cost_markdown, ledger_cost, schedule, side_by_side, write_digest
+from attnlab.claims.cost import DIGEST, cost_markdown, ledger_cost, schedule, write_digest
 from attnlab.claims.runner import PHASES, ReportingMemo
+from attnlab.claims.workqueue import ORDERS
 from attnlab.cli import app
 
 
@@ -31,28 +32,6 @@ def test_schedule_on_one_cpu_is_the_sum_and_on_many_the_longest_job():
 def test_schedule_is_within_four_thirds_of_the_best(seconds, cpus):
     best = best_schedule(seconds, cpus)
     assert best - 1e-9 <= schedule(seconds, cpus) <= 4 / 3 * best + 1e-9
-
-
-def test_claims_side_by_side_share_the_workers_by_hand():
-    a, b = [[10.0], [10.0]], [[5.0, 5.0, 5.0, 5.0]]  # a: two batches in a chain; b: one batch of four
-    # 2 CPUs: a's first run and b's first from 0, b's second at 5, b's last two at 10 (queued before a's second,
-    # released at 10), a's second at 15
-    assert side_by_side([a, b], 2) == 25.0
-    assert side_by_side([a, b], 1) == 40.0 and side_by_side([a, b], 8) == 20.0
-    assert side_by_side([[[], [3.0]], []], 2) == 3.0 and side_by_side([], 3) == 0.0
-    assert side_by_side([a], 4) == schedule([10.0], 4) * 2  # one claim: its batches one after another
-
-
-@settings(max_examples=60, deadline=None)
-@given(st.lists(st.lists(st.lists(st.floats(0.1, 10.0), max_size=4), max_size=3), max_size=4), st.integers(1, 4))
-def test_side_by_side_is_never_slower_than_the_claims_one_by_one_nor_faster_than_the_work(chains, cpus):
-    together = side_by_side(chains, cpus)
-    alone = sum(schedule(b, cpus) for c in chains for b in c)
-    work = sum(s for c in chains for b in c for s in b)
-    longest_chain = max((sum(max(b, default=0.0) for b in c) for c in chains), default=0.0)
-    assert max(work / cpus, longest_chain) - 1e-9 <= together <= work + 1e-9
-    # greedy list scheduling is within 2 - 1/cpus of the best schedule, and one-by-one is a schedule
-    assert together <= alone * (2 - 1 / cpus) + 1e-9
 
 
 RUN_CONFIG = {"task": {"name": "mqar", "vocab_size": 8, "seq_len": 8}, "batch_size": 2, "eval_batches": 3,
@@ -94,11 +73,17 @@ def test_a_ledgers_cost_by_hand(tmp_path):
     # side by side on 2 CPUs: a, b from 0; c from 30; C1's e from 40; A1's d when its first batch ends (50)
     assert cost["total"]["wall_seconds"] == {1: 87.0 + 105.0, 2: 87.0 + 60.0}
     assert cost["total"]["wall_seconds_one_by_one"] == {1: 140.0 + 2.0 + 50.0, 2: 100.0 + 2.0 + 50.0}
+    # the total is the order a rerun takes (the longest chain left first); here A1 leads in every order
+    by_order = cost["total"]["wall_seconds_by_order"]
+    assert list(by_order) == list(ORDERS) and by_order["left"] == cost["total"]["wall_seconds"]
+    assert by_order["fifo"] == by_order["done"] == {1: 87.0 + 105.0, 2: 87.0 + 60.0}
     assert (a1["flops"], b1["flops"], c1["flops"], cost["total"]["flops"]) == (4 * 1.056e6, 0.0, 1.056e6, 5 * 1.056e6)
     assert "matmul_share" not in a1 and cost["matmul_gflops"] is None
     assert [(r["claim"], r["run"], r["seconds"]) for r in cost["runs"]] == [  # each costed run once, under A1 first
         ("A1", "a", 40.0), ("A1", "b", 30.0), ("A1", "c", 20.0), ("A1", "d", 10.0), ("C1", "e", 5.0)]
     md = cost_markdown(cost, "quick")
+    assert "on 1 / 2 CPUs it would take 3.2 / 2.5 min with the runs taken in the order they were queued, and " \
+        "3.2 / 2.5 min ranked by the batches" in md
     assert "5 trained runs in 3 batches" in md and "| A1 | 4 | 2 | 1.7 | 0.7 | 2.3 | 1.7 | 0.0 |" in md
     assert "| B1 |" not in md and "matmul rate" not in md
 

@@ -299,3 +299,24 @@ def test_trained_claims_run_side_by_side_and_equal_a_serial_ledger(tmp_path, mon
     assert not any("matmul_gflops" in r for r in rows)  # no rate was measured for this one
     written = json.loads((tmp_path / "par" / "claims.json").read_text())
     assert [c["id"] for c in written["claims"]] == ["Z1", "Z2", "Z3"]
+
+
+def test_a_rerun_ranks_each_claims_batches_by_the_chain_its_folder_recorded(tmp_path, monkeypatch):
+    """In an empty folder a claim's batch ranks by the batches it has handed over (order "done"); a rerun into the
+    folder reads the record and ranks by the batches left (order "left"), counting down to the last."""
+    from tests.train.test_memo import _tiny
+
+    seen = []
+
+    def run(budget, runs):
+        for seed in (0, 1):
+            runs.trained_many([_tiny(seed)])
+            seen.append((runs.order, runs._current.rank))
+        return Evidence("holds", "trained", {}, seeds=[0, 1])
+
+    monkeypatch.setattr(runner_mod, "REGISTRY", {"Z1": registry.Claim("Z1", "trains", "test", "m", "t", run, True)})
+    run_claims(["Z1"], Budget.get("quick"), tmp_path)
+    assert seen == [("done", (0,)), ("done", (-1,))]
+    seen.clear()
+    run_claims(["Z1"], Budget.get("quick"), tmp_path, force=True)  # the runs are reused; the ranks are still set
+    assert seen == [("left", (-2,)), ("left", (-1,))]

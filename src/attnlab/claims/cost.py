@@ -7,10 +7,11 @@ and its ``summary.json`` keeps the seconds it took. A claim's row is its time al
 outside training plus, for each batch, the time c workers take to train that batch's runs (longest first
 onto the least loaded worker: within 4/3 of the best schedule). The ledger's total is the schedule
 ``reproduce --jobs c`` runs (:mod:`attnlab.claims.runner`): the trained claims side by side, each batch
-queued on the shared workers as its claim's previous batch ends, plus every claim's own work (counted one
-after another, an upper bound). A run that an earlier batch trained (one arm shared by two claims) costs
-nothing the second time. The seconds are this machine's, measured as the runs trained (beside each other,
-``--jobs`` at a time): a faster core scales every number alike.
+queued on the shared workers as its claim's previous batch ends, the waiting runs taken longest remaining
+chain first as a rerun into the same folder takes them (:mod:`attnlab.claims.workqueue`; the total in the
+other orders beside it), plus every claim's own work (counted one after another, an upper bound). A run that
+an earlier batch trained (one arm shared by two claims) costs nothing the second time. The seconds are this
+machine's, measured as the runs trained (beside each other, ``--jobs`` at a time): a faster core scales every number alike.
 
 Beside the seconds, each run's FLOPs counted from below (:mod:`attnlab.train.flops`): given one core's
 matmul rate (each ``reproduce`` records one as it begins, and each run counts at the rate of the one that
@@ -38,6 +39,7 @@ from pathlib import Path
 from ..train.flops import run_flops
 from ..train.metrics import read_rows
 from .runner import PHASES, load_cache, session_started
+from .workqueue import ORDERS, side_by_side
 
 CPUS = (1, 2, 8, 32, 128)
 DIGEST = "runs.jsonl"  # beside claims.json: each costed run's seconds and FLOPs (write_digest)
@@ -51,40 +53,6 @@ def schedule(seconds: list[float], cpus: int) -> float:
     for s in sorted(seconds, reverse=True):
         heapq.heapreplace(load, load[0] + s)
     return max(load)
-
-
-def side_by_side(chains: list[list[list[float]]], cpus: int) -> float:
-    """Wall time of claims run side by side on ``cpus`` shared workers: each claim a chain of batches of runs (in
-    seconds), a batch queued (first in, first out) when the claim's previous batch has finished."""
-    if cpus < 1:
-        raise ValueError(f"cpus must be ≥ 1, got {cpus}")
-    queue: list[tuple[int, float, int]] = []  # (order queued, seconds, claim)
-    nxt, left, order = [0] * len(chains), [0] * len(chains), 0
-
-    def release(c: int) -> None:
-        nonlocal order
-        while nxt[c] < len(chains[c]) and not chains[c][nxt[c]]:
-            nxt[c] += 1  # an empty batch waits for nothing
-        if nxt[c] < len(chains[c]):
-            for s in chains[c][nxt[c]]:
-                queue.append((order, s, c))
-                order += 1
-            left[c] = len(chains[c][nxt[c]])
-            nxt[c] += 1
-
-    for c in range(len(chains)):
-        release(c)
-    running: list[tuple[float, int]] = []  # (end, claim)
-    now = 0.0
-    while queue or running:
-        while queue and len(running) < cpus:
-            _, s, c = queue.pop(0)
-            heapq.heappush(running, (now + s, c))
-        now, c = heapq.heappop(running)
-        left[c] -= 1
-        if left[c] == 0:
-            release(c)
-    return now
 
 
 def phases_by_claim(batches: list[dict], finished: dict[str, str] | None = None) -> dict[str, list[dict]]:
@@ -195,7 +163,11 @@ def ledger_cost(out: Path, cpus: tuple[int, ...] = CPUS, matmul_gflops: float | 
              "cpu_seconds": sum(r["cpu_seconds"] for r in rows), "own_seconds": sum(r["own_seconds"] for r in rows),
              "flops": sum(r["flops"] for r in rows),
              "wall_seconds": {n: sum(r["own_seconds"] for r in rows) + side_by_side(chains, n) for n in cpus},
-             "wall_seconds_one_by_one": {n: sum(r["wall_seconds"][n] for r in rows) for n in cpus}}
+             "wall_seconds_one_by_one": {n: sum(r["wall_seconds"][n] for r in rows) for n in cpus},
+             # the same ledger with the waiting runs taken in each order (workqueue.ORDERS): "done" is how a first
+             # ledger in an empty folder ranks them, "fifo" what the ranks save
+             "wall_seconds_by_order": {o: {n: sum(r["own_seconds"] for r in rows) + side_by_side(chains, n, o)
+                                           for n in cpus} for o in ORDERS}}
     run_rates: dict[str, list[tuple[float, float | None]]] = {}  # claim → (FLOPs, rate it trained at) per run
     for cid, name, _, f in costed:
         run_rates.setdefault(cid, []).append((f, trained_by.get(name, {}).get("matmul_gflops")))
@@ -301,7 +273,21 @@ def cost_markdown(cost: dict, budget: str) -> str:
             f"outside training run on one machine ({m(t['own_seconds'])} min). A claim's row is its time alone; "
             "the ledger's runs its trained claims side by side on the shared workers (`reproduce --jobs`), so its "
             "total is less than the sum of the rows. Useful TFLOP: the training's arithmetic counted from below "
-            f"(`attnlab.train.flops`).{floor}_\n\n" + "\n".join(lines) + "\n" + _sessions_markdown(cost.get("sessions", [])))
+            f"(`attnlab.train.flops`).{_orders_sentence(cost)}{floor}_\n\n" + "\n".join(lines) + "\n"
+            + _sessions_markdown(cost.get("sessions", [])))
+
+
+def _orders_sentence(cost: dict) -> str:
+    """What the ledger would take with its waiting runs in the other orders (``claims.workqueue``)."""
+    by = cost["total"].get("wall_seconds_by_order")
+    if not by:
+        return ""
+    at = lambda order: " / ".join(f"{s / 60:.1f}" for s in by[order].values())  # noqa: E731
+    cpus = " / ".join(str(n) for n in cost["cpus"])
+    return (f" The ledger's total takes the waiting runs longest remaining chain first, as a rerun into this folder "
+            f"does; on {cpus} CPUs it would take {at('fifo')} min with the runs taken in the order they were "
+            f"queued, and {at('done')} min ranked by the batches each claim has already run, as a first ledger in an "
+            "empty folder is.")
 
 
 def _sessions_markdown(sessions: list[dict]) -> str:

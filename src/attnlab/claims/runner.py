@@ -8,7 +8,8 @@ With ``jobs`` > 1 the claims that train run side by side, each in a thread of th
 batches of runs to the memo's shared worker processes: a claim waiting for the last run of a batch (a pilot's
 round, say) no longer leaves a worker idle while another claim has runs to train. Every run's result depends on
 its config alone and every claim's verdict on its runs alone, so the ledger is the same as a serial one; the
-claims are reported as they finish and written in ledger order.
+claims are reported as they finish and written in ledger order. Where more runs wait than workers are free, the
+batch of the claim with the longest chain still to run goes first (:mod:`attnlab.claims.workqueue`).
 """
 
 from __future__ import annotations
@@ -26,12 +27,13 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
-from ..train.memo import RunMemo
+from ..train.memo import RunMemo, worker_pool
 from ..train.memo import code_hash as trainer_hash
 from ..train.ownership import locked
 from .keys import claim_key
 from .provenance import environment, now_utc, utc
 from .registry import REGISTRY, Budget, Claim, Evidence
+from .workqueue import RankedPool, order_for, rank, recorded_batches
 
 PENDING = "pending"
 PHASES = "phases.jsonl"  # beside claims.json: every batch of trained runs, by claim (claims.cost reads it)
@@ -192,8 +194,12 @@ class ReportingMemo(RunMemo):
         # each batch of runs is a phase: its runs are independent, the next batch waits for it. Recorded (one
         # JSON line per batch, ``claims.cost``) so that what the ledger would take on c CPUs can be computed
         self.phases, self.session = phases, f"{time.time():.0f}-{os.getpid()}"  # read by session_started
-        self._current = threading.local()  # the claim each thread runs
+        self._current = threading.local()  # the claim each thread runs, and the rank of the batch it hands over
         self._write = threading.Lock()
+        # the order waiting runs take the workers in (claims.workqueue): "left" ranks a claim's batch by the batches
+        # ``plan`` (claim → batches it ran last time) says it has left, "done" by the batches it has handed over
+        self.order, self.plan = "done", {}
+        self._handed: dict[str, int] = {}  # claim → batches handed to the memo in this session
 
     @property
     def claim(self) -> str:
@@ -204,10 +210,20 @@ class ReportingMemo(RunMemo):
     def claim(self, cid: str) -> None:
         self._current.claim = cid
 
+    def _submit(self, todo: dict, heldout: bool):
+        with self._lock:
+            if self._pool is None:
+                self._pool = RankedPool(worker_pool(self.jobs), self.jobs, lambda: getattr(self._current, "rank", ()))
+        return super()._submit(todo, heldout)
+
     def trained_many(self, cfgs: list, on_run: Callable[[str], None] | None = None, heldout: bool = False
                      ) -> list[dict]:
         from ..train.sweep import finished
 
+        with self._write:
+            handed = self._handed.get(self.claim, 0)
+            self._handed[self.claim] = handed + 1
+        self._current.rank = rank(self.order, handed, max(self.plan.get(self.claim, 0) - handed, 1))
         names = {c.name: finished(c) is not None for c in map(self.resolve, cfgs)}
         todo = sum(not done for done in names.values())
         if todo:
@@ -269,6 +285,9 @@ def run_claims(ids: list[str], budget: Budget, out: Path, *, force: bool = False
     # one writer per results folder: a second reproduce into it fails at once, naming the first
     memo = ReportingMemo(out / "runs", jobs=jobs, report=report, ray_address=ray_address, tick=tick,
                          phases=out / PHASES)  # beside the ledger
+    # read before this session adds its own batches: the chains the last reproduce into this folder ran
+    memo.plan = recorded_batches(out / PHASES)
+    memo.order = order_for(memo.plan, [cid for cid in ids if REGISTRY[cid].trains])
     with locked(out), memo as runs:
         start, finish = serial(on_start), serial(on_done)
 
