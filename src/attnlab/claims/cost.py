@@ -159,15 +159,15 @@ def ledger_cost(out: Path, cpus: tuple[int, ...] = CPUS, matmul_gflops: float | 
         rows.append({"claim": cid, "runs": sum(map(len, batches)), "batches": len(batches),
                      "cpu_seconds": sum(map(sum, batches)), "own_seconds": own, "flops": flops,
                      "wall_seconds": {n: own + sum(schedule(b, n) for b in batches if b) for n in cpus}})
+    own_all = sum(r["own_seconds"] for r in rows)
+    # the ledger with the waiting runs taken in each order (workqueue.ORDERS): "left" is how a rerun into a folder
+    # with a record ranks them (the total), "done" how a first ledger in an empty folder does, "fifo" what ranks save
+    by_order = {o: {n: own_all + side_by_side(chains, n, o) for n in cpus} for o in ORDERS}
     total = {"claim": "all", "runs": sum(r["runs"] for r in rows), "batches": sum(r["batches"] for r in rows),
-             "cpu_seconds": sum(r["cpu_seconds"] for r in rows), "own_seconds": sum(r["own_seconds"] for r in rows),
-             "flops": sum(r["flops"] for r in rows),
-             "wall_seconds": {n: sum(r["own_seconds"] for r in rows) + side_by_side(chains, n) for n in cpus},
+             "cpu_seconds": sum(r["cpu_seconds"] for r in rows), "own_seconds": own_all,
+             "flops": sum(r["flops"] for r in rows), "wall_seconds": by_order["left"],
              "wall_seconds_one_by_one": {n: sum(r["wall_seconds"][n] for r in rows) for n in cpus},
-             # the same ledger with the waiting runs taken in each order (workqueue.ORDERS): "done" is how a first
-             # ledger in an empty folder ranks them, "fifo" what the ranks save
-             "wall_seconds_by_order": {o: {n: sum(r["own_seconds"] for r in rows) + side_by_side(chains, n, o)
-                                           for n in cpus} for o in ORDERS}}
+             "wall_seconds_by_order": by_order}
     run_rates: dict[str, list[tuple[float, float | None]]] = {}  # claim → (FLOPs, rate it trained at) per run
     for cid, name, _, f in costed:
         run_rates.setdefault(cid, []).append((f, trained_by.get(name, {}).get("matmul_gflops")))

@@ -106,7 +106,7 @@ def side_by_side(chains: list[list[list[float]]], cpus: int, order: str = "left"
 
 
 class RankedPool:
-    """A process pool that runs at most ``jobs`` calls at once and, of those waiting, starts the one of least
+    """An executor over ``pool`` that runs at most ``jobs`` calls at once and, of those waiting, starts the one of least
     ``rank()`` first (read in the submitting thread as it submits; ties in submission order).
 
     ``pool``: the executor that runs the calls (its own queue stays empty: a call goes to it only when one of
