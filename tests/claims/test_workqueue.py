@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from attnlab.claims.batch_record import recorded_batches
 from attnlab.claims.cost import schedule
-from attnlab.claims.workqueue import ORDERS, RankedPool, order_for, rank, recorded_batches, side_by_side
+from attnlab.claims.workqueue import ORDERS, RankedPool, order_for, rank, side_by_side
 
 
 def test_rank_puts_the_longest_chain_left_or_done_first_and_fifo_keeps_queue_order():
@@ -35,7 +36,10 @@ def test_recorded_batches_counts_each_claims_latest_session(tmp_path):
     rows = [{"session": "1", "claim": "S5"}, {"session": "1", "claim": "S5"}, {"session": "1", "claim": "R1"},
             {"session": "2", "claim": "R1"}]  # R1 rerun alone in session 2: its one batch supersedes
     phases.write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"session": "2", "cla')  # cut by a kill
-    assert recorded_batches(phases) == {"S5": 2, "R1": 1}
+    with pytest.warns(RuntimeWarning, match="torn"):
+        assert recorded_batches(phases) == {"S5": 2, "R1": 1}
+    phases.write_text("not json\n" + "".join(json.dumps(r) + "\n" for r in rows))
+    assert recorded_batches(phases) == {}  # a damaged record orders nothing and stops nothing: batches done rank
 
 
 def test_left_first_beats_first_in_first_out_by_hand():

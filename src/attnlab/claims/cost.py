@@ -38,7 +38,8 @@ from pathlib import Path
 
 from ..train.flops import run_flops
 from ..train.metrics import read_rows
-from .runner import PHASES, load_cache, session_started
+from .batch_record import PHASES, phases_by_claim, session_started
+from .runner import load_cache
 from .workqueue import ORDERS, side_by_side
 
 CPUS = (1, 2, 8, 32, 128)
@@ -53,23 +54,6 @@ def schedule(seconds: list[float], cpus: int) -> float:
     for s in sorted(seconds, reverse=True):
         heapq.heapreplace(load, load[0] + s)
     return max(load)
-
-
-def phases_by_claim(batches: list[dict], finished: dict[str, str] | None = None) -> dict[str, list[dict]]:
-    """Each claim's batches of runs (``batches``: the rows of ``phases.jsonl``) from the latest ``reproduce`` that
-    recorded any for it (earlier sessions' lines are superseded); with ``finished`` (claim → when its recorded
-    result finished, UTC ISO 8601), the latest that had started by then: a later session's batches belong to a
-    rerun that has not replaced it."""
-    by: dict[str, dict[str, list[dict]]] = {}
-    for row in batches:
-        by.setdefault(row["claim"], {}).setdefault(row["session"], []).append(row)
-    out_rows = {}
-    for cid, rows in by.items():
-        until = (finished or {}).get(cid)
-        sessions = [s for s in rows if not until or session_started(s) <= until]
-        if sessions:
-            out_rows[cid] = rows[sessions[-1]]
-    return out_rows
 
 
 def _phase_rows(out: Path) -> list[dict]:

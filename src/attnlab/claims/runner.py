@@ -30,13 +30,13 @@ from typing import Any
 from ..train.memo import RunMemo, worker_pool
 from ..train.memo import code_hash as trainer_hash
 from ..train.ownership import locked
+from .batch_record import PHASES, recorded_batches
 from .keys import claim_key
-from .provenance import environment, now_utc, utc
+from .provenance import environment, now_utc
 from .registry import REGISTRY, Budget, Claim, Evidence
-from .workqueue import RankedPool, order_for, rank, recorded_batches
+from .workqueue import RankedPool, order_for, rank
 
 PENDING = "pending"
-PHASES = "phases.jsonl"  # beside claims.json: every batch of trained runs, by claim (claims.cost reads it)
 ERROR = "error"
 
 
@@ -168,15 +168,6 @@ def write_json_atomic(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
-def session_started(session: str) -> str:
-    """When the ``reproduce`` that wrote a phases line started (its session, ``<unix seconds>-<pid>``, as
-    :class:`ReportingMemo` names it), UTC ISO 8601; "" (before everything) for a name of another form."""
-    try:
-        return utc(float(session.split("-")[0]))
-    except (ValueError, OverflowError, OSError):
-        return ""
-
-
 class ReportingMemo(RunMemo):
     """A :class:`RunMemo` that says, before each batch of runs, how many will train and how many it reuses,
     ticks as each run finishes, and says after the batch how long it took: a claim at the full budget trains
@@ -193,7 +184,7 @@ class ReportingMemo(RunMemo):
         self.tick = tick or (lambda done, total: None)
         # each batch of runs is a phase: its runs are independent, the next batch waits for it. Recorded (one
         # JSON line per batch, ``claims.cost``) so that what the ledger would take on c CPUs can be computed
-        self.phases, self.session = phases, f"{time.time():.0f}-{os.getpid()}"  # read by session_started
+        self.phases, self.session = phases, f"{time.time():.0f}-{os.getpid()}"  # read by batch_record.session_started
         self._current = threading.local()  # the claim each thread runs, and the rank of the batch it hands over
         self._write = threading.Lock()
         # the order waiting runs take the workers in (claims.workqueue): "left" ranks a claim's batch by the batches

@@ -22,11 +22,9 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import json
 import threading
 from collections.abc import Callable
 from concurrent.futures import CancelledError, Future
-from pathlib import Path
 
 ORDERS = ("left", "done", "fifo")  # most batches left first, most batches done first, first in first out
 
@@ -46,28 +44,10 @@ def rank(order: str, done: int, left: int | None) -> tuple[int, ...]:
 
 
 def order_for(plan: dict[str, int], trained: list[str]) -> str:
-    """``"left"`` where ``plan`` (:func:`recorded_batches`) holds a chain for every claim in ``trained``, else
-    ``"done"``: ranking by a partial record would put every claim it lacks last, however long its chain."""
+    """``"left"`` where ``plan`` (:func:`attnlab.claims.batch_record.recorded_batches`) holds a chain for every claim in
+    ``trained``, else ``"done"``: ranking by a partial record would put every claim it lacks last, however long
+    its chain."""
     return "left" if all(cid in plan for cid in trained) else "done"
-
-
-def recorded_batches(phases: Path) -> dict[str, int]:
-    """Per claim, how many batches the latest ``reproduce`` that ran it handed to the memo (the rows of
-    ``phases``; an absent or unreadable record: none). A claim's rows of earlier sessions are superseded."""
-    latest: dict[str, tuple[str, int]] = {}
-    try:
-        lines = Path(phases).read_text().splitlines()
-    except OSError:
-        return {}
-    for line in lines:
-        try:
-            row = json.loads(line)
-            cid, session = row["claim"], row["session"]
-        except (ValueError, KeyError, TypeError):
-            continue  # a line cut short by a killed run; the rest still rank
-        was, n = latest.get(cid, ("", 0))
-        latest[cid] = (session, n + 1 if was == session else 1)
-    return {cid: n for cid, (_, n) in latest.items()}
 
 
 def side_by_side(chains: list[list[list[float]]], cpus: int, order: str = "left") -> float:
